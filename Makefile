@@ -1,0 +1,46 @@
+# Every target sets up .venv first (only when missing or older than pyproject.toml).
+PY        := .venv/bin/python
+VENV_STAMP := .venv/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup train test test-fast bench sweep sweep-workers ui clean
+
+setup: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(VENV_STAMP)
+
+## Train the default CRNN on the built-in synthetic data, logged to ./mlflow.db
+train: setup
+	$(PY) -m genre_lab.train $(ARGS)
+
+## The whole test suite (what CI runs)
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+## Only the fast tests (no end-to-end training)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+## Benchmarks (features, train, tag), logged to the MLflow experiment "benchmarks"
+bench: setup
+	$(PY) -m genre_lab.bench $(ARGS)
+
+## Optuna sweep: make sweep ARGS="sweep=crnn sweep.n_trials=20"
+sweep: setup
+	$(PY) -m genre_lab.sweep $(ARGS)
+
+## N worker processes on one study: make sweep-workers N=2 ARGS="sweep=crnn"
+N ?= 2
+sweep-workers: setup
+	for i in $$(seq $(N)); do $(PY) -m genre_lab.sweep $(ARGS) & done; wait
+
+## MLflow UI on http://127.0.0.1:5000 (one worker)
+ui: setup
+	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+
+clean:
+	rm -rf outputs multirun .pytest_cache

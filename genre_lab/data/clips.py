@@ -1,0 +1,54 @@
+"""What every dataset hands the DataModule: decoded mono clips with labels, per split.
+
+A dataset config names a `ClipSource`; its `load()` returns train/val/test `AudioSplit`s of
+audio already at the training sample rate. Sources differ only in where the audio comes from
+(generated, a GTZAN tree, a folder, a CSV manifest), so chunking, batching and track-level
+evaluation are written once, in `datamodule.py`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class AudioSplit:
+    """Clips of one partition. `waves[i]` is float32 mono (may be a memory-mapped view)."""
+
+    ids: list[str]
+    labels: list[int]
+    waves: list[np.ndarray]
+    #: Files that were listed for this split but could not be used: (path or id, reason).
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not (len(self.ids) == len(self.labels) == len(self.waves)):
+            raise ValueError("AudioSplit needs one id, label and wave per clip")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def shortest(self) -> tuple[str, int]:
+        """(id, length in samples) of the shortest clip."""
+        i = int(np.argmin([len(w) for w in self.waves]))
+        return self.ids[i], len(self.waves[i])
+
+
+class ClipSource(ABC):
+    """A dataset: class names plus a way to produce the three splits at a sample rate."""
+
+    #: Human-readable dataset name, used for MLflow tags.
+    name: str = "dataset"
+
+    @property
+    @abstractmethod
+    def classes(self) -> list[str]: ...
+
+    @abstractmethod
+    def load(self, sample_rate: int) -> dict[str, AudioSplit]:
+        """Return {"train": ..., "val": ..., "test": ...} decoded at `sample_rate`."""

@@ -1,0 +1,125 @@
+"""The model's first layer: raw audio -> normalised time-frequency features, on its device.
+
+Kinds: `logmel`, `mfcc`, `stft` (log magnitude) and `cqt`. Each has an nnAudio
+implementation (1-D convolutions, fastest on a GPU) and, except CQT, a torchaudio one
+(FFT-based, several times faster on a CPU). `backend: auto` keeps both and picks per call by
+the device the audio is on, so one checkpoint runs at its best on either.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from nnAudio import features as nnf
+from torch import nn
+
+KINDS = ("logmel", "mfcc", "stft", "cqt")
+BACKENDS = ("auto", "nnaudio", "torchaudio")
+
+#: What `auto` uses per device type. Measured with `python -m genre_lab.bench features`:
+#: on a 2-core CPU torchaudio's FFT is several times faster than nnAudio's conv STFT, while on
+#: CUDA nnAudio's convolutions are the fast path. CQT exists only in nnAudio.
+AUTO_BACKEND = {"cpu": "torchaudio", "cuda": "nnaudio", "mps": "nnaudio"}
+
+_AMIN = 1e-10  # floor before the log: -100 dB, far below any audible level
+
+
+class FrontEnd(nn.Module):
+    def __init__(
+        self,
+        kind: str = "logmel",
+        backend: str = "auto",
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop_length: int = 512,
+        n_mels: int = 64,
+        n_mfcc: int = 20,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        cqt_bins: int = 84,
+        bins_per_octave: int = 12,
+        cqt_fmin: float = 32.7,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"features.kind must be one of {KINDS}, got '{kind}'")
+        if backend not in BACKENDS:
+            raise ValueError(f"features.backend must be one of {BACKENDS}, got '{backend}'")
+        if kind == "cqt" and backend == "torchaudio":
+            raise ValueError("features.backend=torchaudio has no CQT; use nnaudio or auto")
+        if n_mfcc > n_mels:
+            raise ValueError(f"features.n_mfcc ({n_mfcc}) cannot exceed features.n_mels ({n_mels})")
+        self.kind, self.backend = kind, backend
+        self.sample_rate, self.hop_length = sample_rate, hop_length
+        fmax = fmax or sample_rate / 2
+        names = ["nnaudio", "torchaudio"] if backend == "auto" else [backend]
+        if kind == "cqt":
+            names = ["nnaudio"]
+        self.impls = nn.ModuleDict(
+            {
+                name: _spectrogram(
+                    name, kind, sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
+                    cqt_bins, bins_per_octave, cqt_fmin,
+                )
+                for name in names
+            }
+        )
+        if kind == "mfcc":
+            # DCT-II of the log-mel, shared by both backends so they differ only in the mel.
+            self.register_buffer("dct", torchaudio.functional.create_dct(n_mfcc, n_mels, "ortho"), persistent=False)
+        self.n_bins = {"logmel": n_mels, "mfcc": n_mfcc, "stft": n_fft // 2 + 1, "cqt": cqt_bins}[kind]
+        # Per-band normalisation with running statistics: at inference it depends only on the
+        # training data, never on how many clips share a batch.
+        self.norm = nn.BatchNorm1d(self.n_bins) if normalize else nn.Identity()
+
+    def backend_for(self, device: torch.device) -> str:
+        if len(self.impls) == 1:
+            return next(iter(self.impls))
+        return AUTO_BACKEND.get(device.type, "nnaudio")
+
+    def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> log-scaled (batch, bins, frames), before normalisation."""
+        spec = self.impls[self.backend_for(wave.device)](wave)
+        # Power spectrograms (mel, stft) -> dB; CQT/STFT magnitudes -> dB via 20*log10.
+        scale = 20.0 if self.kind in ("stft", "cqt") else 10.0
+        spec = scale * torch.log10(spec.clamp_min(_AMIN))
+        if self.kind == "mfcc":
+            spec = torch.einsum("bmt,mk->bkt", spec, self.dct)
+        return spec
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, 1, bins, frames)."""
+        if wave.dim() != 2:
+            raise ValueError(f"FrontEnd expects (batch, samples), got shape {tuple(wave.shape)}")
+        return self.norm(self.spectrogram(wave)).unsqueeze(1)
+
+    def frames(self, samples: int) -> int:
+        """Frames produced for `samples` of audio (centred framing, as both backends use)."""
+        return samples // self.hop_length + 1
+
+
+def _spectrogram(
+    backend: str, kind: str, sr: int, n_fft: int, hop: int, n_mels: int, fmin: float, fmax: float,
+    cqt_bins: int, bins_per_octave: int, cqt_fmin: float,
+) -> nn.Module:
+    """The raw (linear-amplitude) transform of `kind` in `backend`; both use Slaney mel filters."""
+    if kind == "cqt":
+        return nnf.CQT(
+            sr=sr, hop_length=hop, fmin=cqt_fmin, n_bins=cqt_bins, bins_per_octave=bins_per_octave,
+            output_format="Magnitude", verbose=False,
+        )
+    mel = kind in ("logmel", "mfcc")
+    if backend == "nnaudio":
+        if mel:
+            return nnf.MelSpectrogram(
+                sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=fmax,
+                htk=False, norm=1, power=2.0, verbose=False,
+            )
+        return nnf.STFT(n_fft=n_fft, hop_length=hop, sr=sr, output_format="Magnitude", verbose=False)
+    if mel:
+        return torchaudio.transforms.MelSpectrogram(
+            sample_rate=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, f_min=fmin, f_max=fmax,
+            norm="slaney", mel_scale="slaney", power=2.0,
+        )
+    return torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=hop, power=1.0)

@@ -1,0 +1,175 @@
+"""The one LightningModule: features -> backbone -> linear head, with loss, metrics and
+optimiser from config. Validation and test report chunk-level metrics and track-level
+metrics (mean of chunk probabilities over the whole clip)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from .features import FrontEnd, SpecAugment, mixup
+
+#: Key under which a checkpoint carries the plain-dict config needed to rebuild the model,
+#: so checkpoints load with `torch.load(weights_only=True)` and no Hydra run directory.
+CONFIG_KEY = "genre_lab"
+
+
+def _metrics(n: int, prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {"acc": MulticlassAccuracy(n, average="micro"), "f1": MulticlassF1Score(n, average="macro")},
+        prefix=prefix,
+    )
+
+
+def track_probabilities(
+    probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average chunk probabilities per clip id -> (track probs, track labels), clips in id order."""
+    ids, inverse = torch.unique(clips, return_inverse=True)
+    summed = torch.zeros(len(ids), probs.shape[1], device=probs.device).index_add_(0, inverse, probs)
+    counts = torch.bincount(inverse, minlength=len(ids)).unsqueeze(1)
+    track_labels = torch.zeros(len(ids), dtype=labels.dtype, device=labels.device).scatter_(0, inverse, labels)
+    return summed / counts, track_labels
+
+
+class GenreClassifier(pl.LightningModule):
+    def __init__(
+        self,
+        frontend: FrontEnd,
+        backbone: nn.Module,
+        classes: list[str],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        augment: SpecAugment | None = None,
+        mixup_alpha: float = 0.0,
+        label_smoothing: float = 0.0,
+        config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.frontend, self.backbone = frontend, backbone
+        self.head = nn.Linear(backbone.out_dim, len(classes))
+        self.augment = augment or nn.Identity()
+        self.classes = list(classes)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.mixup_alpha, self.label_smoothing = mixup_alpha, label_smoothing
+        self.config = config or {}
+        n = len(classes)
+        self.train_acc = MulticlassAccuracy(n, average="micro")
+        self.chunk_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/chunk_") for s in ("val", "test")})
+        self.track_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/track_") for s in ("val", "test")})
+        self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        #: After `trainer.test`: track-level confusion matrix and per-class report.
+        self.test_confusion: torch.Tensor | None = None
+        self.test_report: dict[str, dict[str, float]] = {}
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: DictConfig | dict, classes: list[str]) -> GenreClassifier:
+        """Build from a resolved config with `features` and `model` groups (train or checkpoint)."""
+        cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+        frontend = instantiate(cfg.features.frontend)
+        backbone = instantiate(cfg.model.backbone, n_bins=frontend.n_bins)
+        aug = cfg.features.get("augment") or {}
+        sched = cfg.model.get("scheduler")
+        return cls(
+            frontend=frontend,
+            backbone=backbone,
+            classes=classes,
+            optimizer=instantiate(cfg.model.optimizer),
+            scheduler=instantiate(sched) if sched else None,
+            augment=SpecAugment(aug.get("freq_mask", 0), aug.get("time_mask", 0), aug.get("n_masks", 1)),
+            mixup_alpha=float(aug.get("mixup_alpha", 0.0)),
+            label_smoothing=float(cfg.model.get("label_smoothing", 0.0)),
+            config={
+                "features": OmegaConf.to_container(cfg.features, resolve=True),
+                "model": OmegaConf.to_container(cfg.model, resolve=True),
+                "data": {k: cfg.data.get(k) for k in ("sample_rate", "chunk_seconds", "eval_hop_seconds")}
+                if "data" in cfg else {},
+                "classes": list(classes),
+            },
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+
+    # -- forward ----------------------------------------------------------------------------
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) audio -> (batch, classes) logits."""
+        return self.head(self.backbone(self.frontend(wave)))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        wave, y = batch
+        x = self.augment(self.frontend(wave))
+        target = F.one_hot(y, len(self.classes)).float()
+        if self.mixup_alpha > 0:
+            x, target = mixup(x, target, self.mixup_alpha)
+        logits = self.head(self.backbone(x))
+        loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+        self.train_acc(logits, target.argmax(1))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def _eval_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+        wave, y, clip = batch
+        logits = self(wave)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=stage == "val")
+        self.chunk_metrics[stage].update(logits, y)
+        self._outputs.append((logits.softmax(1).detach(), y, clip))
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        probs, labels, clips = (torch.cat(t) for t in zip(*self._outputs))
+        self._outputs.clear()
+        track_probs, track_labels = track_probabilities(probs, labels, clips)
+        self.log_dict(self.chunk_metrics[stage].compute())
+        self.log_dict(self.track_metrics[stage](track_probs, track_labels), prog_bar=stage == "val")
+        self.chunk_metrics[stage].reset()
+        self.track_metrics[stage].reset()
+        if stage == "test":
+            self._report(track_probs, track_labels)
+
+    def _report(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
+        n = len(self.classes)
+        self.test_confusion = MulticlassConfusionMatrix(n).to(probs.device)(probs, labels).cpu()
+        per_class = {
+            name: metric(n, average=None).to(probs.device)(probs, labels).cpu()
+            for name, metric in (("precision", MulticlassPrecision), ("recall", MulticlassRecall), ("f1", MulticlassF1Score))
+        }
+        support = torch.bincount(labels.cpu(), minlength=n)
+        self.test_report = {
+            c: {**{k: float(v[i]) for k, v in per_class.items()}, "support": int(support[i])}
+            for i, c in enumerate(self.classes)
+        }
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self) -> Any:
+        opt = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "epoch"}}

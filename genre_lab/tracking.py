@@ -1,0 +1,67 @@
+"""MLflow bookkeeping shared by training, evaluation, sweeps and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+
+from .config import PROJECT_ROOT
+
+MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'model': {'backbone': {'hidden': 64}}} -> {'model.backbone.hidden': 64}: the keys are
+    the Hydra override paths, so a param seen in the UI can be pasted back on the CLI."""
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{path}."))
+        else:
+            text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+            out[path] = text[:MAX_PARAM_CHARS]
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@contextmanager
+def artifact_dir(client: MlflowClient, run_id: str, artifact_path: str | None = None) -> Iterator[Path]:
+    """A temporary folder whose contents are logged to the run when the block ends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
+        client.log_artifacts(run_id, tmp, artifact_path)
+
+
+def log_json(client: MlflowClient, run_id: str, obj: Any, name: str) -> None:
+    client.log_text(run_id, json.dumps(obj, indent=2, sort_keys=True), name)
+
+
+def close_run(client: MlflowClient, run_id: str, error: BaseException | None) -> None:
+    """FINISHED, or FAILED (KILLED on Ctrl-C) with the error recorded as a tag."""
+    if error is None:
+        client.set_terminated(run_id, "FINISHED")
+        return
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    client.set_tag(run_id, "error", f"{type(error).__name__}: {error}"[:5000])
+    client.set_terminated(run_id, status)

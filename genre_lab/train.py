@@ -1,0 +1,32 @@
+"""`python -m genre_lab.train [overrides]`: fit, test and log one model (Hydra `-m` for grids)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from .config import CONF_DIR
+from .training import TrainResult, fit_and_test
+
+
+def print_summary(result: TrainResult) -> None:
+    table = Table(title=f"{result.tags.get('model')} on {result.tags.get('dataset')}  (MLflow run {result.run_id})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(k for k in result.metrics if k.startswith(("test/", "val/"))):
+        table.add_row(key, f"{result.metrics[key]:.4f}")
+    Console().print(table)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float:
+    result = fit_and_test(cfg)
+    print_summary(result)
+    # Returned for Hydra sweepers: the validation track accuracy of the run.
+    return result.metrics.get("val/track_acc", float("nan"))
+
+
+if __name__ == "__main__":
+    main()

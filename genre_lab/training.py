@@ -1,0 +1,142 @@
+"""Fit, test and track one model: the work behind `genre_lab.train` and every sweep trial."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning.pytorch as pl
+import optuna
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+from . import tracking
+from .data import GenreDataModule
+from .features import frontend_throughput
+from .module import GenreClassifier
+from .plots import confusion_matrix_figure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    metrics: dict[str, float]
+    classes: list[str]
+    best_checkpoint: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def build(cfg: DictConfig) -> tuple[GenreDataModule, GenreClassifier]:
+    """DataModule and model from a composed config; bad settings fail here, before any run."""
+    datamodule: GenreDataModule = instantiate(cfg.data)
+    datamodule.setup()
+    if datamodule.chunk < 2 * cfg.features.frontend.hop_length:
+        raise ValueError(
+            f"data.chunk_seconds={cfg.data.chunk_seconds} gives fewer than two feature frames "
+            f"at features.frontend.hop_length={cfg.features.frontend.hop_length}"
+        )
+    return datamodule, GenreClassifier.from_config(cfg, datamodule.classes)
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    callbacks: Sequence[Callback] = (),
+    tags: dict[str, str] | None = None,
+) -> TrainResult:
+    """Train with `cfg`, test the best checkpoint, log everything to one MLflow run.
+
+    The run is closed FINISHED, or FAILED with the error as a tag (KILLED on Ctrl-C). A trial
+    pruned by Optuna is not a failure: it closes FINISHED with tag `trial_state=PRUNED`.
+    """
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule, model = build(cfg)
+    logger: MLFlowLogger = instantiate(cfg.logger.mlflow)
+    client, run_id = logger.experiment, logger.run_id
+    all_callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + list(callbacks)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=all_callbacks, logger=logger)
+
+    run_tags = {
+        "model": cfg.model.name,
+        "features": cfg.features.name,
+        "backend": cfg.features.frontend.backend,
+        "dataset": datamodule.source.name,
+        "git_commit": tracking.git_commit() or "unknown",
+        **(tags or {}),
+    }
+    error: BaseException | None = None
+    try:
+        for key, value in run_tags.items():
+            client.set_tag(run_id, key, value)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        logger.log_hyperparams(tracking.flatten(resolved))
+        client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
+        _log_scan_report(client, run_id, datamodule)
+
+        trainer.fit(model, datamodule=datamodule)
+        best = _best_checkpoint(trainer)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.get("test", True):
+            # ckpt_path="best" reloads the best weights; without a checkpoint, the last ones.
+            for row in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
+                metrics.update({k: float(v) for k, v in row.items()})
+            _log_test_artifacts(client, run_id, model)
+        if best:
+            client.log_artifact(run_id, best, "checkpoints")
+        if cfg.get("throughput_seconds", 0):
+            _log_throughput(logger, model, cfg)
+        return TrainResult(run_id, metrics, model.classes, best, run_tags)
+    except optuna.TrialPruned as pruned:
+        client.set_tag(run_id, "trial_state", "PRUNED")
+        raise pruned
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        # Lightning marks the run FAILED on any exception inside fit, pruning included;
+        # the final word is ours.
+        tracking.close_run(client, run_id, error)
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> str | None:
+    ckpt = trainer.checkpoint_callback
+    if isinstance(ckpt, ModelCheckpoint) and ckpt.best_model_path and Path(ckpt.best_model_path).is_file():
+        return ckpt.best_model_path
+    return None
+
+
+def _log_scan_report(client, run_id: str, datamodule: GenreDataModule) -> None:
+    assert datamodule.splits is not None
+    report = {name: {"clips": len(s), "skipped": [dict(path=p, reason=r) for p, r in s.skipped]}
+              for name, s in datamodule.splits.items()}
+    tracking.log_json(client, run_id, report, "data/scan_report.json")
+    client.log_metric(run_id, "data/skipped_files", sum(len(s["skipped"]) for s in report.values()))
+
+
+def _log_test_artifacts(client, run_id: str, model: GenreClassifier) -> None:
+    if model.test_confusion is None:
+        return
+    cm = model.test_confusion.numpy()
+    client.log_figure(run_id, confusion_matrix_figure(cm, model.classes), "test/confusion_matrix.png")
+    tracking.log_json(client, run_id, {"classes": model.classes, "matrix": cm.tolist()}, "test/confusion_matrix.json")
+    tracking.log_json(client, run_id, model.test_report, "test/per_class_report.json")
+
+
+def _log_throughput(logger: MLFlowLogger, model: GenreClassifier, cfg: DictConfig) -> None:
+    device = model.device
+    batch = cfg.data.get("eval_batch_size") or cfg.data.batch_size
+    chunk = float(cfg.data.chunk_seconds)
+    repeats = max(1, int(cfg.throughput_seconds / (batch * chunk)))
+    value = frontend_throughput(model.frontend, batch, chunk, repeats, device)
+    model.frontend.train(False)
+    info = {"device": str(device), "backend": model.frontend.backend_for(device),
+            "kind": model.frontend.kind, "batch_size": batch, "chunk_seconds": chunk,
+            "audio_seconds_per_second": value, "torch_threads": torch.get_num_threads()}
+    logger.experiment.log_metric(logger.run_id, "frontend/audio_sec_per_sec", value)
+    tracking.log_json(logger.experiment, logger.run_id, info, "frontend_throughput.json")
