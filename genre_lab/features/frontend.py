@@ -105,9 +105,11 @@ def _spectrogram(
 ) -> nn.Module:
     """The raw (linear-amplitude) transform of `kind` in `backend`; both use Slaney mel filters."""
     if kind == "cqt":
+        # Zero padding: the lowest bins' kernels are longer than a short chunk, and reflect
+        # padding needs the input to be longer than the pad.
         return nnf.CQT(
             sr=sr, hop_length=hop, fmin=cqt_fmin, n_bins=cqt_bins, bins_per_octave=bins_per_octave,
-            output_format="Magnitude", verbose=False,
+            output_format="Magnitude", pad_mode="constant", verbose=False,
         )
     mel = kind in ("logmel", "mfcc")
     if backend == "nnaudio":

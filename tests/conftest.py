@@ -1,0 +1,54 @@
+"""Shared fixtures: a private MLflow store per test and tiny training configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+# Tests run on 2 shared cores: one intra-op thread avoids OpenMP spin contention.
+torch.set_num_threads(1)
+
+#: Overrides that make a full train/val/test cycle take seconds on synthetic data.
+TINY = [
+    "data.source.clips_per_class={train: 12, val: 4, test: 4}",
+    "data.source.clip_seconds=4.0",
+    "data.chunk_seconds=2.0",
+    "data.eval_hop_seconds=2.0",
+    "data.train_chunks_per_clip=4",
+    "trainer.max_epochs=6",
+    "callbacks.early_stopping=null",
+    "callbacks.progress_bar=null",
+    "throughput_seconds=4",
+]
+
+
+@pytest.fixture()
+def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh sqlite MLflow store; `MLFLOW_TRACKING_URI` points every run at it."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture()
+def tiny_overrides(tmp_path: Path) -> list[str]:
+    return [*TINY, f"paths.root_dir={tmp_path}"]
+
+
+def write_tone(path: Path, seconds: float = 1.0, sr: int = 22050, channels: int = 1, freq: float = 440.0, **kw) -> Path:
+    """A real audio file (format from the suffix) holding a sine tone."""
+    t = np.arange(int(seconds * sr)) / sr
+    wave = 0.5 * np.sin(2 * np.pi * freq * t)
+    data = np.stack([wave * (1 - 0.2 * c) for c in range(channels)], axis=1) if channels > 1 else wave
+    sf.write(str(path), data, sr, **kw)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONWARNINGS", os.environ.get("PYTHONWARNINGS", "ignore"))

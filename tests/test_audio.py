@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genre_lab.audio import AudioDecodeError, load_audio, resample
+from tests.conftest import write_tone
+
+
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("a.wav", {}),
+        ("a.flac", {}),
+        ("a.ogg", {"format": "OGG", "subtype": "VORBIS"}),
+        ("a.opus", {"format": "OGG", "subtype": "OPUS"}),
+        ("a.mp3", {"format": "MP3"}),
+        ("a.au", {"format": "AU", "subtype": "PCM_16"}),
+    ],
+)
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_decodes_formats_and_channel_counts(tmp_path: Path, name: str, kw: dict, channels: int) -> None:
+    if name.endswith(".mp3") and channels > 2:
+        pytest.skip("MP3 holds at most two channels")
+    sr = 48000 if "opus" in name else 22050
+    path = write_tone(tmp_path / name, seconds=1.0, sr=sr, channels=channels, **kw)
+    wave = load_audio(path, 16000)
+    assert wave.dtype == torch.float32 and wave.dim() == 1
+    # Lossy codecs add priming/padding samples; the length stays within ~0.1 s.
+    assert abs(len(wave) - 16000) < 1600
+    # The tone survives decoding, mono mix-down and resampling: its peak bin is at 440 Hz.
+    spectrum = np.abs(np.fft.rfft(wave.numpy()))
+    assert abs(np.argmax(spectrum) * 16000 / len(wave) - 440) < 5
+
+
+def test_resample_preserves_tone_and_length() -> None:
+    sr_in, sr_out = 44100, 16000
+    t = torch.arange(sr_in) / sr_in
+    y = resample(torch.sin(2 * torch.pi * 1000 * t), sr_in, sr_out)
+    assert len(y) == sr_out
+    spectrum = torch.fft.rfft(y).abs()
+    assert int(spectrum.argmax()) == 1000
+    assert resample(y, sr_out, sr_out) is not None and torch.equal(resample(y, sr_out, sr_out), y)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "empty"), (b"this is not audio at all" * 40, "cannot decode")],
+)
+def test_bad_files_name_the_file(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "broken.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioDecodeError, match="broken.wav") as err:
+        load_audio(path, 16000)
+    assert reason in str(err.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(AudioDecodeError, match="nothere.flac"):
+        load_audio(tmp_path / "nothere.flac", 16000)
