@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,27 @@ MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 
 
 def default_tracking_uri() -> str:
+    """The sqlite store in the project folder."""
     return f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` when set, else the project's sqlite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def experiment_id(name: str, uri: str | None = None) -> str:
+    """Id of experiment `name`, created if needed. For a local sqlite store its artifacts go
+    beside the database (`<db folder>/mlartifacts`), not into the working directory."""
+    uri = uri or tracking_uri()
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
+    return client.create_experiment(name, artifact_location=location)
 
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -62,6 +83,20 @@ def close_run(client: MlflowClient, run_id: str, error: BaseException | None) ->
     if error is None:
         client.set_terminated(run_id, "FINISHED")
         return
-    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    # Lightning turns Ctrl-C inside fit into SystemExit: an interruption, not a failure.
+    status = "KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED"
     client.set_tag(run_id, "error", f"{type(error).__name__}: {error}"[:5000])
     client.set_terminated(run_id, status)
+
+
+def log_test_report(client: MlflowClient, run_id: str, model: Any, prefix: str = "test") -> None:
+    """Track-level confusion matrix (PNG + JSON) and per-class report of a GenreClassifier
+    after `trainer.test`, under `<prefix>/`. Shared by training and `genre_lab.evaluate`."""
+    if model.test_confusion is None:
+        return
+    from .plots import confusion_matrix_figure  # matplotlib only when there is a figure to draw
+
+    cm = model.test_confusion.numpy()
+    client.log_figure(run_id, confusion_matrix_figure(cm, model.classes), f"{prefix}/confusion_matrix.png")
+    log_json(client, run_id, {"classes": model.classes, "matrix": cm.tolist()}, f"{prefix}/confusion_matrix.json")
+    log_json(client, run_id, model.test_report, f"{prefix}/per_class_report.json")
