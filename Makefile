@@ -25,8 +25,12 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-## Benchmarks (features, train, tag), logged to the MLflow experiment "benchmarks"
+## Benchmarks (features, train, tag), logged to the MLflow experiment "benchmarks".
+## `tag` needs real songs: Debian's music packages are installed here (never committed).
+MUSIC_PKGS := wesnoth-1.16-music singularity-music
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 bench: setup
+	dpkg -s $(MUSIC_PKGS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(MUSIC_PKGS); }
 	$(PY) -m genre_lab.bench $(ARGS)
 
 ## Optuna sweep: make sweep ARGS="sweep=crnn sweep.n_trials=20"

@@ -3,7 +3,8 @@
 Contenders on the same files, in audio seconds per wall-second:
 - `decode_1proc` (baseline): soundfile decodes every file, nothing else, in this process;
 - `decode_2proc`: the same in two processes, the most this machine's decoder can give;
-- `decode_resample`: genre_lab's loader, decode + mono + torchaudio resample to the model rate;
+- `decode_resample`: genre_lab's loader, decode + mono + soxr resample to the model rate;
+- `decode_resample_torchaudio`: the same with torchaudio's resampler (why soxr is the default);
 - `librosa_script`: what a typical script does: `librosa.load(sr=22050)` + mel + dB;
 - `tag_overlap`: genre_lab's Tagger with decoding threads running ahead of the model;
 - `tag_serial`: the same Tagger decoding inline, to show what the overlap buys.
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import AUDIO_EXTENSIONS, load_audio
+from ..audio import AUDIO_EXTENSIONS, load_audio, resample, to_mono
 from ..config import compose
 from ..data.synthetic import GENRES
 from ..inference.tagger import Tagger
@@ -42,6 +43,11 @@ def _decode(path: str) -> float:
     """Decode fully; return the audio duration in seconds."""
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
     return audio.shape[0] / sr
+
+
+def _decode_resample_torchaudio(path: str, sample_rate: int) -> None:
+    audio, sr = sf.read(path, dtype="float32", always_2d=True)
+    resample(to_mono(audio), sr, sample_rate, method="torchaudio")
 
 
 def _librosa_script(path: str) -> None:
@@ -81,6 +87,7 @@ def run(songs: Sequence[Path], repeats: int = 1, librosa_baseline: bool = True) 
         list(pool.map(_decode, paths[:2]))  # start the workers before timing
         results.append(Result("decode_2proc", rate(lambda: list(pool.map(_decode, paths))), "audio s/s", base))
     results.append(Result("decode_resample", rate(lambda: [load_audio(p, tagger.sample_rate) for p in paths]), "audio s/s", base))
+    results.append(Result("decode_resample_torchaudio", rate(lambda: [_decode_resample_torchaudio(p, tagger.sample_rate) for p in paths]), "audio s/s", base))
     if librosa_baseline:
         results.append(Result("librosa_script", rate(lambda: [_librosa_script(p) for p in paths]), "audio s/s", base))
     results.append(Result("tag_overlap", rate(lambda: list(tagger.tag_files(paths, workers=2))), "audio s/s", base))
