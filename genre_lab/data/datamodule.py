@@ -9,6 +9,7 @@ LightningModule can average chunk probabilities into one prediction per track.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -74,8 +75,14 @@ class GenreDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
+        **source_settings: Any,
     ) -> None:
+        """`source_settings` are the dataset's user-facing settings (`data.root`, `data.split`,
+        ...): the data configs keep them at the top of the group and interpolate them into
+        `source:`, so the source has already received them; they are kept only for reference.
+        (Hydra rejects unknown `data.*` overrides before this point.)"""
         super().__init__()
+        self.source_settings = dict(source_settings)
         if int(sample_rate) < 4000:
             raise ValueError(f"data.sample_rate must be an integer >= 4000 Hz, got {sample_rate}")
         if chunk_seconds <= 0:

@@ -1,0 +1,225 @@
+"""Decode once, then reuse: the resampled mono audio of every source file, cached on disk.
+
+Each file gets its own `.npy` entry, named by a hash of the file's absolute path, size,
+modification time (ns) and the target sample rate. A changed file gets a new key, so editing,
+adding or removing files invalidates only those files; everything else is a cache hit. Entries
+are opened memory-mapped, so later epochs and later runs read them from the page cache at
+memory speed, and DataLoader workers share the pages instead of copying them.
+
+Entries are written to a temporary name and renamed into place, so concurrent runs (Hydra
+multirun, sweeps) never see half-written files. Files that fail to decode are returned with
+their reason and retried on the next run (their failure is not cached: a fixed file should
+just work).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..audio import AudioDecodeError, load_audio
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the entry format or what `genre_lab.audio.load_audio` returns changes (e.g. a
+#: different resampler), so entries made the old way are never reused.
+CACHE_VERSION = 1
+#: File descriptors kept free for everything else (sockets, checkpoints, DataLoader pipes).
+_FD_HEADROOM = 512
+
+
+@dataclass
+class DecodeResult:
+    """Outcome of `decode_files`: the waves of the files that worked, and why the rest failed."""
+
+    #: Mono float32 audio per input path (as given), memory-mapped when it came from the cache.
+    waves: dict[str, np.ndarray] = field(default_factory=dict)
+    #: (path, reason) for each file that could not be used, in input order.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Paths served from the cache, and paths decoded in this call.
+    cached: list[str] = field(default_factory=list)
+    decoded: list[str] = field(default_factory=list)
+
+
+class AudioCache:
+    """On-disk store of decoded audio at one sample rate under `root/<sample_rate>Hz/`."""
+
+    def __init__(self, root: str | Path, sample_rate: int) -> None:
+        self.sample_rate = int(sample_rate)
+        self.dir = Path(root).expanduser().resolve() / f"{self.sample_rate}Hz"
+
+    def key(self, path: Path, stat: os.stat_result) -> str:
+        ident = f"v{CACHE_VERSION}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{self.sample_rate}"
+        return hashlib.sha1(ident.encode()).hexdigest()
+
+    def entry(self, key: str) -> Path:
+        # Two-level fan-out keeps directories small for datasets of many thousand files.
+        return self.dir / key[:2] / f"{key}.npy"
+
+    def read(self, key: str, mmap: bool = True) -> np.ndarray | None:
+        """The cached wave, or None when there is no usable entry (a damaged one is ignored)."""
+        entry = self.entry(key)
+        if not entry.is_file():
+            return None
+        try:
+            wave = np.load(entry, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            log.warning("ignoring damaged cache entry %s (%s); decoding again", entry, err)
+            return None
+        if wave.dtype != np.float32 or wave.ndim != 1 or wave.size == 0:
+            log.warning("ignoring cache entry %s with unexpected shape/dtype; decoding again", entry)
+            return None
+        return wave
+
+    def write(self, key: str, wave: np.ndarray) -> None:
+        entry = self.entry(key)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{key}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, np.ascontiguousarray(wave, dtype=np.float32), allow_pickle=False)
+            os.replace(tmp, entry)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def decode_files(
+    paths: Sequence[str | Path],
+    sample_rate: int,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    description: str = "decoding audio",
+) -> DecodeResult:
+    """Mono float32 audio at `sample_rate` for every path, through the cache when `cache_dir`
+    is set. Never raises for a bad file: it lands in `DecodeResult.failed` with its reason."""
+    cache = AudioCache(cache_dir, sample_rate) if cache_dir is not None else None
+    result = DecodeResult()
+    # Every cached wave is its own memory map, which holds a file descriptor; with more files
+    # than the process may open, fall back to reading them into memory.
+    mmap = cache is not None and _room_for_open_files(len(paths))
+    if cache is not None and not mmap:
+        log.warning("too many files (%d) to memory-map under this process's open-file limit; "
+                    "reading the cached audio into memory instead", len(paths))
+
+    todo: list[tuple[str, Path, str | None]] = []
+    failed: dict[str, str] = {}
+    for given in paths:
+        name, path = str(given), Path(given).expanduser().absolute()
+        key = None
+        if cache is not None:
+            try:
+                key = cache.key(path, path.stat())
+            except OSError as err:
+                failed[name] = _missing_reason(err)
+                continue
+            wave = cache.read(key, mmap=mmap)
+            if wave is not None:
+                result.waves[name] = wave
+                result.cached.append(name)
+                continue
+        todo.append((name, path, key))
+
+    keys = {name: key for name, _, key in todo}
+    for name, outcome in _decode_in_pool(todo, cache, sample_rate, workers, description):
+        if isinstance(outcome, str):
+            failed[name] = outcome
+            continue
+        result.decoded.append(name)
+        key = keys[name]
+        # Swap a fresh wave for its memory-mapped entry at once, like the hits: the first run
+        # then never holds the whole decoded dataset in memory.
+        mapped = cache.read(key) if cache is not None and mmap and key is not None else None
+        result.waves[name] = outcome if mapped is None else mapped
+    order = {str(p): i for i, p in enumerate(paths)}
+    result.failed = sorted(failed.items(), key=lambda item: order[item[0]])
+    log.info("%s: %d from cache, %d decoded, %d failed", description, len(result.cached),
+             len(result.decoded), len(result.failed))
+    return result
+
+
+def _decode_in_pool(
+    todo: list[tuple[str, Path, str | None]],
+    cache: AudioCache | None,
+    sample_rate: int,
+    workers: int | None,
+    description: str,
+) -> Iterator[tuple[str, np.ndarray | str]]:
+    """Yield (name, wave or failure reason) as files finish decoding, with a progress bar.
+
+    Threads suffice: decoding (libsndfile through cffi), resampling and file writes run in C
+    with the GIL released.
+    """
+    if not todo:
+        return
+    n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo)))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # Only on a terminal: redirected output (logs, CI) gets the summary line from the logger.
+    console = Console(stderr=True)
+    progress_bar = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+    with progress_bar as progress, ThreadPoolExecutor(n_workers) as pool:
+        task = progress.add_task(description, total=len(todo))
+        futures = {pool.submit(_decode_one, path, key, cache, sample_rate): name for name, path, key in todo}
+        for future in as_completed(futures):
+            progress.advance(task)
+            yield futures[future], future.result()
+
+
+def _decode_one(path: Path, key: str | None, cache: AudioCache | None, sample_rate: int) -> np.ndarray | str:
+    try:
+        before = path.stat()
+        wave = load_audio(path, sample_rate).numpy()
+    except AudioDecodeError as err:
+        return err.reason
+    except OSError as err:
+        return _missing_reason(err)
+    except Exception as err:  # a decoder bug on one file must not stop the other files
+        return f"{type(err).__name__}: {err}"
+    if cache is not None and key is not None:
+        # A file rewritten while it was decoded would be cached under its old key: skip storing.
+        try:
+            unchanged = _same_file(before, path.stat())
+        except OSError:
+            unchanged = False
+        if unchanged:
+            try:
+                cache.write(key, wave)
+            except OSError as err:
+                log.warning("could not write cache entry for %s: %s", path, err)
+    return wave
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ino) == (b.st_size, b.st_mtime_ns, b.st_ino)
+
+
+def _missing_reason(err: OSError) -> str:
+    return "no such file" if isinstance(err, FileNotFoundError) else (err.strerror or str(err))
+
+
+def _room_for_open_files(n: int) -> bool:
+    """Make room for `n` more open files by raising the soft limit up to the hard one."""
+    try:
+        import resource
+    except ImportError:  # Windows: no small per-process descriptor limit to work around
+        return True
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + _FD_HEADROOM
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return True
+    target = want if hard == resource.RLIM_INFINITY else min(hard, want)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return False
+    return target >= want

@@ -1,0 +1,75 @@
+"""Your own audio, one subfolder per genre: `data.root/<genre>/**/<any audio file>`.
+
+Classes are the subfolder names (sorted) that hold at least one audio file; any mix of the
+formats in `genre_lab.audio.AUDIO_EXTENSIONS` works, nested folders inside a genre included.
+The train/val/test split is stratified and seeded (`data.split_seed`), so it stays the same
+across runs that vary the training seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..audio import AUDIO_EXTENSIONS
+from .clips import AudioSplit, ClipSource
+from .scan import LabelledFile, check_fractions, decode_splits, existing_folder, find_audio, stratified_split
+
+log = logging.getLogger(__name__)
+
+
+class FolderSource(ClipSource):
+    name = "folder"
+
+    def __init__(
+        self,
+        root: str | Path | None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.root = root
+        self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
+        self.seed = int(seed)
+        self.cache_dir = cache_dir
+        self.workers = workers
+        self._files: dict[str, list[Path]] | None = None
+
+    def scan(self) -> dict[str, list[Path]]:
+        """{class name: audio files}, sorted; read once from disk."""
+        if self._files is None:
+            root = existing_folder(self.root, "data.root", "a folder with one subfolder per genre")
+            genres = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            files = {g.name: find_audio(g) for g in genres}
+            empty = [name for name, found in files.items() if not found]
+            if empty:
+                log.warning("data.root=%s: ignoring subfolder(s) without audio files: %s", root, ", ".join(empty))
+            files = {name: found for name, found in files.items() if found}
+            if not files:
+                raise ValueError(
+                    f"data.root={root} holds no audio in genre subfolders: expected "
+                    f"<genre>/<file> with one of {', '.join(AUDIO_EXTENSIONS)}"
+                )
+            loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
+            if loose:
+                log.warning("data.root=%s: ignoring %d audio file(s) outside genre subfolders", root, len(loose))
+            self._files = files
+        return self._files
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(self.scan())
+
+    def load(self, sample_rate: int) -> dict[str, AudioSplit]:
+        files = self.scan()
+        root = existing_folder(self.root, "data.root", "a folder with one subfolder per genre")
+        labelled = [
+            LabelledFile(path, label, path.relative_to(root).as_posix())
+            for label, genre in enumerate(sorted(files))
+            for path in files[genre]
+        ]
+        assignment = stratified_split(labelled, self.val_fraction, self.test_fraction, self.seed)
+        return decode_splits(assignment, sample_rate, self.cache_dir, self.workers, f"folder dataset {root}")
+

@@ -1,0 +1,142 @@
+"""GTZAN (Tzanetakis & Cook 2002): 1000 30-second clips, 100 in each of ten genres.
+
+Expected layout under `data.root`: `<genre>/<genre>.NNNNN.wav`, or the original release's
+`.au` files under the same names; a root that holds the genre folders one or two levels down
+(`genres/` of the original tarball, `Data/genres_original/` of the Kaggle copy) is found too.
+
+Splits:
+- `filtered` (default): the fault-filtered, artist-conditional split of Kereliuk, Sturm &
+  Larsen (2015), 443 train / 197 valid / 290 test, shipped in `splits/gtzan/` (see its
+  README for provenance). The 70 clips it leaves out (repeats, mislabelled and distorted
+  clips) are not used. Listed clips that are missing or unreadable are skipped and reported.
+- `random`: a seeded stratified split of every clip found.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+from pathlib import Path
+
+from .clips import SPLITS, AudioSplit, ClipSource
+from .scan import LabelledFile, check_fractions, decode_splits, existing_folder, stratified_split
+
+log = logging.getLogger(__name__)
+
+#: The ten genres in alphabetical order: GTZAN's label indices.
+GTZAN_GENRES: tuple[str, ...] = (
+    "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
+)
+SPLIT_KINDS = ("filtered", "random")
+#: The list file of each partition of the filtered split.
+_FILTERED_LISTS = {"train": "train_filtered.txt", "val": "valid_filtered.txt", "test": "test_filtered.txt"}
+_CLIP_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})\.(?P<ext>wav|au)$", re.IGNORECASE)
+
+
+def filtered_split() -> dict[str, list[str]]:
+    """Clip ids (`genre.NNNNN`) of each partition of the fault-filtered split, in list order."""
+    folder = resources.files("genre_lab.data").joinpath("splits", "gtzan")
+    out = {}
+    for split, name in _FILTERED_LISTS.items():
+        lines = folder.joinpath(name).read_text(encoding="utf-8").split()
+        # Lines read `genre/genre.NNNNN.wav`; the id drops the folder and the extension.
+        out[split] = [Path(line).stem for line in lines]
+    return out
+
+
+def find_gtzan_root(root: Path) -> Path | None:
+    """`root` itself or the folder up to two levels below it that holds the genre folders."""
+    level1 = _subfolders(root)
+    for folder in [root, *level1, *(q for p in level1 for q in _subfolders(p))]:
+        if any((folder / genre).is_dir() for genre in GTZAN_GENRES):
+            return folder
+    return None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:  # an unreadable folder is just not where GTZAN is
+        return []
+
+
+def scan_gtzan(folder: Path) -> dict[str, Path]:
+    """{clip id: file} for every `<genre>/<genre>.NNNNN.(wav|au)`; `.wav` wins if both exist."""
+    found: dict[str, Path] = {}
+    for genre in GTZAN_GENRES:
+        genre_dir = folder / genre
+        if not genre_dir.is_dir():
+            continue
+        for path in sorted(genre_dir.iterdir()):
+            match = _CLIP_NAME.match(path.name)
+            if not match or match["genre"].lower() != genre or not path.is_file():
+                continue
+            clip_id = f"{genre}.{match['number']}"
+            if clip_id not in found or path.suffix.lower() == ".wav":
+                found[clip_id] = path
+    return found
+
+
+class GTZANSource(ClipSource):
+    """GTZAN from a local copy; labels are indices into `GTZAN_GENRES`."""
+
+    name = "gtzan"
+
+    def __init__(
+        self,
+        root: str | Path | None,
+        split: str = "filtered",
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        workers: int | None = None,
+    ) -> None:
+        if split not in SPLIT_KINDS:
+            raise ValueError(f"data.split must be one of {', '.join(SPLIT_KINDS)}, got {split!r}")
+        self.root = root
+        self.split = split
+        self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
+        self.seed = int(seed)
+        self.cache_dir = cache_dir
+        self.workers = workers
+
+    @property
+    def classes(self) -> list[str]:
+        return list(GTZAN_GENRES)
+
+    def load(self, sample_rate: int) -> dict[str, AudioSplit]:
+        root = existing_folder(self.root, "data.root", "the GTZAN folder")
+        folder = find_gtzan_root(root)
+        found = scan_gtzan(folder) if folder is not None else {}
+        if not found:
+            raise ValueError(
+                f"data.root={root} holds no GTZAN files: expected <genre>/<genre>.NNNNN.wav "
+                f"or .au (e.g. blues/blues.00000.wav) for the genres {', '.join(GTZAN_GENRES)}"
+            )
+        if folder != root:
+            log.info("GTZAN genre folders found in %s", folder)
+        label = {genre: i for i, genre in enumerate(GTZAN_GENRES)}
+
+        def labelled(clip_id: str) -> LabelledFile:
+            return LabelledFile(found[clip_id], label[clip_id.split(".")[0]], clip_id)
+
+        skipped: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
+        if self.split == "random":
+            files = [labelled(clip_id) for clip_id in sorted(found)]
+            assignment = stratified_split(files, self.val_fraction, self.test_fraction, self.seed)
+        else:
+            assignment = {}
+            listed = filtered_split()
+            for split, ids in listed.items():
+                assignment[split] = [labelled(i) for i in ids if i in found]
+                skipped[split] = [
+                    (f"{i.split('.')[0]}/{i}.wav", f"listed in the filtered split, not found under {folder} as .wav or .au")
+                    for i in ids if i not in found
+                ]
+            unused = len(set(found) - {i for ids in listed.values() for i in ids})
+            if unused:
+                log.info("GTZAN: %d clip(s) outside the filtered split are not used", unused)
+        return decode_splits(assignment, sample_rate, self.cache_dir, self.workers, "GTZAN", skipped)
+

@@ -1,0 +1,133 @@
+"""The decode cache: reuse across calls, per-file invalidation, failures, damaged entries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genre_lab.audio import load_audio
+from genre_lab.config import PROJECT_ROOT
+from genre_lab.data.cache import decode_files
+from tests.conftest import write_tone
+
+
+def _files(folder: Path, n: int = 4) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_tone(folder / f"f{i}.{'wav' if i % 2 else 'flac'}", seconds=1.0, sr=22050, freq=200.0 + 50 * i) for i in range(n)]
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted(cache.rglob("*.npy")) if cache.exists() else []
+
+
+def test_second_call_reads_the_cache_memory_mapped(tmp_path: Path) -> None:
+    files, cache = _files(tmp_path / "audio"), tmp_path / "cache"
+    first = decode_files(files, 16000, cache, workers=2)
+    assert first.decoded and sorted(first.decoded) == sorted(map(str, files)) and not first.cached
+    assert len(_entries(cache)) == len(files)
+
+    second = decode_files(files, 16000, cache, workers=2)
+    assert second.cached == [str(f) for f in files] and not second.decoded and not second.failed
+    for f in files:
+        wave = second.waves[str(f)]
+        assert isinstance(wave, np.memmap) and wave.dtype == np.float32 and len(wave) == 16000
+        np.testing.assert_array_equal(wave, first.waves[str(f)])
+        np.testing.assert_array_equal(wave, load_audio(f, 16000).numpy())
+
+
+def test_changed_and_added_files_invalidate_only_themselves(tmp_path: Path) -> None:
+    files, cache = _files(tmp_path / "audio"), tmp_path / "cache"
+    decode_files(files, 16000, cache)
+    # Rewrite one file with other audio (new size and mtime) and add a new one.
+    write_tone(files[1], seconds=1.5, sr=22050, freq=900.0)
+    added = write_tone(tmp_path / "audio" / "new.wav", seconds=1.0, sr=8000)
+    result = decode_files([*files, added], 16000, cache)
+    assert sorted(result.decoded) == sorted([str(files[1]), str(added)])
+    assert result.cached == [str(files[0]), str(files[2]), str(files[3])]
+    assert len(result.waves[str(files[1])]) == 24000  # the new 1.5 s content, not the stale entry
+
+    # Same mtime and size but touched to a new time: a new key too.
+    stat = files[2].stat()
+    os.utime(files[2], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert decode_files(files, 16000, cache).decoded == [str(files[2])]
+    # Another sample rate is another entry; the 16 kHz ones stay valid.
+    assert len(decode_files(files, 8000, cache).decoded) == len(files)
+    assert not decode_files(files, 16000, cache).decoded
+
+
+def test_failures_are_reported_not_raised_and_retried(tmp_path: Path) -> None:
+    files, cache = _files(tmp_path / "audio", n=2), tmp_path / "cache"
+    broken = tmp_path / "audio" / "broken.wav"
+    broken.write_bytes(b"RIFF not really")
+    missing = tmp_path / "audio" / "missing.ogg"
+    paths = [files[0], broken, missing, files[1]]
+    result = decode_files(paths, 16000, cache)
+    assert [p for p, _ in result.failed] == [str(broken), str(missing)]
+    assert dict(result.failed)[str(missing)] == "no such file"
+    assert dict(result.failed)[str(broken)]
+    assert set(result.waves) == {str(files[0]), str(files[1])}
+    assert len(_entries(cache)) == 2  # failures are not cached...
+
+    write_tone(broken, seconds=1.0, sr=16000)  # ...so a repaired file just works next time
+    again = decode_files(paths, 16000, cache)
+    assert again.decoded == [str(broken)] and [p for p, _ in again.failed] == [str(missing)]
+
+
+def test_damaged_entry_is_decoded_again(tmp_path: Path) -> None:
+    files, cache = _files(tmp_path / "audio", n=2), tmp_path / "cache"
+    decode_files(files, 16000, cache)
+    entry = _entries(cache)[0]
+    entry.write_bytes(entry.read_bytes()[:40])  # e.g. a disk filled up mid-write elsewhere
+    result = decode_files(files, 16000, cache)
+    assert len(result.decoded) == 1 and len(result.cached) == 1
+    assert all(len(w) == 16000 for w in result.waves.values())
+
+
+def test_no_cache_dir_writes_nothing(tmp_path: Path) -> None:
+    files = _files(tmp_path / "audio", n=2)
+    result = decode_files(files, 16000, None)
+    assert len(result.decoded) == 2 and not any(isinstance(w, np.memmap) for w in result.waves.values())
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(f.name for f in files)
+
+
+def test_low_soft_open_file_limit_is_raised_for_the_maps(tmp_path: Path) -> None:
+    resource = pytest.importorskip("resource")
+    files, cache = _files(tmp_path / "audio", n=3), tmp_path / "cache"
+    decode_files(files, 16000, cache)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"hard open-file limit {hard} leaves no room to test raising the soft one")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        result = decode_files(files, 16000, cache)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 64
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert all(isinstance(w, np.memmap) for w in result.waves.values())
+
+
+@pytest.mark.slow
+def test_low_open_file_limit_falls_back_to_memory(tmp_path: Path) -> None:
+    """Each memory map holds a file descriptor: under a hard limit too low for the dataset,
+    the cached audio is read into memory instead of failing with 'too many open files'."""
+    pytest.importorskip("resource")
+    files, cache = _files(tmp_path / "audio", n=3), tmp_path / "cache"
+    decode_files(files, 16000, cache)
+    script = textwrap.dedent(f"""
+        import resource, numpy as np
+        from genre_lab.data.cache import decode_files
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        r = decode_files({[str(f) for f in files]!r}, 16000, {str(cache)!r})
+        assert len(r.cached) == 3, r
+        assert not any(isinstance(w, np.memmap) for w in r.waves.values())
+        print("in memory", sum(len(w) for w in r.waves.values()))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "in memory 48000" in proc.stdout

@@ -1,0 +1,289 @@
+"""GTZAN, folder and CSV datasets on real audio files written into tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from mlflow import MlflowClient
+from omegaconf.errors import MissingMandatoryValue
+
+from genre_lab.config import CONF_DIR, PROJECT_ROOT, compose
+from genre_lab.data import FolderSource, GenreDataModule, GTZANSource, ManifestSource
+from genre_lab.data.gtzan import GTZAN_GENRES, filtered_split
+from genre_lab.data.synthetic import GENRES
+from genre_lab.training import build
+from tests.conftest import write_tone
+
+SR = 8000
+
+
+def _corrupt(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"this is not audio " * 20)
+    return path
+
+
+def _tone(path: Path, seconds: float = 1.0, sr: int = SR, freq: float = 330.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_tone(path, seconds=seconds, sr=sr, freq=freq)
+
+
+# ------------------------------------------------------------------------------------- GTZAN
+
+
+def _gtzan_subset(root: Path, per_list: int = 3) -> tuple[set[str], str]:
+    """Write the first `per_list` ids of every partition for three genres, alternating .wav
+    and .au, plus the well-known corrupt jazz.00054.wav. Returns (readable ids, corrupt id)."""
+    listed = filtered_split()
+    ids = [i for split in ("train", "val", "test") for g in ("blues", "jazz", "rock")
+           for i in [x for x in listed[split] if x.startswith(g + ".")][:per_list]]
+    for n, clip_id in enumerate(ids):
+        genre = clip_id.split(".")[0]
+        _tone(root / genre / f"{clip_id}.{'wav' if n % 2 else 'au'}", freq=200.0 + 10 * n)
+    corrupt = "jazz.00054"
+    assert corrupt in listed["train"] and corrupt not in ids
+    _corrupt(root / "jazz" / f"{corrupt}.wav")
+    return set(ids), corrupt
+
+
+def test_gtzan_filtered_split_is_applied_exactly(tmp_path: Path) -> None:
+    root = tmp_path / "gtzan"
+    present, corrupt = _gtzan_subset(root)
+    # A clip the filtered split leaves out (not in any list) and a stray file: both unused.
+    listed = filtered_split()
+    excluded = next(f"jazz.{n:05d}" for n in range(100) if f"jazz.{n:05d}" not in {i for v in listed.values() for i in v})
+    _tone(root / "jazz" / f"{excluded}.wav")
+    (root / "rock" / "notes.txt").write_text("not audio")
+
+    source = GTZANSource(root, cache_dir=tmp_path / "cache")
+    splits = source.load(SR)
+    assert source.classes == list(GENRES) == list(GTZAN_GENRES)
+
+    corrupt_path = str(root.resolve() / "jazz" / f"{corrupt}.wav")
+    reported = [name for s in splits.values() for name, _ in s.skipped]
+    assert reported.count(corrupt_path) == 1
+    for split, audio in splits.items():
+        expected = [i for i in listed[split] if i in present]
+        assert audio.ids == expected, split
+        assert len(audio) == len(expected) == 9  # 3 genres x 3 ids
+        assert audio.labels == [GTZAN_GENRES.index(i.split(".")[0]) for i in expected]
+        assert all(len(w) == SR for w in audio.waves)
+        missing = {name for name, _ in audio.skipped} - {corrupt_path}
+        # Every listed id that is absent is reported, by name, in its own partition.
+        assert missing == {f"{i.split('.')[0]}/{i}.wav" for i in listed[split] if i not in present and i != corrupt}
+    reason = dict(splits["train"].skipped)[corrupt_path]  # reported where the list puts it
+    assert reason and "listed in the filtered" not in reason
+    assert excluded not in {i for s in splits.values() for i in s.ids}
+
+    dm = GenreDataModule(source, sample_rate=SR, chunk_seconds=0.5)
+    dm.setup()
+    assert dm.num_tracks("test") == 9
+
+
+def test_gtzan_random_split_original_au_layout(tmp_path: Path) -> None:
+    # The original tarball unpacks to genres/<genre>/<genre>.NNNNN.au
+    root = tmp_path / "download"
+    for g, genre in enumerate(("classical", "metal", "pop")):
+        for n in range(5):
+            _tone(root / "genres" / genre / f"{genre}.{n:05d}.au", freq=150.0 + 40 * g + 5 * n)
+    # Both formats of one id: used once.
+    _tone(root / "genres" / "pop" / "pop.00000.wav")
+
+    def assignment(seed: int) -> dict[str, list[str]]:
+        splits = GTZANSource(root, split="random", seed=seed, val_fraction=0.2, test_fraction=0.2).load(SR)
+        assert all(not s.skipped for s in splits.values())
+        return {name: s.ids for name, s in splits.items()}
+
+    first = assignment(seed=0)
+    for ids in first.values():
+        assert len(ids) == len(set(ids))
+    assert sorted(i for ids in first.values() for i in ids) == sorted(f"{g}.{n:05d}" for g in ("classical", "metal", "pop") for n in range(5))
+    # Stratified: every genre has 3 train, 1 val and 1 test clip.
+    for genre in ("classical", "metal", "pop"):
+        assert [sum(i.startswith(genre) for i in first[s]) for s in ("train", "val", "test")] == [3, 1, 1]
+    assert assignment(seed=0) == first
+    assert assignment(seed=1) != first
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"root": None}, "data.root is not set"),
+        ({"root": "/no/such/gtzan"}, r"data.root=/no/such/gtzan does not exist"),
+        ({"root": "EMPTY"}, r"data.root=.* holds no GTZAN files"),
+        ({"root": "EMPTY", "split": "artist"}, "data.split must be one of filtered, random"),
+        ({"root": "EMPTY", "split": "random", "test_fraction": 1.5}, "data.test_fraction"),
+    ],
+)
+def test_gtzan_bad_settings_name_the_setting(tmp_path: Path, kwargs: dict, match: str) -> None:
+    empty = tmp_path / "empty"
+    _tone(empty / "misc" / "song.wav")
+    if kwargs["root"] == "EMPTY":
+        kwargs = {**kwargs, "root": empty}
+    with pytest.raises(ValueError, match=match):
+        GTZANSource(**kwargs).load(SR)
+
+
+# ------------------------------------------------------------------------------------ folder
+
+
+def _folder_tree(root: Path) -> tuple[list[str], Path]:
+    """Three genres of six clips in mixed formats and rates, nested folders, junk, one corrupt
+    file and an empty genre folder. Returns (ids of the good clips, corrupt file)."""
+    good = []
+    formats = ["wav", "flac", "ogg", "au", "wav", "flac"]
+    for g, genre in enumerate(("ambient", "drone", "noise")):
+        for n, ext in enumerate(formats):
+            rel = f"{genre}/{'live/' if n == 5 else ''}clip{n}.{ext}"
+            _tone(root / rel, sr=22050 if n % 2 else SR, freq=100.0 + 50 * g + 7 * n)
+            good.append(rel)
+    _tone(root / "ambient" / ".hidden.wav")
+    (root / "drone" / "cover.jpg").write_bytes(b"\xff\xd8\xff")
+    (root / "empty").mkdir()
+    return good, _corrupt(root / "noise" / "broken.mp3")
+
+
+def test_folder_dataset_mixed_formats(tmp_path: Path) -> None:
+    root = tmp_path / "music"
+    good, corrupt = _folder_tree(root)
+    source = FolderSource(root, val_fraction=0.2, test_fraction=0.2, cache_dir=tmp_path / "cache")
+    assert source.classes == ["ambient", "drone", "noise"]
+    splits = source.load(16000)
+
+    ids = [i for s in splits.values() for i in s.ids]
+    assert sorted(ids) == sorted(good)
+    # noise has a 7th (broken) file: it is assigned a split, then skipped with its reason.
+    skipped = [entry for s in splits.values() for entry in s.skipped]
+    assert [p for p, _ in skipped] == [str(corrupt.resolve())]
+    assert "broken.mp3" in skipped[0][0] and skipped[0][1]
+    for s in splits.values():
+        assert all(len(w) == 16000 for w in s.waves)  # 1 s resampled from 8 and 22.05 kHz
+        assert all(i.split("/")[0] == source.classes[label] for i, label in zip(s.ids, s.labels))
+    for genre in ("ambient", "drone"):
+        assert [sum(i.startswith(genre) for i in splits[s].ids) for s in ("train", "val", "test")] == [4, 1, 1]
+
+
+def test_folder_without_genre_subfolders_is_an_error(tmp_path: Path) -> None:
+    _tone(tmp_path / "flat" / "song.wav")
+    with pytest.raises(ValueError, match=r"data.root=.*flat holds no audio in genre subfolders"):
+        FolderSource(tmp_path / "flat").classes
+
+
+# --------------------------------------------------------------------------------------- CSV
+
+
+def test_csv_manifest_with_and_without_split_column(tmp_path: Path) -> None:
+    audio = tmp_path / "audio"
+    rows = []
+    for n in range(9):
+        _tone(audio / f"t{n}.wav", freq=200.0 + 20 * n)
+        rows.append((f"../audio/t{n}.wav", ("fast", "slow", "mid")[n % 3], ("train", "valid", "test")[n // 3]))
+    elsewhere = _tone(tmp_path / "other" / "abs.flac")  # an absolute path works too
+    rows.append((str(elsewhere), "fast", "train"))
+    rows.append(("../audio/gone.wav", "slow", "train"))  # listed, missing: skipped, not fatal
+    manifest = tmp_path / "lists" / "split.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("path,label,split\n" + "".join(f"{p},{label},{s}\n" for p, label, s in rows))
+    source = ManifestSource(manifest)
+    assert source.classes == ["fast", "mid", "slow"]
+    splits = source.load(SR)
+    assert splits["train"].ids == ["../audio/t0.wav", "../audio/t1.wav", "../audio/t2.wav", str(elsewhere)]
+    assert splits["val"].ids == ["../audio/t3.wav", "../audio/t4.wav", "../audio/t5.wav"]
+    assert splits["train"].labels == [0, 2, 1, 0]
+    assert splits["train"].skipped == [(str((tmp_path / "audio" / "gone.wav").resolve()), "no such file")]
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text("".join(f"audio/t{n}.wav,{label}\n" for n, (_, label, _) in enumerate(rows[:9])))
+    splits = ManifestSource(plain, val_fraction=0.34, test_fraction=0.34).load(SR)
+    for split in splits.values():
+        assert sorted(split.labels) == [0, 1, 2]  # stratified: one of each label per split
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("a.wav\n", "line 1: expected path,label"),
+        ("a.wav,x,train\nb.wav,y\n", "line 2: every row needs a split column"),
+        ("a.wav,x,holdout\n", "line 1: unknown split 'holdout'"),
+        ("a.wav,x\nb.wav,y\n./a.wav,z\n", "line 3: ./a.wav is already listed on line 1"),
+        ("path,label\n\n", "lists no files"),
+    ],
+)
+def test_csv_manifest_errors_name_the_line(tmp_path: Path, text: str, match: str) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(text)
+    with pytest.raises(ValueError, match=rf"data.manifest=.*m.csv.*{match}"):
+        ManifestSource(manifest).load(SR)
+
+
+# ------------------------------------------------------------------------ configs end to end
+
+
+def test_data_configs_build_and_fail_early(tmp_path: Path) -> None:
+    root = tmp_path / "music"
+    _folder_tree(root)
+    cache = f"data.cache_dir={tmp_path / 'cache'}"
+    cfg = compose(["data=folder", f"data.root={root}", "data.chunk_seconds=0.5", cache], output_dir=tmp_path / "out")
+    datamodule, model = build(cfg)
+    assert datamodule.classes == model.classes == ["ambient", "drone", "noise"]
+    assert datamodule.source_settings["root"] == str(root)
+
+    with pytest.raises(ValueError, match="data.root=/no/such/dir does not exist"):
+        build(compose(["data=folder", "data.root=/no/such/dir"], output_dir=tmp_path / "out"))
+    with pytest.raises(ValueError, match=r"data.chunk_seconds=5 is longer than clip"):
+        build(compose(["data=folder", f"data.root={root}", "data.chunk_seconds=5", cache], output_dir=tmp_path / "out"))
+    with pytest.raises(MissingMandatoryValue, match="data.root"):
+        build(compose(["data=gtzan"], output_dir=tmp_path / "out"))
+    with pytest.raises(MissingMandatoryValue, match="data.manifest"):
+        build(compose(["data=csv"], output_dir=tmp_path / "out"))
+    with pytest.raises(ConfigCompositionException, match="rooot"):
+        compose(["data=folder", "data.rooot=/x"])
+
+
+def test_gtzan_experiment_config_composes() -> None:
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "experiments" / "gtzan_filtered"), version_base="1.3"):
+        cfg = hydra_compose(
+            config_name="gtzan_filtered",
+            overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", "data.root=/data/gtzan"],
+            return_hydra_config=True,
+        )
+    assert cfg.hydra.sweeper.params.model == "cnn,rnn,crnn"
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.data.source._target_ == "genre_lab.data.GTZANSource"
+    assert cfg.data.source.root == "/data/gtzan" and cfg.data.source.split == "filtered"
+    assert cfg.logger.mlflow.experiment_name == "gtzan_filtered"
+
+
+@pytest.mark.slow
+def test_train_cli_on_a_folder_logs_the_scan_report(tmp_path: Path, mlflow_uri: str) -> None:
+    root = tmp_path / "music"
+    _, corrupt = _folder_tree(root)
+    args = [
+        "data=folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.sample_rate=8000",
+        "data.chunk_seconds=0.5", "data.eval_hop_seconds=0.5", "data.val_fraction=0.2", "data.test_fraction=0.2",
+        "model=cnn", "trainer.max_epochs=1", "callbacks.progress_bar=null", "throughput_seconds=0",
+        f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "genre_lab.train", *args], cwd=PROJECT_ROOT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("genre_lab").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "folder"
+    assert run.data.metrics["data/skipped_files"] == 1
+    report = json.loads(Path(client.download_artifacts(run.info.run_id, "data/scan_report.json", str(tmp_path))).read_text())
+    skipped = [entry for split in report.values() for entry in split["skipped"]]
+    assert [e["path"] for e in skipped] == [str(corrupt.resolve())] and skipped[0]["reason"]
+    assert sum(split["clips"] for split in report.values()) == 18
+    assert np.isfinite(run.data.metrics["test/track_acc"])
