@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from . import tracking
 from .data import GenreDataModule
 from .features import frontend_throughput
+from .inference.pyfunc import log_tagger_model
 from .module import GenreClassifier
-from .plots import confusion_matrix_figure
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,12 @@ def fit_and_test(
             # ckpt_path="best" reloads the best weights; without a checkpoint, the last ones.
             for row in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
                 metrics.update({k: float(v) for k, v in row.items()})
-            _log_test_artifacts(client, run_id, model)
+            tracking.log_test_report(client, run_id, model, "test")
         if best:
             client.log_artifact(run_id, best, "checkpoints")
+        if cfg.get("log_model", True):
+            # The servable pyfunc (`runs:/<id>/model`), from the best weights when there are some.
+            log_tagger_model(client, run_id, best or model)
         if cfg.get("throughput_seconds", 0):
             _log_throughput(logger, model, cfg)
         return TrainResult(run_id, metrics, model.classes, best, run_tags)
@@ -119,22 +122,12 @@ def _log_scan_report(client, run_id: str, datamodule: GenreDataModule) -> None:
     client.log_metric(run_id, "data/skipped_files", sum(len(s["skipped"]) for s in report.values()))
 
 
-def _log_test_artifacts(client, run_id: str, model: GenreClassifier) -> None:
-    if model.test_confusion is None:
-        return
-    cm = model.test_confusion.numpy()
-    client.log_figure(run_id, confusion_matrix_figure(cm, model.classes), "test/confusion_matrix.png")
-    tracking.log_json(client, run_id, {"classes": model.classes, "matrix": cm.tolist()}, "test/confusion_matrix.json")
-    tracking.log_json(client, run_id, model.test_report, "test/per_class_report.json")
-
-
 def _log_throughput(logger: MLFlowLogger, model: GenreClassifier, cfg: DictConfig) -> None:
     device = model.device
     batch = cfg.data.get("eval_batch_size") or cfg.data.batch_size
     chunk = float(cfg.data.chunk_seconds)
     repeats = max(1, int(cfg.throughput_seconds / (batch * chunk)))
     value = frontend_throughput(model.frontend, batch, chunk, repeats, device)
-    model.frontend.train(False)
     info = {"device": str(device), "backend": model.frontend.backend_for(device),
             "kind": model.frontend.kind, "batch_size": batch, "chunk_seconds": chunk,
             "audio_seconds_per_second": value, "torch_threads": torch.get_num_threads()}

@@ -46,7 +46,8 @@ def test_each_model_learns_and_is_tracked(model: str, mlflow_uri: str, tiny_over
     assert any(k.startswith("lr") for k in run.data.metrics)
     arts = _artifacts(client, result.run_id)
     for name in ("config.yaml", "test/confusion_matrix.png", "test/per_class_report.json",
-                 "checkpoints/best.ckpt", "frontend_throughput.json", "data/scan_report.json"):
+                 "checkpoints/best.ckpt", "frontend_throughput.json", "data/scan_report.json",
+                 "model/MLmodel", "model/artifacts/weights.pt"):
         assert name in arts, (name, arts)
 
 
@@ -96,3 +97,13 @@ def test_multirun_gives_three_comparable_runs(tmp_path: Path, mlflow_uri: str, t
     assert all(r.info.status == "FINISHED" for r in runs)
     names = [set(r.data.metrics) for r in runs]
     assert names[0] == names[1] == names[2] and "test/track_acc" in names[0]
+
+
+@pytest.mark.slow
+def test_same_seed_same_run(mlflow_uri: str, tiny_overrides: list[str], tmp_path: Path) -> None:
+    quick = [*tiny_overrides, "trainer.max_epochs=2", "model=crnn", "test=false", "throughput_seconds=0"]
+    first = fit_and_test(compose(quick, output_dir=tmp_path / "a"))
+    again = fit_and_test(compose(quick, output_dir=tmp_path / "b"))
+    other = fit_and_test(compose([*quick, "seed=7"], output_dir=tmp_path / "c"))
+    assert first.metrics["val/loss"] == pytest.approx(again.metrics["val/loss"], abs=1e-6)
+    assert first.metrics["val/loss"] != pytest.approx(other.metrics["val/loss"], abs=1e-6)

@@ -1,0 +1,143 @@
+"""Evaluate a trained model on a dataset split: the work behind `python -m genre_lab.evaluate`.
+
+Every window of every track in the split goes through the model and the chunk probabilities
+are averaged per track (the LightningModule's own test step, so the numbers are defined
+exactly as in training). Track accuracy, macro-F1, the per-class report and the confusion
+matrix are logged to a new MLflow run tagged `evaluated_run_id` (the training run, when the
+model came from one).
+
+The dataset is any `conf/data` config; without one, the data the run was trained on. Its sample
+rate and chunk length are replaced by the model's, which the model cannot run without.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning.pytorch as pl
+import yaml
+from hydra.utils import instantiate
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from . import tracking
+from .data import SPLITS, AudioSplit, GenreDataModule
+from .data.datamodule import TrackChunks
+from .inference.loading import ModelSource, load_classifier, resolve
+from .module import GenreClassifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationResult:
+    run_id: str
+    metrics: dict[str, float]
+    classes: list[str]
+    evaluated_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def training_data_config(client: MlflowClient, run_id: str) -> dict:
+    """The `data` group the run was trained with, from its logged `config.yaml`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            text = Path(client.download_artifacts(run_id, "config.yaml", tmp)).read_text()
+        except (MlflowException, OSError) as err:
+            raise ValueError(f"run {run_id} has no readable config.yaml; pass data=<dataset config>") from err
+    data = (yaml.safe_load(text) or {}).get("data")
+    if not data:
+        raise ValueError(f"run {run_id}'s config.yaml has no data section; pass data=<dataset config>")
+    return data
+
+
+def data_config(cfg: DictConfig, source: ModelSource, model: GenreClassifier, client: MlflowClient) -> DictConfig:
+    """The chosen dataset config (or the training one) with the model's rate and chunk length."""
+    if cfg.get("data") is not None:
+        data = OmegaConf.to_container(cfg.data, resolve=True)
+    elif source.run_id is not None:
+        data = training_data_config(client, source.run_id)
+    else:
+        raise ValueError(
+            f"model '{source.spec}' is not an MLflow training run, so its dataset is unknown: "
+            "pass data=<dataset config>, e.g. data=synthetic"
+        )
+    trained = model.config["data"]
+    for key in ("sample_rate", "chunk_seconds"):
+        if data.get(key) not in (None, trained[key]):
+            log.warning("data.%s=%s replaced by the model's %s", key, data[key], trained[key])
+        data[key] = trained[key]
+    data["eval_hop_seconds"] = cfg.get("hop_seconds") or trained.get("eval_hop_seconds") or trained["chunk_seconds"]
+    return OmegaConf.create(data)
+
+
+def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: list[str]) -> AudioSplit:
+    """Relabel a split into the model's class order; the dataset may hold a subset of them."""
+    unknown = [c for c in dataset_classes if c not in model_classes]
+    if unknown:
+        raise ValueError(f"the dataset has classes the model never learned: {unknown} (model: {model_classes})")
+    if dataset_classes == model_classes:
+        return split
+    index = [model_classes.index(c) for c in dataset_classes]
+    return AudioSplit(split.ids, [index[y] for y in split.labels], split.waves, split.skipped)
+
+
+def evaluate(cfg: DictConfig) -> EvaluationResult:
+    """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
+    if cfg.split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got '{cfg.split}'")
+    uri = cfg.get("tracking_uri") or tracking.tracking_uri()
+    client = MlflowClient(uri)
+    source = resolve(str(cfg.run), uri)
+    model = load_classifier(source.checkpoint)
+    data_cfg = data_config(cfg, source, model, client)
+    datamodule: GenreDataModule = instantiate(data_cfg)
+    datamodule.setup()
+    split = align_classes(datamodule.splits[cfg.split], datamodule.classes, model.classes)
+    loader = DataLoader(TrackChunks(split, datamodule.chunk, datamodule.hop), batch_size=datamodule.eval_batch_size,
+                        num_workers=datamodule.num_workers)
+
+    if source.run_id is not None:
+        experiment = client.get_run(source.run_id).info.experiment_id
+    else:
+        experiment = tracking.experiment_id(cfg.experiment_name, uri)
+    tags = {
+        "run_type": "evaluation",
+        "evaluated_model": source.spec,
+        "model": model.config["model"].get("name", "?"),
+        "features": model.config["features"].get("name", "?"),
+        "dataset": datamodule.source.name,
+        "split": cfg.split,
+        "git_commit": tracking.git_commit() or "unknown",
+    }
+    if source.run_id is not None:
+        tags["evaluated_run_id"] = source.run_id
+    run_name = cfg.get("run_name") or f"eval-{tags['model']}-{tags['dataset']}-{cfg.split}"
+    run_id = client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
+    error: BaseException | None = None
+    try:
+        resolved = {"run": source.spec, "split": cfg.split, "data": OmegaConf.to_container(data_cfg, resolve=True)}
+        params = {"tracks": len(split), "windows": len(loader.dataset), **tracking.flatten(resolved)}
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
+        trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, enable_progress_bar=bool(cfg.progress))
+        (row,) = trainer.test(model, dataloaders=loader, verbose=False)
+        # The module names its metrics test/...; name them after the split actually evaluated.
+        metrics = {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        tracking.log_test_report(client, run_id, model, cfg.split)
+        return EvaluationResult(run_id, metrics, model.classes, source.run_id, tags)
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        tracking.close_run(client, run_id, error)

@@ -1,0 +1,106 @@
+"""The work behind `python -m genre_lab.predict`: expand paths, tag every file with a progress
+bar, write the report, and turn the outcome into an exit status.
+
+Exit status: 0 when every file was tagged, 1 when some could not be (each has a row with its
+error), 2 for usage errors (unloadable model, output file exists, nothing to tag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..audio import AUDIO_EXTENSIONS
+from .loading import ModelSourceError
+from .report import FORMATS, write_report
+from .tagger import Tagger, TagResult
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """A problem with the command line itself, reported before any file is tagged."""
+
+
+@dataclass
+class PredictOptions:
+    model: str
+    paths: Sequence[str]
+    top_k: int = 3
+    segments: float | None = None
+    hop: float | None = None
+    format: str = "table"
+    output: Path | None = None
+    overwrite: bool = False
+    workers: int = 2
+    batch_size: int = 16
+    device: str | None = None
+    tracking_uri: str | None = None
+    progress: bool = True
+
+
+def collect_audio_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given (whatever their ending, so a named file always gets a row) and, for
+    folders, every file with an audio ending below them, sorted. Missing paths are kept so
+    they get an error row too."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            out.append(p)
+    return out
+
+
+def check_options(opts: PredictOptions) -> None:
+    if opts.format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{opts.format}'")
+    if opts.top_k < 1:
+        raise UsageError(f"--top-k must be >= 1, got {opts.top_k}")
+    for flag, value in (("--segments", opts.segments), ("--hop", opts.hop)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} must be a positive number of seconds, got {value}")
+    if opts.output is not None and opts.output.exists() and not opts.overwrite:
+        raise UsageError(f"output file {opts.output} exists; pass --overwrite to replace it")
+
+
+def tag_with_progress(tagger: Tagger, files: Sequence[Path], opts: PredictOptions) -> list[TagResult]:
+    stderr = Console(stderr=True)
+    show = opts.progress and len(files) > 1
+    with Progress(
+        TextColumn("[bold]tagging"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), TextColumn("{task.description}"), console=stderr, disable=not show,
+    ) as progress:
+        task = progress.add_task("", total=len(files))
+
+        def advance(result: TagResult) -> None:
+            mark = "" if result.ok else " [red](failed)"
+            progress.update(task, advance=1, description=f"{Path(result.path or '').name}{mark}")
+
+        return list(tagger.tag_files(files, opts.top_k, opts.segments, opts.workers, on_result=advance))
+
+
+def run_predict(opts: PredictOptions) -> int:
+    """Tag `opts.paths` and write the report; returns the process exit status."""
+    stderr = Console(stderr=True)
+    try:
+        check_options(opts)
+        files = collect_audio_files(opts.paths)
+        if not files:
+            raise UsageError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {', '.join(map(str, opts.paths))}")
+        tagger = Tagger.load(opts.model, tracking_uri=opts.tracking_uri, hop_seconds=opts.hop,
+                             batch_size=opts.batch_size, device=opts.device)
+    except (UsageError, ModelSourceError) as err:
+        stderr.print(f"[red]error:[/red] {err}", highlight=False)
+        return EXIT_USAGE
+    results = tag_with_progress(tagger, files, opts)
+    write_report(results, opts.format, opts.top_k, opts.output, opts.overwrite)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        stderr.print(f"{len(failed)} of {len(results)} file(s) could not be tagged", highlight=False)
+        return EXIT_SOME_FAILED
+    return EXIT_OK

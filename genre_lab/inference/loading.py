@@ -1,0 +1,168 @@
+"""Find a trained model and rebuild it from weights only.
+
+A model is named by a checkpoint file, an MLflow run id (its `checkpoints/best.ckpt`), or an
+MLflow URI: `models:/<name>/<version>` (or `models:/<name>@<alias>`) for a registered model,
+`runs:/<run id>/model` for the pyfunc logged by training, or `runs:/<run id>/<file>` for any
+checkpoint artifact. Whatever the source, weights are read with `torch.load(weights_only=True)`:
+no pickled code from a checkpoint is ever executed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..module import CONFIG_KEY, GenreClassifier
+from .. import tracking
+
+#: Where training stores the best checkpoint inside its MLflow run.
+RUN_CHECKPOINT = "checkpoints/best.ckpt"
+#: Artifact path of the pyfunc model inside a training run, and the key of its weights file.
+PYFUNC_PATH = "model"
+WEIGHTS_KEY = "weights"
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class ModelSourceError(ValueError):
+    """The model argument names nothing loadable; the message says what was tried."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model resolved to a local weights file, remembering the MLflow run it came from."""
+
+    spec: str
+    checkpoint: Path
+    run_id: str | None = None
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The same store training writes to: the argument, else MLFLOW_TRACKING_URI, else the
+    project's sqlite file."""
+    return tracking_uri or tracking.tracking_uri()
+
+
+def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
+    """Turn a checkpoint path, run id or `models:/` / `runs:/` URI into a local weights file."""
+    text = str(spec)
+    if Path(text).is_file():
+        return ModelSource(text, Path(text))
+    if Path(text).is_dir():
+        return ModelSource(text, _pyfunc_weights(Path(text), text))
+    if text.startswith(("models:/", "runs:/")):
+        return _from_uri(text, resolve_tracking_uri(tracking_uri))
+    if _RUN_ID.match(text):
+        return _from_run(text, resolve_tracking_uri(tracking_uri))
+    raise ModelSourceError(
+        f"model '{text}' is not an existing checkpoint file, an MLflow run id (32 hex digits) "
+        "or a models:/ or runs:/ URI"
+    )
+
+
+def _download(tracking_uri: str, **where: str) -> Path:
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(tracking_uri=tracking_uri, **where))
+    except (MlflowException, OSError) as err:
+        target = where.get("artifact_uri") or f"run {where.get('run_id')} artifact {where.get('artifact_path')}"
+        raise ModelSourceError(f"cannot fetch {target} from {tracking_uri}: {err}") from err
+
+
+def _from_run(run_id: str, tracking_uri: str) -> ModelSource:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException as err:
+        raise ModelSourceError(f"no MLflow run '{run_id}' in {tracking_uri}") from err
+    names = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
+    if RUN_CHECKPOINT in names:
+        return ModelSource(run_id, _download(tracking_uri, run_id=run_id, artifact_path=RUN_CHECKPOINT), run_id)
+    if any(a.path == f"{PYFUNC_PATH}/MLmodel" for a in client.list_artifacts(run_id, PYFUNC_PATH)):
+        model_dir = _download(tracking_uri, run_id=run_id, artifact_path=PYFUNC_PATH)
+        return ModelSource(run_id, _pyfunc_weights(model_dir, run_id), run_id)
+    raise ModelSourceError(f"MLflow run '{run_id}' has neither {RUN_CHECKPOINT} nor a '{PYFUNC_PATH}' model")
+
+
+def _registered_version(uri: str, tracking_uri: str) -> tuple[str, str | None]:
+    """(storage URI, training run id) of `models:/<name>/<version>`, `models:/<name>@<alias>`
+    or `models:/<name>/latest`, looked up in the registry of this tracking store.
+
+    Resolved here because `mlflow.artifacts.download_artifacts` resolves `models:/` against
+    the process-wide registry URI, ignoring the one it is given."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    body = uri.removeprefix("models:/").strip("/")
+    try:
+        if "@" in body:
+            name, alias = body.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, ref = body.partition("/")
+            if ref == "latest":
+                versions = client.search_model_versions(f"name = '{name}'")
+                if not versions:
+                    raise ModelSourceError(f"registered model '{name}' has no versions")
+                mv = max(versions, key=lambda v: int(v.version))
+            elif ref.isdigit():
+                mv = client.get_model_version(name, ref)
+            else:
+                raise ModelSourceError(f"'{uri}': use models:/<name>/<version>, models:/<name>/latest or models:/<name>@<alias>")
+        return client.get_model_version_download_uri(mv.name, mv.version), mv.run_id or None
+    except MlflowException as err:
+        raise ModelSourceError(f"cannot find {uri} in the registry at {tracking_uri}: {err}") from err
+
+
+def _from_uri(uri: str, tracking_uri: str) -> ModelSource:
+    run_id = uri.split("/")[1] if uri.startswith("runs:/") else None
+    if uri.startswith("models:/"):
+        storage, run_id = _registered_version(uri, tracking_uri)
+        local = _download(tracking_uri, artifact_uri=storage)
+    else:
+        local = _download(tracking_uri, artifact_uri=uri)
+    if local.is_file():
+        return ModelSource(uri, local, run_id)
+    checkpoint = _pyfunc_weights(local, uri)
+    if run_id is None:
+        from mlflow.models import Model
+
+        run_id = (Model.load(str(local)).metadata or {}).get("genre_lab_run_id")
+    return ModelSource(uri, checkpoint, run_id)
+
+
+def _pyfunc_weights(model_dir: Path, spec: str) -> Path:
+    """The weights file inside a pyfunc model directory logged by `inference.pyfunc`."""
+    from mlflow.models import Model
+
+    if not (model_dir / "MLmodel").is_file():
+        raise ModelSourceError(f"'{spec}' is a folder without an MLmodel file, not a logged model")
+    flavor = Model.load(str(model_dir)).flavors.get("python_function", {})
+    entry = flavor.get("artifacts", {}).get(WEIGHTS_KEY)
+    if not entry:
+        raise ModelSourceError(f"'{spec}' is an MLflow model without genre_lab weights (artifact '{WEIGHTS_KEY}')")
+    return model_dir / entry["path"]
+
+
+def load_classifier(checkpoint: str | Path, device: str | torch.device = "cpu") -> GenreClassifier:
+    """Rebuild a GenreClassifier from a Lightning checkpoint or exported weights, weights-only."""
+    path = Path(checkpoint)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
+        raise ModelSourceError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
+    if not isinstance(state, dict) or CONFIG_KEY not in state or "state_dict" not in state:
+        raise ModelSourceError(f"{path} is not a genre_lab checkpoint (no '{CONFIG_KEY}' config or 'state_dict')")
+    config = state[CONFIG_KEY]
+    model = GenreClassifier.from_config(config, config["classes"])
+    model.load_state_dict(state["state_dict"])
+    return model.to(device).eval()

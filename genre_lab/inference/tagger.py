@@ -1,0 +1,288 @@
+"""Tag whole songs with a trained model: `Tagger.from_run(...)`, `.from_checkpoint(...)`, `.tag(...)`.
+
+A song of any length is decoded at the model's sample rate, cut into windows of the training
+chunk length (the last one aligned to the song's end, exactly as evaluation does), and the
+softmax of every window is averaged into the song's genre distribution. Optionally the windows
+are also grouped into fixed-length segments for a timeline. Songs shorter than one window are
+zero-padded to one window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..audio import AudioDecodeError, load_audio, resample
+from ..data.datamodule import chunk_starts
+from ..module import GenreClassifier
+from .loading import load_classifier, resolve
+
+#: Below this RMS level (dB relative to full scale) a recording is treated as silence: no
+#: music to classify, and a model would still answer with a confident-looking distribution.
+SILENCE_DBFS = -80.0
+
+
+class TaggingError(ValueError):
+    """Audio that decodes but cannot be tagged (silence, wrong shape); names the input."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source, self.reason = source, reason
+        super().__init__(f"cannot tag {source}: {reason}")
+
+
+@dataclass(frozen=True)
+class GenreScore:
+    label: str
+    probability: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "probability": self.probability}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Seconds [start, end) of a song and the genres of the windows overlapping it."""
+
+    start: float
+    end: float
+    genres: list[GenreScore]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "genres": [g.to_dict() for g in self.genres]}
+
+
+@dataclass
+class TagResult:
+    """One tagged input. `error` is None when tagged; otherwise `genres` is empty."""
+
+    path: str | None
+    genres: list[GenreScore] = field(default_factory=list)
+    #: The full track distribution, class -> probability (empty on error).
+    distribution: dict[str, float] = field(default_factory=dict)
+    segments: list[Segment] | None = None
+    duration: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "duration": self.duration,
+                               "genres": [g.to_dict() for g in self.genres]}
+        if self.segments is not None:
+            out["segments"] = [s.to_dict() for s in self.segments]
+        out["error"] = self.error
+        return out
+
+
+def rms_dbfs(wave: torch.Tensor) -> float:
+    rms = float(wave.double().pow(2).mean().sqrt())
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[GenreScore]:
+    values, idx = probs.topk(min(k, len(classes)))
+    return [GenreScore(classes[int(i)], float(v)) for v, i in zip(values, idx)]
+
+
+class Tagger:
+    """A trained GenreClassifier wrapped for inference on songs, files and folders."""
+
+    def __init__(
+        self,
+        model: GenreClassifier,
+        hop_seconds: float | None = None,
+        batch_size: int = 16,
+        device: str | torch.device | None = None,
+        silence_dbfs: float = SILENCE_DBFS,
+    ) -> None:
+        data = model.config.get("data") or {}
+        if not data.get("sample_rate") or not data.get("chunk_seconds"):
+            raise ValueError("the model's config has no data.sample_rate / data.chunk_seconds; retrain with genre_lab")
+        if hop_seconds is not None and hop_seconds <= 0:
+            raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.classes: list[str] = list(model.classes)
+        self.sample_rate = int(data["sample_rate"])
+        self.chunk_seconds = float(data["chunk_seconds"])
+        self.chunk = int(round(self.chunk_seconds * self.sample_rate))
+        # Default hop = one chunk: every sample heard once, the cheapest full coverage.
+        self.hop_seconds = float(hop_seconds or self.chunk_seconds)
+        self.hop = max(1, int(round(self.hop_seconds * self.sample_rate)))
+        self.batch_size = int(batch_size)
+        self.silence_dbfs = float(silence_dbfs)
+        #: Where the weights came from (a path, run id or URI), when loaded through a classmethod.
+        self.source: str | None = None
+        self.run_id: str | None = None
+
+    # -- loading ----------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Tagger:
+        """From a Lightning checkpoint or exported weights file (loaded weights-only)."""
+        return cls.load(str(path), **kwargs)
+
+    @classmethod
+    def from_run(cls, run_id: str, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
+        """From the best checkpoint of an MLflow training run."""
+        return cls.load(run_id, tracking_uri=tracking_uri, **kwargs)
+
+    @classmethod
+    def load(cls, model: str | Path, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
+        """From a checkpoint path, MLflow run id, or `models:/` / `runs:/` URI."""
+        source = resolve(model, tracking_uri)
+        tagger = cls(load_classifier(source.checkpoint), **kwargs)
+        tagger.source, tagger.run_id = source.spec, source.run_id
+        return tagger
+
+    # -- tagging ----------------------------------------------------------------------------
+    def decode(self, path: str | Path) -> torch.Tensor:
+        """The file as mono audio at the model's rate (raises AudioDecodeError naming it)."""
+        return load_audio(path, self.sample_rate)
+
+    @torch.inference_mode()
+    def window_probabilities(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """(windows, classes) softmax of every window and the windows' start samples."""
+        if len(wave) < self.chunk:
+            wave = F.pad(wave, (0, self.chunk - len(wave)))
+        starts = chunk_starts(len(wave), self.chunk, self.hop)
+        probs = []
+        for i in range(0, len(starts), self.batch_size):
+            batch = torch.stack([wave[s : s + self.chunk] for s in starts[i : i + self.batch_size]])
+            probs.append(self.model(batch.to(self.device)).softmax(1).float().cpu())
+        return torch.cat(probs), starts
+
+    def tag_wave(
+        self,
+        wave: torch.Tensor | np.ndarray,
+        sample_rate: int | None = None,
+        k: int = 3,
+        segment_seconds: float | None = None,
+        name: str = "<waveform>",
+    ) -> TagResult:
+        """Tag a mono (samples,) or multichannel (channels, samples) waveform."""
+        if k < 1:
+            raise ValueError(f"top-k must be >= 1, got {k}")
+        if segment_seconds is not None and segment_seconds <= 0:
+            raise ValueError(f"segment seconds must be positive, got {segment_seconds}")
+        x = torch.as_tensor(wave, dtype=torch.float32)
+        if x.dim() == 2:
+            x = x.mean(0)
+        if x.dim() != 1 or x.numel() == 0:
+            raise TaggingError(name, f"expected a non-empty 1-D or (channels, samples) waveform, got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise TaggingError(name, "waveform contains NaN or infinite samples")
+        if sample_rate is not None and int(sample_rate) != self.sample_rate:
+            x = resample(x, int(sample_rate), self.sample_rate)
+        level = rms_dbfs(x)
+        if level < self.silence_dbfs:
+            raise TaggingError(name, f"silent audio (RMS {level:.0f} dBFS, threshold {self.silence_dbfs:.0f} dBFS)")
+        probs, starts = self.window_probabilities(x)
+        duration = len(x) / self.sample_rate
+        segments = self._segments(probs, starts, len(x), segment_seconds, k) if segment_seconds else None
+        track = probs.mean(0)
+        return TagResult(
+            path=None if name == "<waveform>" else name,
+            genres=top_k(track, self.classes, k),
+            distribution={c: float(p) for c, p in zip(self.classes, track)},
+            segments=segments,
+            duration=duration,
+        )
+
+    def tag(
+        self,
+        audio: str | Path | torch.Tensor | np.ndarray,
+        sample_rate: int | None = None,
+        k: int = 3,
+        segment_seconds: float | None = None,
+    ) -> TagResult:
+        """Tag a file path or a waveform (give `sample_rate` when it differs from the model's).
+
+        Raises AudioDecodeError / TaggingError naming the input when it cannot be tagged;
+        `tag_files` turns the same errors into rows instead.
+        """
+        if isinstance(audio, (str, Path)):
+            return self.tag_wave(self.decode(audio), None, k, segment_seconds, name=str(audio))
+        return self.tag_wave(audio, sample_rate, k, segment_seconds)
+
+    def tag_files(
+        self,
+        paths: Iterable[str | Path],
+        k: int = 3,
+        segment_seconds: float | None = None,
+        workers: int = 2,
+        on_result: Callable[[TagResult], None] | None = None,
+    ) -> Iterator[TagResult]:
+        """Tag files in order, one result each, never raising for a bad file.
+
+        `workers` threads decode (and resample) the next files while the model runs on the
+        current one: libsndfile and torch release the GIL, so the two overlap. 0 decodes inline.
+        """
+        paths = [str(p) for p in paths]
+        if workers <= 0:
+            for path in paths:
+                result = self._tag_decoded(path, self._decode_caught(path), k, segment_seconds)
+                if on_result:
+                    on_result(result)
+                yield result
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+            # Bounded read-ahead: at most workers + 1 decoded songs held in memory at once.
+            pending: deque[tuple[str, Future]] = deque()
+            todo = iter(paths)
+            for path in todo:
+                pending.append((path, pool.submit(self._decode_caught, path)))
+                if len(pending) > workers:
+                    break
+            while pending:
+                path, future = pending.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(self._decode_caught, nxt)))
+                result = self._tag_decoded(path, future.result(), k, segment_seconds)
+                if on_result:
+                    on_result(result)
+                yield result
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _decode_caught(self, path: str) -> torch.Tensor | str:
+        try:
+            return self.decode(path)
+        except AudioDecodeError as err:
+            return err.reason
+        except Exception as err:  # one odd file must never stop a folder
+            return f"{type(err).__name__}: {err}"
+
+    def _tag_decoded(self, path: str, decoded: torch.Tensor | str, k: int, segment_seconds: float | None) -> TagResult:
+        if isinstance(decoded, str):
+            return TagResult(path=path, error=decoded)
+        try:
+            return self.tag_wave(decoded, None, k, segment_seconds, name=path)
+        except TaggingError as err:
+            return TagResult(path=path, duration=len(decoded) / self.sample_rate, error=err.reason)
+        except Exception as err:
+            return TagResult(path=path, duration=len(decoded) / self.sample_rate, error=f"{type(err).__name__}: {err}")
+
+    def _segments(self, probs: torch.Tensor, starts: list[int], length: int, seconds: float, k: int) -> list[Segment]:
+        """Average the windows overlapping each `seconds`-long span of the song."""
+        sr, span = self.sample_rate, int(round(seconds * self.sample_rate))
+        begin = torch.tensor(starts)
+        end = begin + self.chunk
+        out = []
+        for a in range(0, length, span):
+            b = min(a + span, length)
+            hit = (begin < b) & (end > a)
+            out.append(Segment(a / sr, b / sr, top_k(probs[hit].mean(0), self.classes, k)))
+        return out

@@ -1,0 +1,47 @@
+"""`python -m genre_lab.predict MODEL PATH... [options]`: tag songs and folders with a trained model.
+
+MODEL is a checkpoint file, an MLflow run id, or a `models:/` / `runs:/` URI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .inference.batch import PredictOptions, run_predict
+from .inference.report import FORMATS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m genre_lab.predict", description=__doc__.splitlines()[0])
+    p.add_argument("model", help="checkpoint file, MLflow run id, or models:/ / runs:/ URI")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    p.add_argument("--top-k", type=int, default=3, help="genres listed per file (default 3)")
+    p.add_argument("--segments", type=float, metavar="SECONDS", help="also give a timeline of SECONDS-long segments")
+    p.add_argument("--hop", type=float, metavar="SECONDS", help="window hop (default: the training chunk length)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads running ahead of the model (0: none)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    # Our own progress bar is the one to watch; MLflow's download bars would interleave with it.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return run_predict(PredictOptions(
+        model=a.model, paths=a.paths, top_k=a.top_k, segments=a.segments, hop=a.hop, format=a.format,
+        output=a.output, overwrite=a.overwrite, workers=a.workers, batch_size=a.batch_size,
+        device=a.device, tracking_uri=a.tracking_uri, progress=not a.no_progress,
+    ))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Tagging songs and folders: the predict CLI on good and broken files, and the Tagger API
+loading a real trained model from a checkpoint, a run id, a runs:/ and a models:/ URI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from genre_lab import Tagger
+from genre_lab.audio import AudioDecodeError
+from genre_lab.config import PROJECT_ROOT, compose
+from genre_lab.data.synthetic import render_clip
+from genre_lab.inference import TaggingError
+from genre_lab.predict import main as predict_main
+from genre_lab.training import TrainResult, fit_and_test
+from tests.conftest import TINY
+
+SR = 22050  # files are written at another rate than the model's 16 kHz: tagging resamples
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, str]:
+    """A CNN trained for two epochs on tiny synthetic data, tracked in its own store."""
+    root = tmp_path_factory.mktemp("predict_model")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        cfg = compose([*TINY, "model=cnn", "trainer.max_epochs=2", "throughput_seconds=0", f"paths.root_dir={root}"],
+                      output_dir=root / "out")
+        result = fit_and_test(cfg)
+    assert result.best_checkpoint
+    return result, uri
+
+
+def _mp4_bytes() -> bytes:
+    """An ISO-BMFF (MP4) file: ftyp, a movie header and a media data box, as video files start."""
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    mvhd = box(b"mvhd", bytes(12) + struct.pack(">II", 1000, 3000) + bytes(80))
+    payload = np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes()
+    return box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2avc1mp41") + box(b"moov", mvhd) + box(b"mdat", payload)
+
+
+#: Bad file name -> a fragment its error must contain.
+BAD = {
+    "empty.wav": "empty",
+    "cut.wav": "truncated",
+    "notes.mp3": "not a recognised audio format",
+    "movie.mp3": "MP4",
+    "silence.flac": "silent audio",
+}
+#: Good file name -> duration in seconds.
+GOOD = {"rock.wav": 3.0, "jazz.flac": 0.7, "deep/nested/metal.ogg": 7.0, "deep/pop.mp3": 3.0}
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("music")
+    for name, seconds in GOOD.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kw = {"format": "OGG", "subtype": "VORBIS"} if name.endswith(".ogg") else {}
+        sf.write(str(path), render_clip(Path(name).stem, seed=7, seconds=seconds, sample_rate=SR), SR, **kw)
+    (folder / "empty.wav").write_bytes(b"")
+    whole = (folder / "rock.wav").read_bytes()
+    (folder / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    (folder / "notes.mp3").write_text("shopping list: not audio\n" * 50)
+    (folder / "movie.mp3").write_bytes(_mp4_bytes())
+    sf.write(str(folder / "silence.flac"), np.zeros(2 * SR), SR)
+    (folder / "README.txt").write_text("not picked up from a folder: no audio ending")
+    return folder
+
+
+def _check_genres(genres: list[dict], classes: list[str], k: int) -> None:
+    assert len(genres) == k
+    assert all(g["label"] in classes for g in genres)
+    probs = [g["probability"] for g in genres]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+
+
+@pytest.mark.slow
+def test_cli_tags_folder_and_reports_each_bad_file(trained, music: Path, tmp_path: Path) -> None:
+    result, _ = trained
+    out = tmp_path / "tags.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "genre_lab.predict", result.best_checkpoint, str(music),
+         "--format", "json", "--output", str(out), "--top-k", "2", "--segments", "2"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ},
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"{len(BAD)} of {len(BAD) + len(GOOD)} file(s) could not be tagged" in proc.stderr
+    rows = {Path(r["path"]).relative_to(music).as_posix(): r for r in json.loads(out.read_text())}
+    assert set(rows) == set(BAD) | set(GOOD)  # README.txt skipped, nested folders searched
+
+    for name, fragment in BAD.items():
+        assert fragment in rows[name]["error"], rows[name]
+        assert rows[name]["genres"] == []
+    tagger = Tagger.from_checkpoint(result.best_checkpoint)
+    for name, seconds in GOOD.items():
+        row = rows[name]
+        assert row["error"] is None
+        _check_genres(row["genres"], result.classes, 2)
+        assert row["duration"] == pytest.approx(seconds, abs=0.06)
+        # One timeline entry per started 2 s span, the last one ending with the song.
+        assert len(row["segments"]) == int(np.ceil(row["duration"] / 2))
+        assert row["segments"][-1]["end"] == pytest.approx(row["duration"])
+        for seg in row["segments"]:
+            _check_genres(seg["genres"], result.classes, 2)
+        # The CLI and the Python API agree.
+        api = tagger.tag(music / name, k=2)
+        assert [g.label for g in api.genres] == [g["label"] for g in row["genres"]]
+        assert api.genres[0].probability == pytest.approx(row["genres"][0]["probability"], abs=1e-5)
+
+
+def test_output_is_never_overwritten_unless_asked(trained, music: Path, tmp_path: Path, capsys) -> None:
+    result, _ = trained
+    out = tmp_path / "tags.csv"
+    out.write_text("keep me")
+    good = [str(music / "rock.wav"), str(music / "deep")]
+    assert predict_main([result.best_checkpoint, *good, "--format", "csv", "--output", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+    assert predict_main([result.best_checkpoint, *good, "--format", "csv", "--output", str(out), "--overwrite"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [Path(r["path"]).name for r in rows] == ["rock.wav", "metal.ogg", "pop.mp3"]
+    assert all(r["scope"] == "track" and r["label_1"] in result.classes and r["error"] == "" for r in rows)
+
+    assert predict_main(["no/such/model.ckpt", str(music)]) == 2
+    assert "not an existing checkpoint file" in capsys.readouterr().err
+
+
+def test_tagger_loads_from_run_and_registry_and_tags_waveforms(trained, music: Path) -> None:
+    result, uri = trained
+    reference = Tagger.from_checkpoint(result.best_checkpoint)
+    song = music / "rock.wav"
+    expected = reference.tag(song).distribution
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        version = mlflow.register_model(f"runs:/{result.run_id}/model", "genre-tagger").version
+    finally:
+        mlflow.set_tracking_uri(None)
+    for spec in (result.run_id, f"runs:/{result.run_id}/model", f"models:/genre-tagger/{version}"):
+        tagger = Tagger.load(spec, tracking_uri=uri)
+        assert tagger.run_id == result.run_id and tagger.classes == result.classes
+        got = tagger.tag(song).distribution
+        assert got == pytest.approx(expected, abs=1e-6), spec
+    assert Tagger.from_run(result.run_id, tracking_uri=uri).tag(song).distribution == pytest.approx(expected, abs=1e-6)
+
+    # A waveform at its own rate (stereo here) tags like the file it was read from.
+    data, sr = sf.read(str(song), dtype="float32")
+    stereo = torch.from_numpy(np.stack([data, data]))
+    assert reference.tag(stereo, sample_rate=sr).distribution == pytest.approx(expected, abs=1e-4)
+
+    with pytest.raises(TaggingError, match="silent audio"):
+        reference.tag(torch.zeros(16000), sample_rate=16000)
+    with pytest.raises(AudioDecodeError, match="movie.mp3"):
+        reference.tag(music / "movie.mp3")
+
+
+def test_decoding_ahead_in_threads_changes_nothing(trained, music: Path) -> None:
+    tagger = Tagger.from_checkpoint(trained[0].best_checkpoint)
+    files = sorted(music.rglob("*.*"))
+    inline = [r.to_dict() for r in tagger.tag_files(files, workers=0)]
+    threaded = [r.to_dict() for r in tagger.tag_files(files, workers=2)]
+    assert [r["path"] for r in threaded] == [str(f) for f in files]
+    assert threaded == inline
+    assert sum(r["error"] is None for r in threaded) == len(GOOD)
