@@ -38,9 +38,10 @@ sweep: setup
 	$(PY) -m genre_lab.sweep $(ARGS)
 
 ## N worker processes on one study: make sweep-workers N=2 ARGS="sweep=crnn"
+## (distinct sweep.worker_id each, so their random start-up draws differ)
 N ?= 2
 sweep-workers: setup
-	for i in $$(seq $(N)); do $(PY) -m genre_lab.sweep $(ARGS) & done; wait
+	for i in $$(seq $(N)); do $(PY) -m genre_lab.sweep $(ARGS) sweep.worker_id=$$i & done; wait
 
 ## MLflow UI on http://127.0.0.1:5000 (one worker)
 ui: setup

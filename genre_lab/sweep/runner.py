@@ -1,0 +1,268 @@
+"""A sweep worker, start to end: validate, open the study and its parent run, optimise,
+then log plots and the best config. Re-running it resumes the study; several running it at
+once share the study."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from mlflow import MlflowClient
+from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+
+from ..config import compose
+from . import study as studies
+from .mlflow_parent import SweepTracker, close_stale_child, experiment_id
+from .objective import OVERRIDES_ATTR, RUN_DIR, TrialObjective, compose_train_config
+from .space import Param, SweepConfigError, parse_space
+
+log = logging.getLogger(__name__)
+
+BEST_CONFIG_NAME = "best_config"
+TRAIN_OVERRIDES_ATTR = "train_overrides"
+
+
+@dataclass
+class SweepResult:
+    study_name: str
+    storage: str
+    parent_run_id: str
+    counts: dict[str, int]
+    wall_seconds: float
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    best_trial: int | None = None
+    best_config: Path | None = None
+    skipped_plots: list[str] = field(default_factory=list)
+
+    @property
+    def rerun_command(self) -> str | None:
+        if self.best_config is None:
+            return None
+        return f"python -m genre_lab.train --config-dir {self.best_config.parent} --config-name {BEST_CONFIG_NAME}"
+
+
+def _is_sweep_setting(override: str) -> bool:
+    """`sweep.*` settings and Hydra's own cannot change a trial's training config, so trials
+    leave them out. `sweep=cnn` stays: the sweep option picks the model."""
+    key = override.lstrip("+~").split("=", 1)[0]
+    return key.startswith(("sweep.", "hydra.", "hydra/"))
+
+
+def _public_storage(url: str) -> str:
+    """The storage URL without its password: it is logged to MLflow."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL: log the scheme only
+        return url.split("://", 1)[0] + "://***"
+
+
+def _check_settings(s: DictConfig) -> None:
+    if not re.fullmatch(r"[\w.\-]+", str(s.study_name)):
+        raise SweepConfigError(f"sweep.study_name={s.study_name!r}: use letters, digits, '.', '_' and '-'")
+    if not isinstance(s.n_trials, int) or s.n_trials < 1:
+        raise SweepConfigError(f"sweep.n_trials={s.n_trials!r}: must be a positive integer")
+    if s.timeout is not None and not (isinstance(s.timeout, (int, float)) and s.timeout > 0):
+        raise SweepConfigError(f"sweep.timeout={s.timeout!r}: must be null or a positive number of seconds")
+    for key in ("n_jobs", "max_failures"):
+        if not isinstance(s[key], int) or s[key] < 1:
+            raise SweepConfigError(f"sweep.{key}={s[key]!r}: must be a positive integer")
+
+
+def _check_enqueue(enqueue: list[dict[str, Any]], params: Sequence[Param]) -> None:
+    known = {p.path for p in params}
+    for i, fixed in enumerate(enqueue):
+        if not isinstance(fixed, dict) or set(fixed) - known:
+            raise SweepConfigError(
+                f"sweep.enqueue[{i}]={fixed!r}: give a mapping of searched settings to values; "
+                f"searched settings: {sorted(known)}"
+            )
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """`kill <pid>` stops a worker like Ctrl-C: the running trial is failed, not left RUNNING."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def best_config_yaml(trial: FrozenTrial, study_name: str) -> str:
+    """The best trial's complete training config (every group and sampled value filled in),
+    runnable by `python -m genre_lab.train --config-dir DIR --config-name best_config`.
+    Interpolations such as the MLflow URI stay, so it re-runs on any machine."""
+    cfg = compose_train_config(trial.user_attrs[OVERRIDES_ATTR], RUN_DIR)
+    with open_dict(cfg):
+        cfg.hydra = {"run": {"dir": f"outputs/runs/${{now:%Y-%m-%d_%H-%M-%S}}_{study_name}-best"},
+                     "job": {"chdir": False}}
+    header = (
+        f"# Best trial {trial.number} of sweep {study_name}: {trial.value}\n"
+        f"# Params: {trial.params}\n"
+        f"# Re-run: python -m genre_lab.train --config-dir <this folder> --config-name {BEST_CONFIG_NAME}\n"
+    )
+    return header + OmegaConf.to_yaml(cfg)
+
+
+def run_sweep(overrides: Sequence[str] = (), output_dir: str | Path | None = None,
+              cfg: DictConfig | None = None) -> SweepResult:
+    """Run one sweep worker. `overrides` are the command line (`sweep=crnn data=... sweep.n_trials=4`);
+    `cfg` is their composition when the caller already has it (`@hydra.main`)."""
+    started = time.monotonic()
+    overrides = list(overrides)
+    if cfg is None:
+        cfg = compose(overrides, config_name="sweep", output_dir=output_dir)
+    out = Path(output_dir or cfg.paths.output_dir)
+    s = cfg.sweep
+    _check_settings(s)
+
+    # Everything that can be wrong is found here, before a study or run exists.
+    train_cfg = copy.deepcopy(cfg)
+    with open_dict(train_cfg):
+        train_cfg.pop("sweep")
+    params = parse_space(s.space, train_cfg)
+    metric, direction = str(s.metric), str(s.direction)
+    enqueue = OmegaConf.to_container(s.enqueue, resolve=True) or []
+    _check_enqueue(enqueue, params)
+    pruner = studies.make_pruner(OmegaConf.to_container(s.pruner, resolve=True))
+    sampler_spec = OmegaConf.to_container(s.sampler, resolve=True)
+    studies.make_sampler(sampler_spec)
+    train_overrides = [o for o in overrides if not _is_sweep_setting(o)]
+
+    mlflow_cfg = cfg.logger.mlflow
+    tracking_uri = str(mlflow_cfg.tracking_uri)
+    with _schema_lock(tracking_uri, str(s.storage)):
+        client = MlflowClient(tracking_uri)
+        storage = studies.make_storage(
+            str(s.storage), s.heartbeat_seconds,
+            on_stale=lambda _study, trial: close_stale_child(client, trial),
+        )
+        study = studies.open_study(str(s.study_name), storage, direction, pruner)
+        _record_overrides(study, train_overrides)
+        studies.fail_stale_trials(study, storage)
+        for fixed in enqueue:
+            study.enqueue_trial(fixed, skip_if_exists=True)
+        tracker = SweepTracker.open(
+            client, experiment_id(client, str(mlflow_cfg.experiment_name), mlflow_cfg.get("artifact_location")),
+            str(s.study_name),
+            {"metric": metric, "direction": direction, "storage": _public_storage(str(s.storage)),
+             "sampler": sampler_spec["type"], "pruner": pruner.__class__.__name__, "n_trials": s.n_trials},
+        )
+        study.set_user_attr("mlflow_parent_run_id", tracker.parent_run_id)
+        study.sampler = studies.make_sampler(sampler_spec, studies.worker_seed_offset(study, int(s.worker_id)))
+    settings = OmegaConf.to_container(s, resolve=True)
+    settings["storage"] = _public_storage(str(s.storage))
+    tracker.log_settings_file(OmegaConf.to_yaml(OmegaConf.create(settings)))
+
+    objective = TrialObjective(params, train_overrides, metric, tracker, out, threads=s.n_jobs)
+    remaining = s.n_trials - studies.budget_used(study)
+    if remaining <= 0:
+        log.warning("study %s already has %d of sweep.n_trials=%d trials; raise sweep.n_trials to add more",
+                    s.study_name, studies.budget_used(study), s.n_trials)
+    error: BaseException | None = None
+    try:
+        if remaining > 0:
+            with _sigterm_as_interrupt():
+                study.optimize(
+                    objective, timeout=s.timeout, n_jobs=s.n_jobs,
+                    catch=(Exception,),  # a failing trial is recorded FAIL and the sweep goes on
+                    callbacks=[tracker.on_trial_end,
+                               optuna.study.MaxTrialsCallback(s.n_trials, states=studies.BUDGET_STATES),
+                               studies.StopAfterFailures(s.max_failures)],
+                    gc_after_trial=True,
+                )
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        result = _finish(study, tracker, s, storage_url=str(s.storage), error=error, started=started)
+    return result
+
+
+def _sqlite_file(url: str) -> Path | None:
+    if url.startswith("sqlite:///") and url[len("sqlite:///"):] not in ("", ":memory:"):
+        return Path(url[len("sqlite:///"):]).expanduser()
+    return None
+
+
+@contextmanager
+def _schema_lock(*urls: str) -> Iterator[None]:
+    """Workers started together on fresh sqlite files would race to create the tables
+    (MLflow's alembic migrations fail with "table ... already exists"). A lock file next to each
+    database (`<db>-lock`) makes them take turns at opening the stores and the parent run.
+    Database servers need none; neither does Windows, which lacks fcntl (one worker there)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    files = []
+    try:
+        for db in sorted({p for p in map(_sqlite_file, urls) if p is not None}):
+            db.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(db.with_name(db.name + "-lock"), "a")
+            files.append(handle)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        for handle in reversed(files):
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+def _record_overrides(study: optuna.Study, train_overrides: list[str]) -> None:
+    """The first worker records the training overrides; a later one with others is warned
+    that its trials would not be comparable with the study's."""
+    recorded = study.user_attrs.get(TRAIN_OVERRIDES_ATTR)
+    if recorded is None:
+        study.set_user_attr(TRAIN_OVERRIDES_ATTR, train_overrides)
+    elif sorted(recorded) != sorted(train_overrides):
+        log.warning("study %s was started with training overrides %s, this worker has %s",
+                    study.study_name, recorded, train_overrides)
+
+
+def _finish(study: optuna.Study, tracker: SweepTracker, s: DictConfig, storage_url: str,
+            error: BaseException | None, started: float) -> SweepResult:
+    result = SweepResult(
+        study_name=study.study_name, storage=_public_storage(storage_url),
+        parent_run_id=tracker.parent_run_id, counts=studies.state_counts(study), wall_seconds=0.0,
+    )
+    interrupted = isinstance(error, KeyboardInterrupt)
+    if error is None or interrupted:
+        # Plots and the best config also on Ctrl-C: they cover every trial finished so far.
+        result.skipped_plots = tracker.log_study(study)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if complete:
+            best = study.best_trial
+            result.best_value, result.best_params, result.best_trial = best.value, best.params, best.number
+            text = best_config_yaml(best, study.study_name)
+            path = Path(s.best_config_dir) / f"{BEST_CONFIG_NAME}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            tracker.log_best_config(text)
+            result.best_config = path
+    tracker.close(error)
+    result.wall_seconds = time.monotonic() - started
+    return result

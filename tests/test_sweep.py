@@ -1,0 +1,258 @@
+"""Optuna sweeps on tiny synthetic data: real Optuna sqlite storages, real MLflow stores read
+back with MlflowClient, real worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from genre_lab.config import PROJECT_ROOT
+from genre_lab.sweep import SearchSpaceError, parse_space, run_sweep
+from genre_lab.sweep.space import format_value
+from tests.conftest import TINY
+
+#: Trials of a few seconds: fewer clips and chunks than TINY, three epochs, no extras.
+QUICK = [
+    *(o for o in TINY if not o.startswith(("trainer.max_epochs", "data.source.clips_per_class",
+                                          "data.train_chunks_per_clip", "throughput_seconds"))),
+    "data.source.clips_per_class={train: 8, val: 3, test: 2}",
+    "data.train_chunks_per_clip=2",
+    "trainer.max_epochs=3",
+    "throughput_seconds=0",
+]
+
+#: A reasonable trial, and the same with a learning rate too small to move the weights: its
+#: validation loss stays at chance level (ln 10) while the first one's drops, so the median
+#: pruner stops it at its first report whatever the sampler does.
+GOOD = {"model.optimizer.lr": 0.003, "model.optimizer.weight_decay": 1e-4, "model.backbone.hidden": 64,
+        "model.backbone.dropout": 0.0, "features.augment.freq_mask": 0, "data.batch_size": 16}
+FROZEN = {**GOOD, "model.optimizer.lr": 1e-6}
+#: Outside the searched range on purpose: GRU dropout must be in [0, 1], so this trial raises.
+BROKEN = {"model.backbone.dropout": 1.5}
+
+
+def _mapping(values: dict) -> str:
+    return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in values.items()) + "}"
+
+
+def _sweep_overrides(root: Path, n_trials: int, enqueue: list[dict]) -> list[str]:
+    return [
+        *QUICK, f"paths.root_dir={root}", "sweep=crnn", f"sweep.n_trials={n_trials}",
+        # Loss rather than accuracy: continuous, so "worse than the median" never ties.
+        "sweep.metric=val/loss", "sweep.direction=minimize",
+        "sweep.pruner.type=median", "sweep.pruner.median={n_startup_trials: 1, n_warmup_steps: 0}",
+        f"sweep.enqueue=[{', '.join(map(_mapping, enqueue))}]",
+    ]
+
+
+def _runs(client: MlflowClient, **tags: str) -> list:
+    exp = client.get_experiment_by_name("genre_lab")
+    query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
+    return client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time ASC"])
+
+
+def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    out: set[str] = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= _artifacts(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+# -- search space --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("space", "message"), [
+    ({"model": {"optimizer": {"lrr": {"type": "float", "low": 1e-4, "high": 1e-2}}}},
+     r"no setting `model.optimizer.lrr` \(did you mean model.optimizer.lr"),
+    ({"model": {"backbone": {"type": "float", "low": 0, "high": 1}}}, "`model.backbone` is a group of settings"),
+    ({"model": {"optimizer": {"lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}}}, "log-scale range needs `low` > 0"),
+    ({"model": {"optimizer": {"lr": {"type": "float", "low": 0.1, "high": 0.01}}}}, r"`low` \(0.1\) is greater than `high`"),
+    ({"model": {"optimizer": {"lr": {"type": "uniform", "low": 0.1, "high": 0.2}}}}, "unknown type 'uniform'"),
+    ({"model": {"optimizer": {"lr": {"low": 0.1, "high": 0.2}}}}, "missing `type`"),
+    ({"model": {"optimizer": {"lr": 0.1}}}, "expected a mapping with `type`"),
+    ({"model": {"backbone": {"hidden": {"type": "categorical", "choices": []}}}}, "`choices` must be a non-empty list"),
+    ({"model": {"backbone": {"layers": {"type": "int", "low": 1, "high": 3, "q": 1}}}}, r"unknown key\(s\) \['q'\]"),
+    ({"model": {"backbone": {"layers": {"type": "int", "low": 1.5, "high": 3}}}}, "`low` must be an integer"),
+])
+def test_malformed_space_is_a_clear_error(space: dict, message: str, tmp_path: Path) -> None:
+    from genre_lab.config import compose
+
+    train_cfg = compose([f"paths.root_dir={tmp_path}"], output_dir=tmp_path)
+    with pytest.raises(SearchSpaceError, match=message):
+        parse_space(space, train_cfg)
+
+
+def test_space_parses_every_kind(tmp_path: Path) -> None:
+    from genre_lab.config import compose
+
+    train_cfg = compose([f"paths.root_dir={tmp_path}"], output_dir=tmp_path)
+    space = {"model": {"optimizer": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+                       "backbone": {"hidden": {"type": "categorical", "choices": [32, 64]},
+                                    "layers": {"type": "int", "low": 1, "high": 3}}},
+             "features": {"augment": {"freq_mask": {"type": "int", "low": 0, "high": 16, "step": 4}}}}
+    params = {p.path: p for p in parse_space(space, train_cfg)}
+    assert set(params) == {"model.optimizer.lr", "model.backbone.hidden", "model.backbone.layers", "features.augment.freq_mask"}
+    assert params["model.optimizer.lr"].distribution == optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    assert params["features.augment.freq_mask"].distribution == optuna.distributions.IntDistribution(0, 16, step=4)
+    assert params["model.backbone.hidden"].override(64) == "model.backbone.hidden=64"
+    # Strings stay strings through Hydra's override grammar, even when they look like numbers.
+    assert format_value("32") == "'32'" and format_value(None) == "null" and format_value(True) == "true"
+
+
+def test_invalid_space_fails_before_any_trial(tmp_path: Path, mlflow_uri: str) -> None:
+    overrides = [*_sweep_overrides(tmp_path, 2, []),
+                 "+sweep.space.model.optimizer.momentum={type: float, low: 0.1, high: 0.9}",
+                 "sweep.space.model.backbone.dropout={type: float, low: 0.5, high: 0.1}"]
+    with pytest.raises(SearchSpaceError) as err:
+        run_sweep(overrides, output_dir=tmp_path / "out")
+    # Every problem in one message, each naming its entry.
+    assert "sweep.space.model.optimizer.momentum: the training config has no setting" in str(err.value)
+    assert "sweep.space.model.backbone.dropout: `low` (0.5) is greater than `high` (0.1)" in str(err.value)
+    # Nothing was created: no study storage, no MLflow run.
+    assert not (tmp_path / "optuna.db").exists()
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_cli_reports_invalid_space_without_traceback(tmp_path: Path, mlflow_uri: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "genre_lab.sweep", f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run",
+         "sweep.space.model.optimizer.lr={type: float, low: 0, high: 0.1, log: true}"],
+        cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "sweep.space.model.optimizer.lr: a log-scale range needs `low` > 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+# -- study plumbing -----------------------------------------------------------------------------------
+def test_storage_kinds(tmp_path: Path) -> None:
+    from genre_lab.sweep.study import make_storage, open_study
+
+    pruner = optuna.pruners.NopPruner()
+    for url in (f"sqlite:///{tmp_path}/db/optuna.db", str(tmp_path / "journal" / "optuna_journal.log")):
+        storage = make_storage(url, heartbeat_seconds=30)
+        study = open_study("s", storage, "maximize", pruner)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        # A second opening (resume, another worker) finds the same study.
+        assert len(open_study("s", make_storage(url), "maximize", pruner).trials) == 2
+    with pytest.raises(ValueError, match="made to maximize"):
+        open_study("s", make_storage(url), "minimize", pruner)
+    with pytest.raises(ValueError, match="sweep.storage='optuna.db'"):
+        make_storage("optuna.db")
+
+
+def test_worker_stops_after_repeated_failures() -> None:
+    from optuna.study import MaxTrialsCallback
+
+    from genre_lab.sweep.study import BUDGET_STATES, StopAfterFailures
+
+    def broken(trial: optuna.Trial) -> float:
+        raise RuntimeError("always")
+
+    study = optuna.create_study()
+    # Failures use no budget (MaxTrialsCallback never stops it): the streak limit does.
+    study.optimize(broken, catch=(Exception,), callbacks=[MaxTrialsCallback(3, states=BUDGET_STATES), StopAfterFailures(4)])
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 4
+
+
+# -- a sweep, end to end ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sweep_prunes_tracks_and_resumes(tmp_path: Path, mlflow_uri: str) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    first = run_sweep(_sweep_overrides(tmp_path, 3, [GOOD, FROZEN]), output_dir=tmp_path / "out")
+
+    study = optuna.load_study(study_name="crnn-logmel", storage=storage)
+    trials = study.get_trials()
+    assert [t.state for t in trials[:2]] == [TrialState.COMPLETE, TrialState.PRUNED], [t.state for t in trials]
+    assert len(trials) == 3 and trials[1].params["model.optimizer.lr"] == 1e-6
+    assert len(trials[0].intermediate_values) == 3  # one report per validation epoch
+    assert all("sweep=crnn" in t.user_attrs["overrides"] for t in trials)
+    assert first.counts["COMPLETE"] + first.counts["PRUNED"] == 3 and first.counts["PRUNED"] >= 1
+
+    client = MlflowClient(mlflow_uri)
+    (parent,) = _runs(client, sweep_study="crnn-logmel", sweep_role="parent")
+    assert parent.info.run_id == first.parent_run_id and parent.info.status == "FINISHED"
+    children = _runs(client, sweep_study="crnn-logmel", sweep_role="trial")
+    assert len(children) == 3
+    for trial, child in zip(trials, children):
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["trial_number"] == str(trial.number)
+        assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
+        # Pruned is not failed: the run is FINISHED, its tag says PRUNED.
+        assert child.info.status == "FINISHED" and child.data.tags["trial_state"] == trial.state.name
+        for path, value in trial.params.items():
+            assert child.data.params[path] == str(value)
+
+    best = study.best_trial
+    history = client.get_metric_history(parent.info.run_id, "best_value")
+    assert history[-1].value == pytest.approx(best.value) and history[-1].step == best.number
+    assert parent.data.tags["best_trial"] == str(best.number)
+    arts = _artifacts(client, parent.info.run_id)
+    assert {"plots/optimization_history.png", "plots/param_importances.png", "plots/parallel_coordinate.png",
+            "best_config.yaml", "trials.csv", "sweep/settings.yaml"} <= arts, arts
+
+    # The best config is a complete training config with the best trial's values.
+    assert first.best_config is not None and first.best_config.name == "best_config.yaml"
+    with initialize_config_dir(config_dir=str(first.best_config.parent), version_base="1.3"):
+        rerun = hydra_compose(config_name="best_config")
+    for path, value in best.params.items():
+        section, *rest = path.split(".")
+        node = rerun[section]
+        for key in rest:
+            node = node[key]
+        assert node == value, path
+    assert "--config-name best_config" in first.rerun_command
+
+    # Resume: same command with a larger budget adds trials to the same study and parent run.
+    # The enqueued broken trial fails in both Optuna and MLflow, and the sweep goes on.
+    # A failed trial does not use up the budget: trial 4 is the fourth that counts.
+    second = run_sweep(_sweep_overrides(tmp_path, 4, [BROKEN]), output_dir=tmp_path / "out")
+    assert second.parent_run_id == first.parent_run_id
+    trials = optuna.load_study(study_name="crnn-logmel", storage=storage).get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert trials[3].state == TrialState.FAIL and trials[3].params["model.backbone.dropout"] == 1.5
+    assert trials[4].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert len(_runs(client, sweep_study="crnn-logmel", sweep_role="parent")) == 1
+    children = _runs(client, sweep_study="crnn-logmel", sweep_role="trial")
+    assert len(children) == 5
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {first.parent_run_id}
+    broken = children[3]
+    assert broken.info.status == "FAILED" and broken.data.tags["trial_state"] == "FAIL"
+    assert "dropout" in broken.data.tags["error"]
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study(tmp_path: Path, mlflow_uri: str) -> None:
+    args = [*QUICK, "trainer.max_epochs=1", f"paths.root_dir={tmp_path}", "sweep=cnn", "sweep.n_trials=3",
+            "sweep.pruner.type=none"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "genre_lab.sweep", *args, f"sweep.worker_id={i}", f"hydra.run.dir={tmp_path}/w{i}"],
+            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for i in (1, 2)
+    ]
+    logs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(log[-3000:] for log in logs)
+
+    trials = optuna.load_study(study_name="cnn-logmel", storage=f"sqlite:///{tmp_path / 'optuna.db'}").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 3  # no duplicate draws
+    client = MlflowClient(mlflow_uri)
+    (parent,) = _runs(client, sweep_study="cnn-logmel", sweep_role="parent")
+    children = _runs(client, sweep_study="cnn-logmel", sweep_role="trial")
+    assert sorted(int(c.data.tags["trial_number"]) for c in children) == [0, 1, 2]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.data.tags["model"] for c in children} == {"cnn"}  # sweep=cnn picks the model
+    # Both workers report the one parent run.
+    assert all(parent.info.run_id in log for log in logs)
