@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -27,6 +27,27 @@ from .features import FrontEnd, SpecAugment, mixup
 #: Key under which a checkpoint carries the plain-dict config needed to rebuild the model,
 #: so checkpoints load with `torch.load(weights_only=True)` and no Hydra run directory.
 CONFIG_KEY = "genre_lab"
+
+
+#: What a model config may instantiate. Checkpoints and downloaded run configs are data, and
+#: Hydra's `_target_` would otherwise let a crafted one call any Python function on load.
+SAFE_TARGETS = ("genre_lab.features.", "genre_lab.models.", "torch.optim.")
+
+
+def check_targets(*configs: Any, allowed: tuple[str, ...] = SAFE_TARGETS) -> None:
+    """Raise ValueError naming any `_target_` outside `allowed` (prefixes) in the configs."""
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, (dict, DictConfig)):
+            for key, value in node.items():
+                if key == "_target_" and not str(value).startswith(allowed):
+                    raise ValueError(f"{path}._target_={value!r} is not allowed here (allowed: {', '.join(allowed)})")
+                walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, (list, tuple, ListConfig)):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    for cfg in configs:
+        walk(cfg, "")
 
 
 def _metrics(n: int, prefix: str) -> MetricCollection:
@@ -82,6 +103,7 @@ class GenreClassifier(pl.LightningModule):
     def from_config(cls, cfg: DictConfig | dict, classes: list[str]) -> GenreClassifier:
         """Build from a resolved config with `features` and `model` groups (train or checkpoint)."""
         cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+        check_targets(cfg.features, cfg.model)
         frontend = instantiate(cfg.features.frontend)
         backbone = instantiate(cfg.model.backbone, n_bins=frontend.n_bins)
         aug = cfg.features.get("augment") or {}
@@ -130,7 +152,8 @@ class GenreClassifier(pl.LightningModule):
         logits = self(wave)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=stage == "val")
         self.chunk_metrics[stage].update(logits, y)
-        self._outputs.append((logits.softmax(1).detach(), y, clip))
+        # float32 whatever the trainer precision: track sums accumulate into float32.
+        self._outputs.append((logits.float().softmax(1).detach(), y, clip))
 
     def _eval_epoch_end(self, stage: str) -> None:
         probs, labels, clips = (torch.cat(t) for t in zip(*self._outputs))

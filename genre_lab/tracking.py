@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mlflow import MlflowClient
+from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
 
 from .config import PROJECT_ROOT
 
@@ -39,7 +40,14 @@ def experiment_id(name: str, uri: str | None = None) -> str:
     location = None
     if uri.startswith("sqlite:///"):
         location = str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # Another process (a parallel sweep worker) created it since the lookup: use theirs.
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -51,8 +59,7 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, Mapping) and value:
             out.update(flatten(value, f"{path}."))
         else:
-            text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-            out[path] = text[:MAX_PARAM_CHARS]
+            out[path] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
     return out
 
 
@@ -66,12 +73,22 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-@contextmanager
-def artifact_dir(client: MlflowClient, run_id: str, artifact_path: str | None = None) -> Iterator[Path]:
-    """A temporary folder whose contents are logged to the run when the block ends."""
-    with tempfile.TemporaryDirectory() as tmp:
-        yield Path(tmp)
-        client.log_artifacts(run_id, tmp, artifact_path)
+def redact_url(value: str) -> str:
+    """A URL with its password replaced by ***: params and tags are readable by anyone with
+    access to the tracking server."""
+    parts = urlsplit(value)
+    if not parts.password:
+        return value
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log params in MLflow's batches of 100, values cut at MLflow's own limit (not Lightning's
+    250 characters), passwords in URLs redacted."""
+    items = [Param(k, redact_url(str(v))[:MAX_PARAM_CHARS]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
 
 
 def log_json(client: MlflowClient, run_id: str, obj: Any, name: str) -> None:
@@ -96,7 +113,11 @@ def log_test_report(client: MlflowClient, run_id: str, model: Any, prefix: str =
         return
     from .plots import confusion_matrix_figure  # matplotlib only when there is a figure to draw
 
+    import matplotlib.pyplot as plt
+
     cm = model.test_confusion.numpy()
-    client.log_figure(run_id, confusion_matrix_figure(cm, model.classes), f"{prefix}/confusion_matrix.png")
+    fig = confusion_matrix_figure(cm, model.classes)
+    client.log_figure(run_id, fig, f"{prefix}/confusion_matrix.png")
+    plt.close(fig)  # long-lived processes (sweep workers) would otherwise keep every figure
     log_json(client, run_id, {"classes": model.classes, "matrix": cm.tolist()}, f"{prefix}/confusion_matrix.json")
     log_json(client, run_id, model.test_report, f"{prefix}/per_class_report.json")

@@ -57,10 +57,13 @@ def fit_and_test(
     """
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, model = build(cfg)
+    # MLFlowLogger creates its run lazily (on `.experiment`): build the trainer first so a bad
+    # trainer or callback setting fails before any run exists.
     logger: MLFlowLogger = instantiate(cfg.logger.mlflow)
-    client, run_id = logger.experiment, logger.run_id
-    all_callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + list(callbacks)
+    best_epoch = BestEpochMetrics()
+    all_callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + [best_epoch, *callbacks]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=all_callbacks, logger=logger)
+    client, run_id = logger.experiment, logger.run_id
 
     run_tags = {
         "model": cfg.model.name,
@@ -75,13 +78,16 @@ def fit_and_test(
         for key, value in run_tags.items():
             client.set_tag(run_id, key, value)
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        logger.log_hyperparams(tracking.flatten(resolved))
+        tracking.log_params(client, run_id, tracking.flatten(resolved))
+        resolved["logger"]["mlflow"]["tracking_uri"] = tracking.redact_url(str(cfg.logger.mlflow.tracking_uri))
         client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
         _log_scan_report(client, run_id, datamodule)
 
         trainer.fit(model, datamodule=datamodule)
+        device = trainer.strategy.root_device  # the module is back on the CPU after teardown
         best = _best_checkpoint(trainer)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        # Report the epoch whose weights are kept (and tested), not merely the last one.
+        metrics = best_epoch.metrics_of(trainer.checkpoint_callback)
         if cfg.get("test", True):
             # ckpt_path="best" reloads the best weights; without a checkpoint, the last ones.
             for row in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
@@ -93,7 +99,7 @@ def fit_and_test(
             # The servable pyfunc (`runs:/<id>/model`), from the best weights when there are some.
             log_tagger_model(client, run_id, best or model)
         if cfg.get("throughput_seconds", 0):
-            _log_throughput(logger, model, cfg)
+            _log_throughput(logger, model, cfg, device)
         return TrainResult(run_id, metrics, model.classes, best, run_tags)
     except optuna.TrialPruned as pruned:
         client.set_tag(run_id, "trial_state", "PRUNED")
@@ -105,6 +111,28 @@ def fit_and_test(
         # Lightning marks the run FAILED on any exception inside fit, pruning included;
         # the final word is ours.
         tracking.close_run(client, run_id, error)
+
+
+class BestEpochMetrics(Callback):
+    """Keeps every validation epoch's metrics, to report those of the checkpointed epoch."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.epochs.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    def metrics_of(self, checkpoint: Callback | None) -> dict[str, float]:
+        """The epoch ModelCheckpoint kept (its best monitored score); else the last epoch."""
+        if not self.epochs:
+            return {}
+        if isinstance(checkpoint, ModelCheckpoint) and checkpoint.monitor and checkpoint.best_model_score is not None:
+            best = float(checkpoint.best_model_score)
+            for epoch in self.epochs:
+                if epoch.get(checkpoint.monitor) == best:
+                    return dict(epoch)
+        return dict(self.epochs[-1])
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:
@@ -122,8 +150,7 @@ def _log_scan_report(client, run_id: str, datamodule: GenreDataModule) -> None:
     client.log_metric(run_id, "data/skipped_files", sum(len(s["skipped"]) for s in report.values()))
 
 
-def _log_throughput(logger: MLFlowLogger, model: GenreClassifier, cfg: DictConfig) -> None:
-    device = model.device
+def _log_throughput(logger: MLFlowLogger, model: GenreClassifier, cfg: DictConfig, device: torch.device) -> None:
     batch = cfg.data.get("eval_batch_size") or cfg.data.batch_size
     chunk = float(cfg.data.chunk_seconds)
     repeats = max(1, int(cfg.throughput_seconds / (batch * chunk)))

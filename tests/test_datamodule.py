@@ -31,6 +31,7 @@ def test_chunk_starts_cover_the_clip() -> None:
     assert chunk_starts(10, 4, 4) == [0, 4, 6]
     assert chunk_starts(8, 4, 4) == [0, 4]
     assert chunk_starts(4, 4, 2) == [0]
+    assert chunk_starts(3, 4, 2) == [0]  # shorter than a window: one window, padded by the caller
 
 
 def test_eval_batches_carry_clip_ids_and_every_chunk() -> None:
@@ -73,5 +74,5 @@ def test_synthetic_source_splits_are_balanced() -> None:
     splits = src.load(8000)
     assert [len(splits[s]) for s in ("train", "val", "test")] == [30, 20, 10]
     assert np.bincount(splits["train"].labels).tolist() == [3] * 10
-    with pytest.raises(ValueError, match="data.clips_per_class"):
+    with pytest.raises(ValueError, match="data.source.clips_per_class"):
         SyntheticSource({"train": 3, "val": 0, "test": 1})

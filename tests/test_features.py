@@ -56,8 +56,8 @@ def test_normalization_independent_of_batch_size() -> None:
 @pytest.mark.parametrize(
     "kw, match",
     [
-        ({"kind": "chroma"}, "features.kind"),
-        ({"backend": "librosa"}, "features.backend"),
+        ({"kind": "chroma"}, "features.frontend.kind"),
+        ({"backend": "librosa"}, "features.frontend.backend"),
         ({"kind": "cqt", "backend": "torchaudio"}, "no CQT"),
         ({"kind": "mfcc", "n_mfcc": 80, "n_mels": 64}, "n_mfcc"),
     ],
@@ -78,8 +78,29 @@ def test_specaugment_only_in_training() -> None:
 
 
 def test_mixup_blends_inputs_and_targets() -> None:
+    torch.manual_seed(0)
     x = torch.randn(8, 1, 4, 4)
     y = torch.eye(8)
     mx, my = mixup(x, y, alpha=0.4)
     assert torch.allclose(my.sum(1), torch.ones(8))
-    assert mx.shape == x.shape
+    # Each row is lam * itself + (1 - lam) * a partner: targets and inputs mixed the same way.
+    assert not torch.equal(mx, x) and (my > 0).sum(1).max() == 2
+    partner = my.clone()
+    partner[torch.arange(8), torch.arange(8)] = 0
+    j = partner.argmax(1)
+    w = torch.diagonal(my)
+    assert torch.allclose(mx, w.view(-1, 1, 1, 1) * x + (1 - w).view(-1, 1, 1, 1) * x[j], atol=1e-6)
+
+
+def test_mel_power_equals_torchaudio_transform() -> None:
+    """The faster CPU mel path computes what torchaudio's MelSpectrogram computes."""
+    import torchaudio
+
+    from genre_lab.features.frontend import MelPower
+
+    wave = _music_like(seconds=1.5, sr=22050)
+    ours = MelPower(22050, 1024, 512, 64, 0.0, 11025.0)(wave)
+    ref = torchaudio.transforms.MelSpectrogram(
+        22050, n_fft=1024, hop_length=512, n_mels=64, norm="slaney", mel_scale="slaney"
+    )(wave)
+    assert torch.allclose(ours, ref, rtol=1e-4, atol=1e-7 * float(ref.max()))

@@ -40,7 +40,7 @@ class RandomChunks(Dataset):
 
 def chunk_starts(length: int, chunk: int, hop: int) -> list[int]:
     """Window starts covering a clip of `length` samples; the last window ends at the clip's end."""
-    starts = list(range(0, length - chunk + 1, hop))
+    starts = list(range(0, length - chunk + 1, hop)) or [0]  # a short clip: one (padded) window
     if starts[-1] + chunk < length:
         starts.append(length - chunk)
     return starts

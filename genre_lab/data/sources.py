@@ -23,12 +23,12 @@ class SyntheticSource(ClipSource):
     ) -> None:
         missing = [s for s in SPLITS if s not in clips_per_class]
         if missing:
-            raise ValueError(f"data.clips_per_class needs an entry for {missing}")
+            raise ValueError(f"data.source.clips_per_class needs an entry for {missing}")
         for split, n in clips_per_class.items():
             if int(n) < 1:
-                raise ValueError(f"data.clips_per_class.{split} must be >= 1, got {n}")
+                raise ValueError(f"data.source.clips_per_class.{split} must be >= 1, got {n}")
         if clip_seconds <= 0:
-            raise ValueError(f"data.clip_seconds must be positive, got {clip_seconds}")
+            raise ValueError(f"data.source.clip_seconds must be positive, got {clip_seconds}")
         self.clips_per_class = {k: int(v) for k, v in clips_per_class.items()}
         self.clip_seconds = float(clip_seconds)
         self.seed = int(seed)
