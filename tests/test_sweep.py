@@ -13,10 +13,12 @@ import pytest
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from mlflow import MlflowClient
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from genre_lab import tracking
 from genre_lab.config import PROJECT_ROOT
-from genre_lab.sweep import SearchSpaceError, parse_space, run_sweep
+from genre_lab.sweep import SearchSpaceError, SweepConfigError, parse_space, run_sweep
 from genre_lab.sweep.space import format_value
 from tests.conftest import TINY
 
@@ -118,6 +120,52 @@ def test_invalid_space_fails_before_any_trial(tmp_path: Path, mlflow_uri: str) -
     # Nothing was created: no study storage, no MLflow run.
     assert not (tmp_path / "optuna.db").exists()
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_misspelt_metric_fails_before_anything(tmp_path: Path, mlflow_uri: str) -> None:
+    overrides = [*_sweep_overrides(tmp_path, 2, []), "sweep.metric=val/track_accuracy"]
+    with pytest.raises(SweepConfigError, match=r"sweep.metric='val/track_accuracy'.*did you mean val/track_acc\?"):
+        run_sweep(overrides, output_dir=tmp_path / "out")
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_failed_summary_still_closes_parent_without_hiding_the_error(
+        tmp_path: Path, mlflow_uri: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The end of a worker (plots, best config) can fail; the parent run is closed anyway, and
+    an error that stopped the sweep first stays the one reported."""
+    from genre_lab.sweep.mlflow_parent import SweepTracker
+    from genre_lab.sweep.runner import _finish
+
+    (tmp_path / "a_file").write_text("")
+    settings = OmegaConf.create({"best_config_dir": str(tmp_path / "a_file" / "best")})  # cannot be made
+    client = MlflowClient(mlflow_uri)
+    experiment = tracking.experiment_id("genre_lab", mlflow_uri)
+
+    def study_with_best(name: str) -> optuna.Study:
+        study = optuna.create_study(study_name=name, direction="maximize")
+        study.add_trial(optuna.trial.create_trial(
+            params={"model.optimizer.lr": 0.003},
+            distributions={"model.optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)},
+            value=0.5, user_attrs={"overrides": [f"paths.root_dir={tmp_path}", "model.optimizer.lr=0.003"]},
+        ))
+        return study
+
+    # A clean optimisation: the summary's failure is raised, and the parent is FAILED with it.
+    tracker = SweepTracker.open(client, experiment, "clean", {})
+    with pytest.raises(NotADirectoryError):
+        _finish(study_with_best("clean"), tracker, settings, "sqlite:///x.db", error=None, started=0.0)
+    parent = client.get_run(tracker.parent_run_id)
+    assert parent.info.status == "FAILED" and parent.data.tags["error"].startswith("NotADirectoryError")
+
+    # Stopped by Ctrl-C: the summary's failure is only logged (the caller re-raises the
+    # interruption), the parent is KILLED, and the storage password never reaches the result.
+    tracker = SweepTracker.open(client, experiment, "interrupted", {})
+    result = _finish(study_with_best("interrupted"), tracker, settings, "postgresql://u:secret@db/optuna",
+                     error=KeyboardInterrupt("stop"), started=0.0)
+    parent = client.get_run(tracker.parent_run_id)
+    assert parent.info.status == "KILLED" and parent.data.tags["error"] == "KeyboardInterrupt: stop"
+    assert "could not log the end of sweep interrupted" in caplog.text
+    assert result.storage == "postgresql://u:***@db/optuna" and result.counts["COMPLETE"] == 1
 
 
 def test_cli_reports_invalid_space_without_traceback(tmp_path: Path, mlflow_uri: str) -> None:

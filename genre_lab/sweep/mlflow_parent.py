@@ -21,7 +21,6 @@ import matplotlib.pyplot as plt
 import optuna
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
-from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import FrozenTrial, TrialState
 
@@ -39,21 +38,6 @@ _PLOTS = {
     "plots/param_importances.png": optuna.visualization.matplotlib.plot_param_importances,
     "plots/parallel_coordinate.png": optuna.visualization.matplotlib.plot_parallel_coordinate,
 }
-
-
-def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """The experiment training logs to, created like MLFlowLogger would; safe against a
-    second worker creating it at the same moment."""
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
 
 
 def close_child(client: MlflowClient, run_id: str, state: str, error: BaseException | None = None) -> None:

@@ -2,7 +2,9 @@
 
 A trial trains through the same code as `python -m genre_lab.train`, logging into a child
 run created beforehand (so even a trial that fails before training has one), and reports
-the metric every validation epoch through Optuna's Lightning pruning callback.
+the metric every validation epoch through Optuna's Lightning pruning callback. The trial's
+value is the metric of the checkpointed epoch (best `val/loss`: the weights that are tested
+and kept), as `fit_and_test` reports it, not that of the last epoch.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def compose_train_config(overrides: Sequence[str], output_dir: str | Path) -> Di
 
 
 class TrialObjective:
-    """Callable handed to `study.optimize`; returns the trial's final `metric`."""
+    """Callable handed to `study.optimize`; returns `metric` of the checkpointed epoch."""
 
     def __init__(self, params: Sequence[Param], base_overrides: Sequence[str], metric: str,
                  tracker: SweepTracker, output_dir: Path, threads: int = 1) -> None:

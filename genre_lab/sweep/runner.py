@@ -5,6 +5,7 @@ once share the study."""
 from __future__ import annotations
 
 import copy
+import difflib
 import logging
 import re
 import signal
@@ -20,11 +21,11 @@ import optuna
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.engine import make_url
 
 from ..config import compose
+from ..tracking import experiment_id, redact_url
 from . import study as studies
-from .mlflow_parent import SweepTracker, close_stale_child, experiment_id
+from .mlflow_parent import SweepTracker, close_stale_child
 from .objective import OVERRIDES_ATTR, RUN_DIR, TrialObjective, compose_train_config
 from .space import Param, SweepConfigError, parse_space
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 BEST_CONFIG_NAME = "best_config"
 TRAIN_OVERRIDES_ATTR = "train_overrides"
+#: What GenreClassifier logs at the end of every validation epoch, hence what the pruning
+#: callback can see when it reports: the possible objectives (`sweep.metric`).
+EPOCH_METRICS = ("val/loss", "val/chunk_acc", "val/chunk_f1", "val/track_acc", "val/track_f1")
 
 
 @dataclass
@@ -61,19 +65,14 @@ def _is_sweep_setting(override: str) -> bool:
     return key.startswith(("sweep.", "hydra.", "hydra/"))
 
 
-def _public_storage(url: str) -> str:
-    """The storage URL without its password: it is logged to MLflow."""
-    if "://" not in url:
-        return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL: log the scheme only
-        return url.split("://", 1)[0] + "://***"
-
-
 def _check_settings(s: DictConfig) -> None:
     if not re.fullmatch(r"[\w.\-]+", str(s.study_name)):
         raise SweepConfigError(f"sweep.study_name={s.study_name!r}: use letters, digits, '.', '_' and '-'")
+    if s.metric not in EPOCH_METRICS:
+        close = difflib.get_close_matches(str(s.metric), EPOCH_METRICS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise SweepConfigError(f"sweep.metric={s.metric!r} is not logged every validation epoch; "
+                               f"{hint}choose one of {', '.join(EPOCH_METRICS)}")
     if not isinstance(s.n_trials, int) or s.n_trials < 1:
         raise SweepConfigError(f"sweep.n_trials={s.n_trials!r}: must be a positive integer")
     if s.timeout is not None and not (isinstance(s.timeout, (int, float)) and s.timeout > 0):
@@ -165,15 +164,15 @@ def run_sweep(overrides: Sequence[str] = (), output_dir: str | Path | None = Non
         for fixed in enqueue:
             study.enqueue_trial(fixed, skip_if_exists=True)
         tracker = SweepTracker.open(
-            client, experiment_id(client, str(mlflow_cfg.experiment_name), mlflow_cfg.get("artifact_location")),
+            client, experiment_id(str(mlflow_cfg.experiment_name), tracking_uri),
             str(s.study_name),
-            {"metric": metric, "direction": direction, "storage": _public_storage(str(s.storage)),
+            {"metric": metric, "direction": direction, "storage": redact_url(str(s.storage)),
              "sampler": sampler_spec["type"], "pruner": pruner.__class__.__name__, "n_trials": s.n_trials},
         )
         study.set_user_attr("mlflow_parent_run_id", tracker.parent_run_id)
         study.sampler = studies.make_sampler(sampler_spec, studies.worker_seed_offset(study, int(s.worker_id)))
     settings = OmegaConf.to_container(s, resolve=True)
-    settings["storage"] = _public_storage(str(s.storage))
+    settings["storage"] = redact_url(str(s.storage))
     tracker.log_settings_file(OmegaConf.to_yaml(OmegaConf.create(settings)))
 
     objective = TrialObjective(params, train_overrides, metric, tracker, out, threads=s.n_jobs)
@@ -245,24 +244,40 @@ def _record_overrides(study: optuna.Study, train_overrides: list[str]) -> None:
 
 def _finish(study: optuna.Study, tracker: SweepTracker, s: DictConfig, storage_url: str,
             error: BaseException | None, started: float) -> SweepResult:
+    """Plots and best config into the parent run, which is then closed whatever happens:
+    FINISHED, or FAILED/KILLED with `error`, the exception that stopped the optimisation. A
+    failure here is raised after a clean run, and only logged after `error`, so as not to
+    replace the error the user needs to see (the caller re-raises that one)."""
     result = SweepResult(
-        study_name=study.study_name, storage=_public_storage(storage_url),
-        parent_run_id=tracker.parent_run_id, counts=studies.state_counts(study), wall_seconds=0.0,
+        study_name=study.study_name, storage=redact_url(storage_url),
+        parent_run_id=tracker.parent_run_id, counts={}, wall_seconds=0.0,
     )
-    interrupted = isinstance(error, KeyboardInterrupt)
-    if error is None or interrupted:
-        # Plots and the best config also on Ctrl-C: they cover every trial finished so far.
-        result.skipped_plots = tracker.log_study(study)
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if complete:
-            best = study.best_trial
-            result.best_value, result.best_params, result.best_trial = best.value, best.params, best.number
-            text = best_config_yaml(best, study.study_name)
-            path = Path(s.best_config_dir) / f"{BEST_CONFIG_NAME}.yaml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            tracker.log_best_config(text)
-            result.best_config = path
-    tracker.close(error)
+    closing_error = error
+    try:
+        result.counts = studies.state_counts(study)
+        if error is None or isinstance(error, KeyboardInterrupt):
+            # Plots and the best config also on Ctrl-C: they cover every trial finished so far.
+            _log_summary(study, tracker, s, result)
+    except Exception as err:
+        if error is None:
+            closing_error = err
+            raise
+        log.exception("could not log the end of sweep %s after %s", study.study_name, type(error).__name__)
+    finally:
+        tracker.close(closing_error)
     result.wall_seconds = time.monotonic() - started
     return result
+
+
+def _log_summary(study: optuna.Study, tracker: SweepTracker, s: DictConfig, result: SweepResult) -> None:
+    result.skipped_plots = tracker.log_study(study)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return
+    best = study.best_trial
+    result.best_value, result.best_params, result.best_trial = best.value, best.params, best.number
+    text = best_config_yaml(best, study.study_name)
+    path = Path(s.best_config_dir) / f"{BEST_CONFIG_NAME}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    tracker.log_best_config(text)
+    result.best_config = path
