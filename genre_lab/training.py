@@ -63,6 +63,8 @@ def fit_and_test(
     best_epoch = BestEpochMetrics()
     all_callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + [best_epoch, *callbacks]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=all_callbacks, logger=logger)
+    # One get-or-create for every command: a local store keeps artifacts beside its database.
+    tracking.experiment_id(cfg.logger.mlflow.experiment_name, cfg.logger.mlflow.tracking_uri)
     client, run_id = logger.experiment, logger.run_id
 
     run_tags = {
