@@ -12,13 +12,13 @@ import logging
 from pathlib import Path
 
 from ..audio import AUDIO_EXTENSIONS
-from .clips import AudioSplit, ClipSource
-from .scan import LabelledFile, check_fractions, decode_splits, existing_folder, find_audio, stratified_split
+from .clips import AudioSplit
+from .scan import FileSource, LabelledFile, existing_folder, find_audio
 
 log = logging.getLogger(__name__)
 
 
-class FolderSource(ClipSource):
+class FolderSource(FileSource):
     name = "folder"
 
     def __init__(
@@ -31,10 +31,7 @@ class FolderSource(ClipSource):
         workers: int | None = None,
     ) -> None:
         self.root = root
-        self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
-        self.seed = int(seed)
-        self.cache_dir = cache_dir
-        self.workers = workers
+        super().__init__(val_fraction, test_fraction, seed, cache_dir, workers)
         self._files: dict[str, list[Path]] | None = None
 
     def scan(self) -> dict[str, list[Path]]:
@@ -70,6 +67,6 @@ class FolderSource(ClipSource):
             for label, genre in enumerate(sorted(files))
             for path in files[genre]
         ]
-        assignment = stratified_split(labelled, self.val_fraction, self.test_fraction, self.seed)
-        return decode_splits(assignment, sample_rate, self.cache_dir, self.workers, f"folder dataset {root}")
+        assignment = self.stratify(labelled)
+        return self.decode(assignment, sample_rate, f"folder dataset {root}")
 

@@ -19,8 +19,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from .clips import SPLITS, AudioSplit, ClipSource
-from .scan import LabelledFile, check_fractions, decode_splits, existing_folder, stratified_split
+from .clips import SPLITS, AudioSplit
+from .scan import FileSource, LabelledFile, existing_folder
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def scan_gtzan(folder: Path) -> dict[str, Path]:
     return found
 
 
-class GTZANSource(ClipSource):
+class GTZANSource(FileSource):
     """GTZAN from a local copy; labels are indices into `GTZAN_GENRES`."""
 
     name = "gtzan"
@@ -97,10 +97,7 @@ class GTZANSource(ClipSource):
             raise ValueError(f"data.split must be one of {', '.join(SPLIT_KINDS)}, got {split!r}")
         self.root = root
         self.split = split
-        self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
-        self.seed = int(seed)
-        self.cache_dir = cache_dir
-        self.workers = workers
+        super().__init__(val_fraction, test_fraction, seed, cache_dir, workers)
 
     @property
     def classes(self) -> list[str]:
@@ -125,7 +122,7 @@ class GTZANSource(ClipSource):
         skipped: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
         if self.split == "random":
             files = [labelled(clip_id) for clip_id in sorted(found)]
-            assignment = stratified_split(files, self.val_fraction, self.test_fraction, self.seed)
+            assignment = self.stratify(files)
         else:
             assignment = {}
             listed = filtered_split()
@@ -138,5 +135,5 @@ class GTZANSource(ClipSource):
             unused = len(set(found) - {i for ids in listed.values() for i in ids})
             if unused:
                 log.info("GTZAN: %d clip(s) outside the filtered split are not used", unused)
-        return decode_splits(assignment, sample_rate, self.cache_dir, self.workers, "GTZAN", skipped)
+        return self.decode(assignment, sample_rate, "GTZAN", skipped)
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .clips import SPLITS, AudioSplit, ClipSource
-from .scan import LabelledFile, check_fractions, decode_splits, stratified_split
+from .clips import SPLITS, AudioSplit
+from .scan import FileSource, LabelledFile
 
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
-class ManifestSource(ClipSource):
+class ManifestSource(FileSource):
     name = "csv"
 
     def __init__(
@@ -35,10 +35,7 @@ class ManifestSource(ClipSource):
         workers: int | None = None,
     ) -> None:
         self.manifest = manifest
-        self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
-        self.seed = int(seed)
-        self.cache_dir = cache_dir
-        self.workers = workers
+        super().__init__(val_fraction, test_fraction, seed, cache_dir, workers)
         self._rows: list[tuple[Path, str, str | None, str]] | None = None
 
     def rows(self) -> list[tuple[Path, str, str | None, str]]:
@@ -56,10 +53,10 @@ class ManifestSource(ClipSource):
         index = {label: i for i, label in enumerate(self.classes)}
         files = [LabelledFile(path, index[label], written) for path, label, _, written in rows]
         if rows[0][2] is None:
-            assignment = stratified_split(files, self.val_fraction, self.test_fraction, self.seed)
+            assignment = self.stratify(files)
         else:
             assignment = {s: [f for f, row in zip(files, rows) if row[2] == s] for s in SPLITS}
-        return decode_splits(assignment, sample_rate, self.cache_dir, self.workers, f"manifest {self.manifest}")
+        return self.decode(assignment, sample_rate, f"manifest {self.manifest}")
 
 
 def read_manifest(manifest: str | Path | None) -> list[tuple[Path, str, str | None, str]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..audio import AUDIO_EXTENSIONS
 from .cache import decode_files
-from .clips import SPLITS, AudioSplit
+from .clips import SPLITS, AudioSplit, ClipSource
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,36 @@ def stratified_split(
     for split in out.values():
         split.sort(key=lambda f: (f.label, f.clip_id))
     return out
+
+
+class FileSource(ClipSource):
+    """Settings shared by the sources that read labelled files: the seeded stratified split
+    (fractions and seed) and the decode cache with its worker threads."""
+
+    def __init__(
+        self,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
+        self.seed = int(seed)
+        self.cache_dir = cache_dir
+        self.workers = workers
+
+    def stratify(self, files: Sequence[LabelledFile]) -> dict[str, list[LabelledFile]]:
+        return stratified_split(files, self.val_fraction, self.test_fraction, self.seed)
+
+    def decode(
+        self,
+        assignment: Mapping[str, Sequence[LabelledFile]],
+        sample_rate: int,
+        dataset: str,
+        skipped: Mapping[str, Iterable[tuple[str, str]]] | None = None,
+    ) -> dict[str, AudioSplit]:
+        return decode_splits(assignment, sample_rate, self.cache_dir, self.workers, dataset, skipped)
 
 
 def decode_splits(
