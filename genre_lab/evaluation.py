@@ -31,7 +31,7 @@ from . import tracking
 from .data import SPLITS, AudioSplit, GenreDataModule
 from .data.datamodule import TrackChunks
 from .inference.loading import ModelSource, load_classifier, resolve
-from .module import GenreClassifier
+from .module import GenreClassifier, check_targets
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     source = resolve(str(cfg.run), uri)
     model = load_classifier(source.checkpoint)
     data_cfg = data_config(cfg, source, model, client)
+    # A run's config.yaml is downloaded data: its `_target_`s may only name dataset classes.
+    check_targets(data_cfg, allowed=("genre_lab.data.",))
     datamodule: GenreDataModule = instantiate(data_cfg)
     datamodule.setup()
     split = align_classes(datamodule.splits[cfg.split], datamodule.classes, model.classes)

@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
     p.add_argument("--top-k", type=int, default=3, help="genres listed per file (default 3)")
     p.add_argument("--segments", type=float, metavar="SECONDS", help="also give a timeline of SECONDS-long segments")
-    p.add_argument("--hop", type=float, metavar="SECONDS", help="window hop (default: the training chunk length)")
+    p.add_argument("--hop", type=float, metavar="SECONDS", help="window hop (default: the model's evaluation hop, data.eval_hop_seconds)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.data import AudioSplit, SyntheticSource
 from genre_lab.data.datamodule import chunk_starts
 from genre_lab.evaluation import align_classes, evaluate
+from genre_lab.inference import Tagger
 from genre_lab.module import CONFIG_KEY, GenreClassifier
 from genre_lab.training import TrainResult, fit_and_test
 from tests.conftest import TINY
@@ -40,8 +42,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, str]
         return fit_and_test(cfg), uri
 
 
-def _by_hand(checkpoint: str) -> tuple[np.ndarray, np.ndarray]:
-    """(true, predicted) track labels: every 2 s window 1 s apart, softmax, mean per clip, argmax."""
+def _by_hand(checkpoint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(true labels, predicted labels, track probabilities): every 2 s window 1 s apart,
+    softmax, mean per clip, argmax."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     config = state[CONFIG_KEY]
     model = GenreClassifier.from_config(config, config["classes"])
@@ -50,12 +53,13 @@ def _by_hand(checkpoint: str) -> tuple[np.ndarray, np.ndarray]:
     sr = config["data"]["sample_rate"]
     chunk, hop = int(config["data"]["chunk_seconds"] * sr), int(config["data"]["eval_hop_seconds"] * sr)
     split = SyntheticSource(TEST_SPLIT, CLIP_SECONDS, seed=0).load(sr)["test"]
-    predicted = []
+    probs = []
     with torch.inference_mode():
         for wave in split.waves:
             windows = torch.stack([torch.from_numpy(np.array(wave[s : s + chunk])) for s in chunk_starts(len(wave), chunk, hop)])
-            predicted.append(int(model(windows).softmax(1).mean(0).argmax()))
-    return np.array(split.labels), np.array(predicted)
+            probs.append(model(windows).softmax(1).mean(0).numpy())
+    track = np.stack(probs)
+    return np.array(split.labels), track.argmax(1), track
 
 
 def _macro_f1(true: np.ndarray, pred: np.ndarray, n: int) -> float:
@@ -73,7 +77,7 @@ def test_metrics_equal_a_hand_computation_and_link_the_run(trained, monkeypatch:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     evaluated = evaluate(compose([f"run={result.run_id}", "progress=false"], config_name="evaluate"))
 
-    true, pred = _by_hand(result.best_checkpoint)
+    true, pred, _ = _by_hand(result.best_checkpoint)
     n = len(result.classes)
     assert len(true) == n * TEST_SPLIT["test"] == 30
     accuracy, f1 = float(np.mean(true == pred)), _macro_f1(true, pred, n)
@@ -99,6 +103,41 @@ def test_metrics_equal_a_hand_computation_and_link_the_run(trained, monkeypatch:
     report = json.loads((with_dir / "per_class_report.json").read_text())
     assert [report[c]["support"] for c in result.classes] == [TEST_SPLIT["test"]] * n
     assert (with_dir / "confusion_matrix.png").stat().st_size > 0
+
+
+def test_tagging_a_clip_gives_the_evaluated_distribution(trained) -> None:
+    """`predict` defaults to the model's evaluation windows: a test clip tagged as a waveform
+    gets exactly the track probabilities evaluation averages."""
+    result, _ = trained
+    tagger = Tagger.from_checkpoint(result.best_checkpoint)
+    assert tagger.hop_seconds == 1.0 and tagger.chunk_seconds == 2.0  # data.eval_hop_seconds, not one chunk
+    _, _, expected = _by_hand(result.best_checkpoint)
+    split = SyntheticSource(TEST_SPLIT, CLIP_SECONDS, seed=0).load(tagger.sample_rate)["test"]
+    for wave, probs in zip(split.waves, expected):
+        got = tagger.tag(np.asarray(wave), sample_rate=tagger.sample_rate).distribution
+        assert [got[c] for c in result.classes] == pytest.approx(probs.tolist(), abs=1e-5)
+
+
+def test_run_config_may_only_instantiate_datasets(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's downloaded config.yaml is data: a `_target_` outside genre_lab.data is refused
+    before anything is instantiated or any run is logged."""
+    result, uri = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    experiment = client.get_run(result.run_id).info.experiment_id
+    crafted = client.create_run(experiment, run_name="crafted").info.run_id
+    checkpoint = tmp_path / "best.ckpt"
+    shutil.copy(result.best_checkpoint, checkpoint)
+    client.log_artifact(crafted, str(checkpoint), "checkpoints")
+    marker = tmp_path / "pwned"
+    client.log_text(crafted, f"data:\n  _target_: os.system\n  _args_: ['touch {marker}']\n", "config.yaml")
+    client.set_terminated(crafted)
+
+    before = len(client.search_runs([experiment]))
+    with pytest.raises(ValueError, match=r"_target_='os.system' is not allowed"):
+        evaluate(compose([f"run={crafted}", "progress=false"], config_name="evaluate"))
+    assert not marker.exists()
+    assert len(client.search_runs([experiment])) == before
 
 
 def test_checkpoint_needs_a_dataset_and_fails_before_any_run(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -21,7 +22,9 @@ from genre_lab import Tagger
 from genre_lab.audio import AudioDecodeError
 from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.data.synthetic import render_clip
-from genre_lab.inference import TaggingError
+from genre_lab.inference import TaggingError, resolve
+from genre_lab.inference.batch import collect_audio_files
+from genre_lab.module import CONFIG_KEY
 from genre_lab.predict import main as predict_main
 from genre_lab.training import TrainResult, fit_and_test
 from tests.conftest import TINY
@@ -80,6 +83,11 @@ def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "movie.mp3").write_bytes(_mp4_bytes())
     sf.write(str(folder / "silence.flac"), np.zeros(2 * SR), SR)
     (folder / "README.txt").write_text("not picked up from a folder: no audio ending")
+    # Hidden files and macOS resource forks (AppleDouble magic) are skipped in folders, as
+    # datasets skip them. (Beside an .mp3, a fork also breaks libsndfile's reading of the mp3.)
+    (folder / "deep" / "nested" / "._metal.ogg").write_bytes(b"\x00\x05\x16\x07" + bytes(200))
+    (folder / ".trash").mkdir()
+    sf.write(str(folder / ".trash" / "old.wav"), render_clip("rock", seed=1, seconds=1.0, sample_rate=SR), SR)
     return folder
 
 
@@ -141,9 +149,60 @@ def test_output_is_never_overwritten_unless_asked(trained, music: Path, tmp_path
     assert predict_main(["no/such/model.ckpt", str(music)]) == 2
     assert "not an existing checkpoint file" in capsys.readouterr().err
 
+    # Bad options are refused up front, naming the option.
+    assert predict_main([result.best_checkpoint, *good, "--batch-size", "0"]) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr().err
+    assert predict_main([result.best_checkpoint, *good, "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "a folder" in err
 
-def test_tagger_loads_from_run_and_registry_and_tags_waveforms(trained, music: Path) -> None:
+
+def test_default_table_mixes_relative_and_absolute_paths(trained, music: Path, capsys, monkeypatch) -> None:
+    """`predict ckpt song.wav /abs/folder` prints the table (relative and absolute paths mixed)."""
+    monkeypatch.chdir(music)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert predict_main([trained[0].best_checkpoint, "rock.wav", str(music / "deep"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Genres of 3 file(s)" in out and f"under {music}" in out
+    for name in ("rock.wav", "deep/nested/metal.ogg", "deep/pop.mp3"):
+        assert name in out
+
+
+def test_unusable_checkpoints_exit_2_naming_the_file(trained, music: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per message: rich would wrap long paths
+    state = torch.load(trained[0].best_checkpoint, map_location="cpu", weights_only=True)
+    config = state[CONFIG_KEY]
+
+    def broken(name: str, **changes: object) -> Path:
+        path = tmp_path / name
+        torch.save({"state_dict": state["state_dict"], CONFIG_KEY: {**config, **changes}}, path)
+        return path
+
+    no_classes = broken("no_classes.ckpt")
+    torch.save({"state_dict": {}, CONFIG_KEY: {k: v for k, v in config.items() if k != "classes"}}, no_classes)
+    cases = {
+        no_classes: "KeyError",
+        broken("unknown.ckpt", features={**config["features"], "frontend": {"_target_": "genre_lab.features.NoSuchFrontEnd"}}):
+            "InstantiationException",
+        broken("foreign.ckpt", model={**config["model"], "backbone": {"_target_": "os.system", "_args_": ["true"]}}):
+            "is not allowed",
+        broken("wrong_classes.ckpt", classes=[*config["classes"], "polka"]): "size mismatch",
+    }
+    for path, reason in cases.items():
+        assert predict_main([str(path), str(music / "rock.wav")]) == 2, path
+        err = capsys.readouterr().err
+        assert f"cannot rebuild the model from checkpoint {path}" in err and reason in err, err
+
+    no_rate = broken("no_rate.ckpt", data={})
+    assert predict_main([str(no_rate), str(music / "rock.wav")]) == 2
+    err = capsys.readouterr().err
+    assert f"model '{no_rate}' has no data.sample_rate" in err, err
+
+
+def test_tagger_loads_from_run_and_registry_and_tags_waveforms(trained, music: Path, tmp_path: Path, monkeypatch) -> None:
     result, uri = trained
+    # Downloads go to <system temp>/genre_lab_models: here, this test's own folder.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     reference = Tagger.from_checkpoint(result.best_checkpoint)
     song = music / "rock.wav"
     expected = reference.tag(song).distribution
@@ -159,11 +218,20 @@ def test_tagger_loads_from_run_and_registry_and_tags_waveforms(trained, music: P
         got = tagger.tag(song).distribution
         assert got == pytest.approx(expected, abs=1e-6), spec
     assert Tagger.from_run(result.run_id, tracking_uri=uri).tag(song).distribution == pytest.approx(expected, abs=1e-6)
+    # Each model URI has one download folder, reused by every load instead of a new one each time.
+    first, again = (resolve(f"runs:/{result.run_id}/model", uri).checkpoint for _ in range(2))
+    assert first == again and first.is_file()
+    cache = tmp_path / "genre_lab_models"
+    assert first.is_relative_to(cache) and len(list(cache.iterdir())) == 3  # run id, runs:/ URI, registered version
 
     # A waveform at its own rate (stereo here) tags like the file it was read from.
     data, sr = sf.read(str(song), dtype="float32")
     stereo = torch.from_numpy(np.stack([data, data]))
     assert reference.tag(stereo, sample_rate=sr).distribution == pytest.approx(expected, abs=1e-4)
+    # ... and so does the (frames, channels) layout soundfile reads stereo files in.
+    frames_first = np.stack([data, data], axis=1)
+    assert frames_first.shape == (len(data), 2)
+    assert reference.tag(frames_first, sample_rate=sr).distribution == pytest.approx(expected, abs=1e-4)
 
     with pytest.raises(TaggingError, match="silent audio"):
         reference.tag(torch.zeros(16000), sample_rate=16000)
@@ -173,7 +241,7 @@ def test_tagger_loads_from_run_and_registry_and_tags_waveforms(trained, music: P
 
 def test_decoding_ahead_in_threads_changes_nothing(trained, music: Path) -> None:
     tagger = Tagger.from_checkpoint(trained[0].best_checkpoint)
-    files = sorted(music.rglob("*.*"))
+    files = [*collect_audio_files([music]), music / "README.txt"]
     inline = [r.to_dict() for r in tagger.tag_files(files, workers=0)]
     threaded = [r.to_dict() for r in tagger.tag_files(files, workers=2)]
     assert [r["path"] for r in threaded] == [str(f) for f in files]

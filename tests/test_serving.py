@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,11 @@ def test_served_model_answers_audio_with_top_k_genres(mlflow_uri: str, tiny_over
     meta = Model.load(str(model_dir / "model"))
     assert [c.name for c in meta.signature.inputs.inputs] == ["audio_base64", "waveform", "sample_rate"]
     assert (model_dir / "model" / "serving_input_example.json").is_file()
+    # Its requirements are genre_lab's own dependencies, pinned, without the dev extra.
+    requirements = (model_dir / "model" / "requirements.txt").read_text().split()
+    for name in ("torchmetrics", "soxr", "hydra-core", "nnAudio", "soundfile", "lightning", "rich"):
+        assert f"{name}=={version(name)}" in requirements, requirements
+    assert not any(r.startswith("pytest") for r in requirements)
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import AUDIO_EXTENSIONS, load_audio, resample, to_mono
+from ..audio import load_audio, resample, to_mono
 from ..config import compose
+from ..data.scan import find_audio
 from ..data.synthetic import GENRES
 from ..inference.tagger import Tagger
 from ..module import GenreClassifier
@@ -35,7 +36,7 @@ DEBIAN_MUSIC = (
 
 
 def find_songs(folders: Sequence[str | Path], limit: int | None = None) -> list[Path]:
-    songs = sorted(p for f in folders if Path(f).is_dir() for p in Path(f).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    songs = sorted(p for f in folders if Path(f).is_dir() for p in find_audio(Path(f)))
     return songs[:limit] if limit else songs
 
 

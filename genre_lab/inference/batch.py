@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..audio import AUDIO_EXTENSIONS
+from ..data.scan import find_audio
 from .loading import ModelSourceError
 from .report import FORMATS, write_report
 from .tagger import Tagger, TagResult
@@ -45,12 +46,12 @@ class PredictOptions:
 
 def collect_audio_files(paths: Sequence[str | Path]) -> list[Path]:
     """Files as given (whatever their ending, so a named file always gets a row) and, for
-    folders, every file with an audio ending below them, sorted. Missing paths are kept so
-    they get an error row too."""
+    folders, the audio files below them as datasets find them (sorted; hidden files and macOS
+    `._x` resource forks skipped). Missing paths are kept so they get an error row too."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            out += find_audio(p)
         else:
             out.append(p)
     return out
@@ -61,9 +62,13 @@ def check_options(opts: PredictOptions) -> None:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{opts.format}'")
     if opts.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {opts.top_k}")
+    if opts.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {opts.batch_size}")
     for flag, value in (("--segments", opts.segments), ("--hop", opts.hop)):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be a positive number of seconds, got {value}")
+    if opts.output is not None and opts.output.is_dir():
+        raise UsageError(f"--output {opts.output} is a folder; give the path of the report file to write")
     if opts.output is not None and opts.output.exists() and not opts.overwrite:
         raise UsageError(f"output file {opts.output} exists; pass --overwrite to replace it")
 

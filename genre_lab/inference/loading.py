@@ -9,7 +9,9 @@ no pickled code from a checkpoint is ever executed.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,27 +42,34 @@ class ModelSource:
     run_id: str | None = None
 
 
-def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """The same store training writes to: the argument, else MLFLOW_TRACKING_URI, else the
-    project's sqlite file."""
-    return tracking_uri or tracking.tracking_uri()
-
-
 def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
     """Turn a checkpoint path, run id or `models:/` / `runs:/` URI into a local weights file."""
     text = str(spec)
+    # The same store training writes to: the argument, else MLFLOW_TRACKING_URI, else the
+    # project's sqlite file.
+    tracking_uri = tracking_uri or tracking.tracking_uri()
     if Path(text).is_file():
         return ModelSource(text, Path(text))
     if Path(text).is_dir():
         return ModelSource(text, _pyfunc_weights(Path(text), text))
     if text.startswith(("models:/", "runs:/")):
-        return _from_uri(text, resolve_tracking_uri(tracking_uri))
+        return _from_uri(text, tracking_uri)
     if _RUN_ID.match(text):
-        return _from_run(text, resolve_tracking_uri(tracking_uri))
+        return _from_run(text, tracking_uri)
     raise ModelSourceError(
         f"model '{text}' is not an existing checkpoint file, an MLflow run id (32 hex digits) "
         "or a models:/ or runs:/ URI"
     )
+
+
+def download_folder(tracking_uri: str, **where: str) -> Path:
+    """The local folder a model artifact is downloaded into: one per (store, artifact), under
+    the system temp folder, so repeated loads overwrite one copy instead of leaving a new
+    temporary folder behind each time."""
+    key = "\n".join([tracking_uri, *(f"{k}={v}" for k, v in sorted(where.items()))])
+    folder = Path(tempfile.gettempdir()) / "genre_lab_models" / hashlib.sha256(key.encode()).hexdigest()[:20]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _download(tracking_uri: str, **where: str) -> Path:
@@ -68,7 +77,8 @@ def _download(tracking_uri: str, **where: str) -> Path:
     from mlflow.exceptions import MlflowException
 
     try:
-        return Path(mlflow.artifacts.download_artifacts(tracking_uri=tracking_uri, **where))
+        dst = download_folder(tracking_uri, **where)
+        return Path(mlflow.artifacts.download_artifacts(tracking_uri=tracking_uri, dst_path=str(dst), **where))
     except (MlflowException, OSError) as err:
         target = where.get("artifact_uri") or f"run {where.get('run_id')} artifact {where.get('artifact_path')}"
         raise ModelSourceError(f"cannot fetch {target} from {tracking_uri}: {err}") from err
@@ -163,6 +173,11 @@ def load_classifier(checkpoint: str | Path, device: str | torch.device = "cpu") 
     if not isinstance(state, dict) or CONFIG_KEY not in state or "state_dict" not in state:
         raise ModelSourceError(f"{path} is not a genre_lab checkpoint (no '{CONFIG_KEY}' config or 'state_dict')")
     config = state[CONFIG_KEY]
-    model = GenreClassifier.from_config(config, config["classes"])
-    model.load_state_dict(state["state_dict"])
+    try:
+        model = GenreClassifier.from_config(config, config["classes"])
+        model.load_state_dict(state["state_dict"])
+    # A damaged or foreign config fails in many ways (KeyError, a disallowed or unknown
+    # `_target_`, Hydra's InstantiationException, mismatched weights): all are the file's fault.
+    except Exception as err:
+        raise ModelSourceError(f"cannot rebuild the model from checkpoint {path}: {type(err).__name__}: {err}") from err
     return model.to(device).eval()

@@ -9,7 +9,8 @@ Request rows (a DataFrame; over HTTP `{"dataframe_records": [...]}`) carry eithe
 The model directory holds the weights and plain config (`artifacts/weights.pt`, loaded
 weights-only) and `pyfunc_model.py` (MLflow "models from code": nothing is unpickled); the
 code is genre_lab itself, which must be importable where the model is served
-(`--env-manager local` in this environment).
+(`--env-manager local` in this environment). The model's pip requirements are genre_lab's own
+dependencies, pinned to the versions installed here.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import math
 import tempfile
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +33,17 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
+from packaging.requirements import Requirement
 
 from ..audio import AudioDecodeError
 from ..module import CONFIG_KEY, GenreClassifier
 from .loading import PYFUNC_PATH, WEIGHTS_KEY
 from .tagger import Tagger, TaggingError, TagResult
 
-#: Distributions pinned in the model's requirements (versions taken from this environment).
-_REQUIREMENTS = ("torch", "torchaudio", "lightning", "nnAudio", "soundfile", "numpy", "pandas", "hydra-core", "mlflow")
+log = logging.getLogger(__name__)
+
+#: The installed distribution whose dependencies the served model needs.
+_DISTRIBUTION = "genre_lab"
 
 _GENRES = Array(Object([Property("label", DataType.string), Property("probability", DataType.double)]))
 SIGNATURE = ModelSignature(
@@ -110,24 +115,37 @@ class GenreTaggerModel(mlflow.pyfunc.PythonModel):
                 return TagResult(path=None, error=err.reason)
 
 
-def export_weights(source: str | Path | GenreClassifier, dst: Path) -> Path:
-    """A weights-only file (state dict + plain config, no optimiser state) for the model dir."""
+def export_weights(source: str | Path | GenreClassifier, dst: Path) -> dict[str, Any]:
+    """Write a weights-only file (state dict + plain config, no optimiser state) for the model
+    dir; returns the config."""
     if isinstance(source, GenreClassifier):
         state, config = source.state_dict(), source.config
     else:
         ckpt = torch.load(source, map_location="cpu", weights_only=True)
         state, config = ckpt["state_dict"], ckpt[CONFIG_KEY]
     torch.save({"state_dict": state, CONFIG_KEY: config}, dst)
-    return dst
+    return config
 
 
 def _requirements() -> list[str]:
+    """genre_lab's own dependencies (not its extras), pinned to the installed versions: read
+    from the installed distribution so the list cannot drift from pyproject.toml."""
+    try:
+        declared = requires(_DISTRIBUTION) or []
+    except PackageNotFoundError:
+        log.warning("%s is not installed as a distribution; the logged model lists no pip requirements", _DISTRIBUTION)
+        return []
     out = []
-    for name in _REQUIREMENTS:
+    for line in declared:
+        req = Requirement(line)
+        # Evaluating the marker with no extra drops `extra == "dev"` entries and anything
+        # not meant for this platform.
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
         try:
-            out.append(f"{name}=={version(name)}")
+            out.append(f"{req.name}=={version(req.name)}")
         except PackageNotFoundError:
-            out.append(name)
+            out.append(str(req))
     return out
 
 
@@ -146,8 +164,8 @@ def save_tagger_model(
     """Write the pyfunc model directory for `source` (a checkpoint or an in-memory model)."""
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
-        weights = export_weights(source, Path(tmp) / "weights.pt")
-        config = torch.load(weights, map_location="cpu", weights_only=True)[CONFIG_KEY]
+        weights = Path(tmp) / "weights.pt"
+        config = export_weights(source, weights)
         mlflow.pyfunc.save_model(
             path=str(path),
             # Models from code: the model is this package's class, not a pickle of it.

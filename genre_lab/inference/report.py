@@ -30,10 +30,14 @@ def _genres_text(genres: Sequence[GenreScore]) -> str:
 
 def _common_folder(results: Sequence[TagResult]) -> str:
     """The folder all files share, so the table shows short names (CSV/JSON keep full paths)."""
-    paths = [r.path for r in results if r.path]
+    # Absolute first: commonpath refuses a mix of relative and absolute paths (`song.mp3 /music`).
+    paths = [os.path.abspath(r.path) for r in results if r.path]
     if len(paths) < 2:
         return ""
-    return os.path.commonpath([os.path.dirname(p) for p in paths])
+    try:
+        return os.path.commonpath([os.path.dirname(p) for p in paths])
+    except ValueError:  # nothing in common, e.g. files on different Windows drives
+        return ""
 
 
 def write_table(results: Sequence[TagResult], console: Console) -> None:

@@ -1,10 +1,12 @@
 """Tag whole songs with a trained model: `Tagger.from_run(...)`, `.from_checkpoint(...)`, `.tag(...)`.
 
-A song of any length is decoded at the model's sample rate, cut into windows of the training
-chunk length (the last one aligned to the song's end, exactly as evaluation does), and the
-softmax of every window is averaged into the song's genre distribution. Optionally the windows
-are also grouped into fixed-length segments for a timeline. Songs shorter than one window are
-zero-padded to one window.
+A song of any length is decoded at the model's sample rate and cut into windows of the training
+chunk length, by default as far apart as the model's validation and test windows
+(`data.eval_hop_seconds` at training, else one chunk), the last one aligned to the song's end;
+the softmax of every window is averaged into the song's genre distribution. Windows and averaging
+are the ones `python -m genre_lab.evaluate` uses (`chunk_starts`, `track_probabilities`), so a
+file gets the same distribution from both. Optionally the windows are also grouped into
+fixed-length segments for a timeline. Songs shorter than one window are zero-padded to one window.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import torch.nn.functional as F
 
 from ..audio import AudioDecodeError, load_audio, resample
 from ..data.datamodule import chunk_starts
-from ..module import GenreClassifier
-from .loading import load_classifier, resolve
+from ..module import GenreClassifier, track_probabilities
+from .loading import ModelSourceError, load_classifier, resolve
 
 #: Below this RMS level (dB relative to full scale) a recording is treated as silence: no
 #: music to classify, and a model would still answer with a confident-looking distribution.
@@ -105,10 +107,12 @@ class Tagger:
         batch_size: int = 16,
         device: str | torch.device | None = None,
         silence_dbfs: float = SILENCE_DBFS,
+        source: str | None = None,
     ) -> None:
         data = model.config.get("data") or {}
         if not data.get("sample_rate") or not data.get("chunk_seconds"):
-            raise ValueError("the model's config has no data.sample_rate / data.chunk_seconds; retrain with genre_lab")
+            owner = f"model '{source}'" if source else "the model"
+            raise ModelSourceError(f"{owner} has no data.sample_rate / data.chunk_seconds in its config; retrain it with genre_lab")
         if hop_seconds is not None and hop_seconds <= 0:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
         if batch_size < 1:
@@ -119,13 +123,14 @@ class Tagger:
         self.sample_rate = int(data["sample_rate"])
         self.chunk_seconds = float(data["chunk_seconds"])
         self.chunk = int(round(self.chunk_seconds * self.sample_rate))
-        # Default hop = one chunk: every sample heard once, the cheapest full coverage.
-        self.hop_seconds = float(hop_seconds or self.chunk_seconds)
+        # Default hop = the one the model was validated and tested with, so tagging a file
+        # and evaluating it give the same numbers; older configs without it: one chunk.
+        self.hop_seconds = float(hop_seconds or data.get("eval_hop_seconds") or self.chunk_seconds)
         self.hop = max(1, int(round(self.hop_seconds * self.sample_rate)))
         self.batch_size = int(batch_size)
         self.silence_dbfs = float(silence_dbfs)
-        #: Where the weights came from (a path, run id or URI), when loaded through a classmethod.
-        self.source: str | None = None
+        #: Where the weights came from (a path, run id or URI), when known.
+        self.source = source
         self.run_id: str | None = None
 
     # -- loading ----------------------------------------------------------------------------
@@ -143,8 +148,8 @@ class Tagger:
     def load(cls, model: str | Path, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
         """From a checkpoint path, MLflow run id, or `models:/` / `runs:/` URI."""
         source = resolve(model, tracking_uri)
-        tagger = cls(load_classifier(source.checkpoint), **kwargs)
-        tagger.source, tagger.run_id = source.spec, source.run_id
+        tagger = cls(load_classifier(source.checkpoint), source=source.spec, **kwargs)
+        tagger.run_id = source.run_id
         return tagger
 
     # -- tagging ----------------------------------------------------------------------------
@@ -172,16 +177,21 @@ class Tagger:
         segment_seconds: float | None = None,
         name: str = "<waveform>",
     ) -> TagResult:
-        """Tag a mono (samples,) or multichannel (channels, samples) waveform."""
+        """Tag a mono (samples,) or multichannel waveform.
+
+        A 2-D waveform may be (channels, samples), as torchaudio returns it, or
+        (samples, channels), as `soundfile.read` does: the shorter axis is taken as the
+        channels and averaged to mono.
+        """
         if k < 1:
             raise ValueError(f"top-k must be >= 1, got {k}")
         if segment_seconds is not None and segment_seconds <= 0:
             raise ValueError(f"segment seconds must be positive, got {segment_seconds}")
         x = torch.as_tensor(wave, dtype=torch.float32)
         if x.dim() == 2:
-            x = x.mean(0)
+            x = x.mean(int(x.shape[0] > x.shape[1]))
         if x.dim() != 1 or x.numel() == 0:
-            raise TaggingError(name, f"expected a non-empty 1-D or (channels, samples) waveform, got shape {tuple(x.shape)}")
+            raise TaggingError(name, f"expected a non-empty 1-D or 2-D (channels and samples) waveform, got shape {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise TaggingError(name, "waveform contains NaN or infinite samples")
         if sample_rate is not None and int(sample_rate) != self.sample_rate:
@@ -192,7 +202,9 @@ class Tagger:
         probs, starts = self.window_probabilities(x)
         duration = len(x) / self.sample_rate
         segments = self._segments(probs, starts, len(x), segment_seconds, k) if segment_seconds else None
-        track = probs.mean(0)
+        # The whole song is one clip: the same per-clip average evaluation computes.
+        one_clip = torch.zeros(len(probs), dtype=torch.long)
+        track = track_probabilities(probs, one_clip, one_clip)[0][0]
         return TagResult(
             path=None if name == "<waveform>" else name,
             genres=top_k(track, self.classes, k),
