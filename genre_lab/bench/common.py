@@ -90,7 +90,7 @@ def report(suite: str, results: list[Result], params: dict[str, object], console
         ratio = ratios.get(f"{r.name}_speedup_vs_{r.baseline}")
         notes = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.extra.items())
         table.add_row(r.name, f"{r.value:,.1f}", r.unit, f"{ratio:.2f}x {r.baseline}" if ratio else "baseline", notes)
-    (console or Console()).print(table)
+    (console or Console(width=220)).print(table)
 
     uri = tracking.tracking_uri()
     mlflow.set_tracking_uri(uri)
