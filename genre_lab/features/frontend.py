@@ -21,6 +21,9 @@ BACKENDS = ("auto", "nnaudio", "torchaudio")
 #: CUDA nnAudio's convolutions are the fast path. CQT exists only in nnAudio.
 AUTO_BACKEND = {"cpu": "torchaudio", "cuda": "nnaudio", "mps": "nnaudio"}
 
+#: Clips per front-end call on a CPU (see `FrontEnd.spectrogram`).
+CPU_MICRO_BATCH = 8
+
 _AMIN = 1e-10  # floor before the log: -100 dB, far below any audible level
 
 
@@ -80,7 +83,13 @@ class FrontEnd(nn.Module):
 
     def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> log-scaled (batch, bins, frames), before normalisation."""
-        spec = self.impls[self.backend_for(wave.device)](wave)
+        impl = self.impls[self.backend_for(wave.device)]
+        if wave.device.type == "cpu" and len(wave) > CPU_MICRO_BATCH:
+            # The STFT of a large batch outgrows the CPU caches: in slices of 8 clips the
+            # torchaudio log-mel runs ~3x faster than in one batch of 32 (bench features).
+            spec = torch.cat([impl(part) for part in wave.split(CPU_MICRO_BATCH)])
+        else:
+            spec = impl(wave)
         # Power spectrograms (mel, stft) -> dB; CQT/STFT magnitudes -> dB via 20*log10.
         scale = 20.0 if self.kind in ("stft", "cqt") else 10.0
         spec = scale * torch.log10(spec.clamp_min(_AMIN))
