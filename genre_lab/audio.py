@@ -79,7 +79,10 @@ def load_audio(
     if path.stat().st_size == 0:
         raise AudioDecodeError(path, "file is empty (0 bytes)")
     try:
-        with sf.SoundFile(str(path)) as f:
+        # Through a Python file object, not the path: given a path, libsndfile's MP3 reader
+        # also opens a macOS `._name.mp3` sidecar beside the file and fails ("bad data
+        # offset"). Same decode speed (measured on 10 songs).
+        with open(path, "rb") as handle, sf.SoundFile(handle) as f:
             sr = f.samplerate
             if offset_seconds > 0:
                 f.seek(int(offset_seconds * sr))
@@ -120,7 +123,7 @@ def _open_failure(path: Path, err: Exception) -> str:
         if head[offset : offset + len(magic)] == magic:
             return f"not an audio file libsndfile can read: the content is {what}"
     # libsndfile prefixes "Error opening '<path>': "; AudioDecodeError names the file already.
-    text = re.sub(r"^Error opening '.*?':\s*", "", str(err).strip()) or type(err).__name__
+    text = re.sub(r"^Error opening (?:'.*?'|<.*?>):\s*", "", str(err).strip()) or type(err).__name__
     return "not a recognised audio format" if "does not exist" in text or "not recognised" in text else text
 
 

@@ -71,3 +71,11 @@ def test_bad_files_name_the_file(tmp_path: Path, content: bytes, reason: str) ->
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError, match="nothere.flac"):
         load_audio(tmp_path / "nothere.flac", 16000)
+
+
+def test_mp3_beside_a_macos_sidecar(tmp_path: Path) -> None:
+    """libsndfile opened `._song.mp3` (macOS metadata) along with `song.mp3` when given a path."""
+    path = write_tone(tmp_path / "song.mp3", seconds=1.0, format="MP3")
+    (tmp_path / "._song.mp3").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 4000)
+    wave = load_audio(path, 16000)
+    assert abs(len(wave) - 16000) < 1600
