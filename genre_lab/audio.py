@@ -137,12 +137,3 @@ def _check_complete(path: Path, decoded: int, declared: int, header_log: str) ->
         raise AudioDecodeError(path, f"truncated: header declares {int(match[1])} data bytes, file holds {int(match[2])}")
     if declared > 0 and decoded < 0.98 * declared:
         raise AudioDecodeError(path, f"truncated: header declares {declared} frames, only {decoded} decode")
-
-
-def audio_info(path: str | Path) -> tuple[int, float]:
-    """(sample_rate, duration_seconds) from the header, without decoding."""
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioDecodeError(path, str(err).strip()) from err
-    return info.samplerate, info.frames / info.samplerate

@@ -9,9 +9,6 @@ what carries over.
 from __future__ import annotations
 
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mlflow
@@ -22,24 +19,6 @@ from rich.table import Table
 from .. import tracking
 
 EXPERIMENT = "benchmarks"
-
-
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1, device: str = "cpu") -> float:
-    """Median wall time of `fn()` over `repeats` calls, after `warmup` untimed calls."""
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 @dataclass

@@ -13,7 +13,8 @@ import torch
 
 from ..data.synthetic import GENRES, render_clip
 from ..features import KINDS, FrontEnd
-from .common import Result, median_seconds
+from ..features.throughput import median_seconds
+from .common import Result
 
 #: Front-end settings shared by every contender (the defaults of conf/features/logmel.yaml).
 N_FFT, HOP, N_MELS, N_MFCC = 1024, 512, 64, 20

@@ -79,10 +79,9 @@ class GenreDataModule(pl.LightningDataModule):
     ) -> None:
         """`source_settings` are the dataset's user-facing settings (`data.root`, `data.split`,
         ...): the data configs keep them at the top of the group and interpolate them into
-        `source:`, so the source has already received them; they are kept only for reference.
+        `source:`, so the source has already received them and they are not used here.
         (Hydra rejects unknown `data.*` overrides before this point.)"""
         super().__init__()
-        self.source_settings = dict(source_settings)
         if int(sample_rate) < 4000:
             raise ValueError(f"data.sample_rate must be an integer >= 4000 Hz, got {sample_rate}")
         if chunk_seconds <= 0:
@@ -132,9 +131,6 @@ class GenreDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(TrackChunks(self._split("test"), self.chunk, self.hop), self.eval_batch_size)
-
-    def num_tracks(self, split: str) -> int:
-        return len(self._split(split))
 
     def _split(self, name: str) -> AudioSplit:
         if self.splits is None:

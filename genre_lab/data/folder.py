@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from ..audio import AUDIO_EXTENSIONS
 from .clips import AudioSplit
@@ -24,14 +25,10 @@ class FolderSource(FileSource):
     def __init__(
         self,
         root: str | Path | None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-        cache_dir: str | Path | None = None,
-        workers: int | None = None,
+        **split_and_cache: Any,
     ) -> None:
         self.root = root
-        super().__init__(val_fraction, test_fraction, seed, cache_dir, workers)
+        super().__init__(**split_and_cache)  # fractions, seed, cache: see FileSource
         self._files: dict[str, list[Path]] | None = None
 
     def scan(self) -> dict[str, list[Path]]:

@@ -18,6 +18,7 @@ import logging
 import re
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from .clips import SPLITS, AudioSplit
 from .scan import FileSource, LabelledFile, existing_folder
@@ -87,17 +88,13 @@ class GTZANSource(FileSource):
         self,
         root: str | Path | None,
         split: str = "filtered",
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-        cache_dir: str | Path | None = None,
-        workers: int | None = None,
+        **split_and_cache: Any,
     ) -> None:
         if split not in SPLIT_KINDS:
             raise ValueError(f"data.split must be one of {', '.join(SPLIT_KINDS)}, got {split!r}")
         self.root = root
         self.split = split
-        super().__init__(val_fraction, test_fraction, seed, cache_dir, workers)
+        super().__init__(**split_and_cache)  # fractions, seed, cache: see FileSource
 
     @property
     def classes(self) -> list[str]:

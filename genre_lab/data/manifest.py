@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 from .clips import SPLITS, AudioSplit
 from .scan import FileSource, LabelledFile
@@ -28,14 +29,10 @@ class ManifestSource(FileSource):
     def __init__(
         self,
         manifest: str | Path | None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-        cache_dir: str | Path | None = None,
-        workers: int | None = None,
+        **split_and_cache: Any,
     ) -> None:
         self.manifest = manifest
-        super().__init__(val_fraction, test_fraction, seed, cache_dir, workers)
+        super().__init__(**split_and_cache)  # fractions, seed, cache: see FileSource
         self._rows: list[tuple[Path, str, str | None, str]] | None = None
 
     def rows(self) -> list[tuple[Path, str, str | None, str]]:

@@ -4,7 +4,7 @@ A song of any length is decoded at the model's sample rate and cut into windows 
 chunk length, by default as far apart as the model's validation and test windows
 (`data.eval_hop_seconds` at training, else one chunk), the last one aligned to the song's end;
 the softmax of every window is averaged into the song's genre distribution. Windows and averaging
-are the ones `python -m genre_lab.evaluate` uses (`chunk_starts`, `track_probabilities`), so a
+are the ones `python -m genre_lab.evaluate` uses (`chunk_starts`, then the per-clip mean), so a
 file gets the same distribution from both. Optionally the windows are also grouped into
 fixed-length segments for a timeline. Songs shorter than one window are zero-padded to one window.
 """
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..audio import AudioDecodeError, load_audio, resample
 from ..data.datamodule import chunk_starts
-from ..module import GenreClassifier, track_probabilities
+from ..module import GenreClassifier
 from .loading import ModelSourceError, load_classifier, resolve
 
 #: Below this RMS level (dB relative to full scale) a recording is treated as silence: no
@@ -202,9 +202,9 @@ class Tagger:
         probs, starts = self.window_probabilities(x)
         duration = len(x) / self.sample_rate
         segments = self._segments(probs, starts, len(x), segment_seconds, k) if segment_seconds else None
-        # The whole song is one clip: the same per-clip average evaluation computes.
-        one_clip = torch.zeros(len(probs), dtype=torch.long)
-        track = track_probabilities(probs, one_clip, one_clip)[0][0]
+        # The song is one clip: the mean of its window probabilities, as evaluation's
+        # `track_probabilities` computes per clip.
+        track = probs.mean(0)
         return TagResult(
             path=None if name == "<waveform>" else name,
             genres=top_k(track, self.classes, k),
