@@ -24,13 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from ..audio import AudioDecodeError, load_audio, resample
+from ..content import SILENCE_DBFS, rms_dbfs
 from ..data.datamodule import chunk_starts
 from ..module import GenreClassifier
 from .loading import ModelSourceError, load_classifier, resolve
 
-#: Below this RMS level (dB relative to full scale) a recording is treated as silence: no
-#: music to classify, and a model would still answer with a confident-looking distribution.
-SILENCE_DBFS = -80.0
 
 
 class TaggingError(ValueError):
@@ -85,11 +83,6 @@ class TagResult:
             out["segments"] = [s.to_dict() for s in self.segments]
         out["error"] = self.error
         return out
-
-
-def rms_dbfs(wave: torch.Tensor) -> float:
-    rms = float(wave.double().pow(2).mean().sqrt())
-    return 20 * math.log10(rms) if rms > 0 else -math.inf
 
 
 def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[GenreScore]:
