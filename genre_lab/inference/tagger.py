@@ -11,7 +11,6 @@ fixed-length segments for a timeline. Songs shorter than one window are zero-pad
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
