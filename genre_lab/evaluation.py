@@ -19,19 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as pl
-import yaml
-from hydra.utils import instantiate
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from . import tracking
+from . import registry, tracking
 from .data import SPLITS, AudioSplit, GenreDataModule
 from .data.datamodule import TrackChunks
 from .inference.loading import ModelSource, load_classifier, resolve
-from .module import GenreClassifier, check_targets
+from .module import GenreClassifier
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +44,23 @@ class EvaluationResult:
 
 
 def training_data_config(client: MlflowClient, run_id: str) -> dict:
-    """The `data` group the run was trained with, from its logged `config.yaml`."""
+    """The `data` group the run was trained with, from its logged `config.yaml`: read as
+    untrusted data (safe YAML, no interpolation evaluated, only registered dataset classes)."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
             text = Path(client.download_artifacts(run_id, "config.yaml", tmp)).read_text()
         except (MlflowException, OSError) as err:
             raise ValueError(f"run {run_id} has no readable config.yaml; pass data=<dataset config>") from err
-    data = (yaml.safe_load(text) or {}).get("data")
+    data = registry.load_untrusted_yaml(text, f"run {run_id} config.yaml").get("data")
     if not data:
         raise ValueError(f"run {run_id}'s config.yaml has no data section; pass data=<dataset config>")
     return data
 
 
-def data_config(cfg: DictConfig, source: ModelSource, model: GenreClassifier, client: MlflowClient) -> DictConfig:
+def data_config(cfg: DictConfig, source: ModelSource, model: GenreClassifier, client: MlflowClient) -> dict:
     """The chosen dataset config (or the training one) with the model's rate and chunk length."""
     if cfg.get("data") is not None:
-        data = OmegaConf.to_container(cfg.data, resolve=True)
+        data = OmegaConf.to_container(cfg.data, resolve=True)  # the user's own command line
     elif source.run_id is not None:
         data = training_data_config(client, source.run_id)
     else:
@@ -75,7 +74,7 @@ def data_config(cfg: DictConfig, source: ModelSource, model: GenreClassifier, cl
             log.warning("data.%s=%s replaced by the model's %s", key, data[key], trained[key])
         data[key] = trained[key]
     data["eval_hop_seconds"] = cfg.get("hop_seconds") or trained.get("eval_hop_seconds") or trained["chunk_seconds"]
-    return OmegaConf.create(data)
+    return data
 
 
 def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: list[str]) -> AudioSplit:
@@ -98,9 +97,8 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     source = resolve(str(cfg.run), uri)
     model = load_classifier(source.checkpoint)
     data_cfg = data_config(cfg, source, model, client)
-    # A run's config.yaml is downloaded data: its `_target_`s may only name dataset classes.
-    check_targets(data_cfg, allowed=("genre_lab.data.",))
-    datamodule: GenreDataModule = instantiate(data_cfg)
+    # A run's config.yaml is downloaded data: it may only name registered dataset classes.
+    datamodule: GenreDataModule = registry.build(data_cfg, registry.DATA, "data")
     datamodule.setup()
     split = align_classes(datamodule.splits[cfg.split], datamodule.classes, model.classes)
     loader = DataLoader(TrackChunks(split, datamodule.chunk, datamodule.hop), batch_size=datamodule.eval_batch_size,
@@ -125,7 +123,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     run_id = client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
     error: BaseException | None = None
     try:
-        resolved = {"run": source.spec, "split": cfg.split, "data": OmegaConf.to_container(data_cfg, resolve=True)}
+        resolved = {"run": source.spec, "split": cfg.split, "data": data_cfg}
         params = {"tracks": len(split), "windows": len(loader.dataset), **tracking.flatten(resolved)}
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")

@@ -10,8 +10,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -22,33 +21,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from .checkpoint import CONFIG_KEY, ModelSpec
 from .features import FrontEnd, SpecAugment, mixup
-
-#: Key under which a checkpoint carries the plain-dict config needed to rebuild the model,
-#: so checkpoints load with `torch.load(weights_only=True)` and no Hydra run directory.
-CONFIG_KEY = "genre_lab"
-
-
-#: What a model config may instantiate. Checkpoints and downloaded run configs are data, and
-#: Hydra's `_target_` would otherwise let a crafted one call any Python function on load.
-SAFE_TARGETS = ("genre_lab.features.", "genre_lab.models.", "torch.optim.")
-
-
-def check_targets(*configs: Any, allowed: tuple[str, ...] = SAFE_TARGETS) -> None:
-    """Raise ValueError naming any `_target_` outside `allowed` (prefixes) in the configs."""
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, (dict, DictConfig)):
-            for key, value in node.items():
-                if key == "_target_" and not str(value).startswith(allowed):
-                    raise ValueError(f"{path}._target_={value!r} is not allowed here (allowed: {', '.join(allowed)})")
-                walk(value, f"{path}.{key}" if path else str(key))
-        elif isinstance(node, (list, tuple, ListConfig)):
-            for i, value in enumerate(node):
-                walk(value, f"{path}[{i}]")
-
-    for cfg in configs:
-        walk(cfg, "")
-
 
 def _metrics(n: int, prefix: str) -> MetricCollection:
     return MetricCollection(
@@ -101,30 +75,30 @@ class GenreClassifier(pl.LightningModule):
     # -- building ---------------------------------------------------------------------------
     @classmethod
     def from_config(cls, cfg: DictConfig | dict, classes: list[str]) -> GenreClassifier:
-        """Build from a resolved config with `features` and `model` groups (train or checkpoint)."""
-        cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-        check_targets(cfg.features, cfg.model)
-        frontend = instantiate(cfg.features.frontend)
-        backbone = instantiate(cfg.model.backbone, n_bins=frontend.n_bins)
-        aug = cfg.features.get("augment") or {}
-        sched = cfg.model.get("scheduler")
+        """Build from a composed training config with `features`, `model` and `data` groups."""
+        return cls.from_spec(ModelSpec.from_config(cfg, classes))
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> GenreClassifier:
+        """Build from a validated spec: every part comes from `genre_lab.registry`'s tables."""
+        frontend = spec.build_frontend()
+        aug = spec.features.get("augment") or {}
         return cls(
             frontend=frontend,
-            backbone=backbone,
-            classes=classes,
-            optimizer=instantiate(cfg.model.optimizer),
-            scheduler=instantiate(sched) if sched else None,
+            backbone=spec.build_backbone(frontend.n_bins),
+            classes=list(spec.classes),
+            optimizer=spec.optimizer_factory(),
+            scheduler=spec.scheduler_factory(),
             augment=SpecAugment(aug.get("freq_mask", 0), aug.get("time_mask", 0), aug.get("n_masks", 1)),
             mixup_alpha=float(aug.get("mixup_alpha", 0.0)),
-            label_smoothing=float(cfg.model.get("label_smoothing", 0.0)),
-            config={
-                "features": OmegaConf.to_container(cfg.features, resolve=True),
-                "model": OmegaConf.to_container(cfg.model, resolve=True),
-                "data": {k: cfg.data.get(k) for k in ("sample_rate", "chunk_seconds", "eval_hop_seconds")}
-                if "data" in cfg else {},
-                "classes": list(classes),
-            },
+            label_smoothing=float(spec.model.get("label_smoothing", 0.0)),
+            config=spec.to_dict(),
         )
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The runtime contract this model was built from (see `genre_lab.checkpoint`)."""
+        return ModelSpec.from_dict(self.config, "model config")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = self.config

@@ -109,7 +109,7 @@ def test_tagging_a_clip_gives_the_evaluated_distribution(trained) -> None:
     """`predict` defaults to the model's evaluation windows: a test clip tagged as a waveform
     gets exactly the track probabilities evaluation averages."""
     result, _ = trained
-    tagger = Tagger.from_checkpoint(result.best_checkpoint)
+    tagger = Tagger.load(result.best_checkpoint)
     assert tagger.hop_seconds == 1.0 and tagger.chunk_seconds == 2.0  # data.eval_hop_seconds, not one chunk
     _, _, expected = _by_hand(result.best_checkpoint)
     split = SyntheticSource(TEST_SPLIT, CLIP_SECONDS, seed=0).load(tagger.sample_rate)["test"]

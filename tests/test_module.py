@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from genre_lab.config import compose
-from genre_lab.module import GenreClassifier, check_targets, track_probabilities
+from genre_lab.module import GenreClassifier, track_probabilities
+from genre_lab.registry import check_targets
 
 
 def test_track_probabilities_average_unequal_windows_and_sparse_ids() -> None:

@@ -10,15 +10,16 @@ no pickled code from a checkpoint is ever executed.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import tempfile
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..module import CONFIG_KEY, GenreClassifier
-from .. import tracking
+from .. import checkpoint, tracking
+from ..module import GenreClassifier
 
 #: Where training stores the best checkpoint inside its MLflow run.
 RUN_CHECKPOINT = "checkpoints/best.ckpt"
@@ -62,13 +63,28 @@ def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
     )
 
 
+def cache_root() -> Path:
+    """This user's private folder for downloaded models: `$XDG_CACHE_HOME/genre_lab/models`
+    (default `~/.cache/...`), created 0700. A shared, predictable `/tmp` path would let another
+    local user plant a model folder there before we download into it."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = base / "genre_lab" / "models"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = root.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ModelSourceError(f"model cache {root} is not private to this user (owner uid {info.st_uid}, "
+                               f"mode {stat.filemode(info.st_mode)}); remove it or set XDG_CACHE_HOME")
+    os.chmod(root, 0o700)
+    return root
+
+
 def download_folder(tracking_uri: str, **where: str) -> Path:
-    """The local folder a model artifact is downloaded into: one per (store, artifact), under
-    the system temp folder, so repeated loads overwrite one copy instead of leaving a new
-    temporary folder behind each time."""
+    """The local folder a model artifact is downloaded into: one per (store, artifact) inside
+    `cache_root()`, so repeated loads overwrite one copy instead of leaving a new temporary
+    folder behind each time."""
     key = "\n".join([tracking_uri, *(f"{k}={v}" for k, v in sorted(where.items()))])
-    folder = Path(tempfile.gettempdir()) / "genre_lab_models" / hashlib.sha256(key.encode()).hexdigest()[:20]
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = cache_root() / hashlib.sha256(key.encode()).hexdigest()[:20]
+    folder.mkdir(exist_ok=True, mode=0o700)
     return folder
 
 
@@ -157,27 +173,25 @@ def _pyfunc_weights(model_dir: Path, spec: str) -> Path:
     if not (model_dir / "MLmodel").is_file():
         raise ModelSourceError(f"'{spec}' is a folder without an MLmodel file, not a logged model")
     flavor = Model.load(str(model_dir)).flavors.get("python_function", {})
-    entry = flavor.get("artifacts", {}).get(WEIGHTS_KEY)
-    if not entry:
+    entry = (flavor.get("artifacts") or {}).get(WEIGHTS_KEY)
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
         raise ModelSourceError(f"'{spec}' is an MLflow model without genre_lab weights (artifact '{WEIGHTS_KEY}')")
-    return model_dir / entry["path"]
+    weights = (model_dir / str(entry["path"])).resolve()
+    if not weights.is_relative_to(model_dir.resolve()):
+        raise ModelSourceError(f"'{spec}': artifact path {entry['path']!r} points outside the model folder")
+    return weights
 
 
-def load_classifier(checkpoint: str | Path, device: str | torch.device = "cpu") -> GenreClassifier:
-    """Rebuild a GenreClassifier from a Lightning checkpoint or exported weights, weights-only."""
-    path = Path(checkpoint)
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> GenreClassifier:
+    """Rebuild a GenreClassifier from a Lightning checkpoint or exported weights, weights-only,
+    its parts validated and built through `genre_lab.checkpoint.ModelSpec`."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
-        raise ModelSourceError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
-    if not isinstance(state, dict) or CONFIG_KEY not in state or "state_dict" not in state:
-        raise ModelSourceError(f"{path} is not a genre_lab checkpoint (no '{CONFIG_KEY}' config or 'state_dict')")
-    config = state[CONFIG_KEY]
-    try:
-        model = GenreClassifier.from_config(config, config["classes"])
-        model.load_state_dict(state["state_dict"])
-    # A damaged or foreign config fails in many ways (KeyError, a disallowed or unknown
-    # `_target_`, Hydra's InstantiationException, mismatched weights): all are the file's fault.
-    except Exception as err:
+        spec, weights = checkpoint.read(path)
+        model = GenreClassifier.from_spec(spec)
+        model.load_state_dict(weights)
+    except checkpoint.CheckpointError as err:
+        raise ModelSourceError(str(err)) from err
+    # A valid spec can still fail to build or not match its weights: the file's fault.
+    except (ValueError, RuntimeError, TypeError, KeyError) as err:
         raise ModelSourceError(f"cannot rebuild the model from checkpoint {path}: {type(err).__name__}: {err}") from err
     return model.to(device).eval()

@@ -72,7 +72,7 @@ class GenreTaggerModel(mlflow.pyfunc.PythonModel):
     weights are the `weights` artifact."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.tagger = Tagger.from_checkpoint(context.artifacts[WEIGHTS_KEY])
+        self.tagger = Tagger.load(context.artifacts[WEIGHTS_KEY])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         params = params or {}

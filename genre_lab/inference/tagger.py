@@ -1,4 +1,4 @@
-"""Tag whole songs with a trained model: `Tagger.from_run(...)`, `.from_checkpoint(...)`, `.tag(...)`.
+"""Tag whole songs with a trained model: `Tagger.load(model)`, then `.tag(...)` or `.tag_files(...)`.
 
 A song of any length is decoded at the model's sample rate and cut into windows of the training
 chunk length, by default as far apart as the model's validation and test windows
@@ -101,10 +101,11 @@ class Tagger:
         silence_dbfs: float = SILENCE_DBFS,
         source: str | None = None,
     ) -> None:
-        data = model.config.get("data") or {}
-        if not data.get("sample_rate") or not data.get("chunk_seconds"):
+        try:
+            spec = model.spec
+        except ValueError as err:
             owner = f"model '{source}'" if source else "the model"
-            raise ModelSourceError(f"{owner} has no data.sample_rate / data.chunk_seconds in its config; retrain it with genre_lab")
+            raise ModelSourceError(f"{owner}: {err}") from err
         if hop_seconds is not None and hop_seconds <= 0:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
         if batch_size < 1:
@@ -112,12 +113,12 @@ class Tagger:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.classes: list[str] = list(model.classes)
-        self.sample_rate = int(data["sample_rate"])
-        self.chunk_seconds = float(data["chunk_seconds"])
+        self.sample_rate = spec.sample_rate
+        self.chunk_seconds = spec.chunk_seconds
         self.chunk = int(round(self.chunk_seconds * self.sample_rate))
         # Default hop = the one the model was validated and tested with, so tagging a file
-        # and evaluating it give the same numbers; older configs without it: one chunk.
-        self.hop_seconds = float(hop_seconds or data.get("eval_hop_seconds") or self.chunk_seconds)
+        # and evaluating it give the same numbers (older specs without it: one chunk).
+        self.hop_seconds = float(hop_seconds or spec.eval_hop_seconds)
         self.hop = max(1, int(round(self.hop_seconds * self.sample_rate)))
         self.batch_size = int(batch_size)
         self.silence_dbfs = float(silence_dbfs)
@@ -127,18 +128,9 @@ class Tagger:
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Tagger:
-        """From a Lightning checkpoint or exported weights file (loaded weights-only)."""
-        return cls.load(str(path), **kwargs)
-
-    @classmethod
-    def from_run(cls, run_id: str, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
-        """From the best checkpoint of an MLflow training run."""
-        return cls.load(run_id, tracking_uri=tracking_uri, **kwargs)
-
-    @classmethod
     def load(cls, model: str | Path, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
-        """From a checkpoint path, MLflow run id, or `models:/` / `runs:/` URI."""
+        """The one way to get a Tagger: from a checkpoint or exported weights file, a pyfunc
+        model folder, an MLflow run id, or a `models:/` / `runs:/` URI (weights-only, validated)."""
         source = resolve(model, tracking_uri)
         tagger = cls(load_classifier(source.checkpoint), source=source.spec, **kwargs)
         tagger.run_id = source.run_id

@@ -1,0 +1,168 @@
+"""The model's runtime contract, written and read in one place.
+
+A `ModelSpec` says everything needed to run a trained model: the front end, the backbone, the
+classes, and the audio it expects (sample rate, window length, evaluation hop). Training writes
+it into every checkpoint (under `CONFIG_KEY`) and into the exported weights of the served model;
+evaluation, tagging, serving and fine-tuning read it back through `ModelSpec.from_dict`, which
+validates it field by field and builds its parts only from `genre_lab.registry`'s tables. Files
+are read with `torch.load(weights_only=True)`: a checkpoint is data, never code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from . import registry
+from .registry import ConfigSecurityError
+
+#: Key under which a checkpoint carries the plain-dict spec needed to rebuild the model, so
+#: checkpoints load weights-only and without a Hydra run directory.
+CONFIG_KEY = "genre_lab"
+#: Bounds on what a spec may declare (a crafted file could otherwise ask for absurd buffers).
+SAMPLE_RATES = (1000, 384_000)
+MAX_CHUNK_SECONDS = 600.0
+MAX_CLASSES = 10_000
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable genre_lab model; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a trained model is; `features` and `model` are the Hydra groups as plain data."""
+
+    features: dict[str, Any]
+    model: dict[str, Any]
+    classes: tuple[str, ...]
+    sample_rate: int
+    chunk_seconds: float
+    eval_hop_seconds: float
+
+    # -- reading ----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, config: Any, source: str = "checkpoint") -> ModelSpec:
+        """Validate a spec read from a file (or made by `to_dict`); errors name `source` and the field."""
+        try:
+            return cls._parse(registry.plain(config, ""))
+        except ConfigSecurityError as err:
+            raise CheckpointError(f"cannot rebuild the model from {source}: {err}") from err
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | Mapping[str, Any], classes: list[str]) -> ModelSpec:
+        """From a composed training config (features, model and data groups)."""
+        cfg = OmegaConf.create(dict(cfg)) if not isinstance(cfg, DictConfig) else cfg
+        data = cfg.get("data") or {}
+        resolved = {
+            "features": OmegaConf.to_container(cfg.features, resolve=True),
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "data": {k: data.get(k) for k in ("sample_rate", "chunk_seconds", "eval_hop_seconds")},
+            "classes": list(classes),
+        }
+        return cls._parse(registry.plain(resolved, ""))
+
+    @classmethod
+    def _parse(cls, config: Any) -> ModelSpec:
+        if not isinstance(config, dict):
+            raise ConfigSecurityError("the model spec is not a mapping")
+        registry.check_targets(config)  # nothing anywhere in the spec may name an unregistered class
+        features, model, data = (_mapping(config, key) for key in ("features", "model", "data"))
+        classes = config.get("classes")
+        if (not isinstance(classes, list) or not classes or len(classes) > MAX_CLASSES
+                or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes)):
+            raise ConfigSecurityError("classes must be a non-empty list of distinct names")
+        for group, key, table in (("features", "frontend", registry.FRONTENDS), ("model", "backbone", registry.BACKBONES),
+                                  ("model", "optimizer", registry.OPTIMIZERS), ("model", "scheduler", registry.SCHEDULERS)):
+            node = (features if group == "features" else model).get(key)
+            registry.check_targets(node, allowed=table, where=f"{group}.{key}")
+        for group, key in (("features", "frontend"), ("model", "backbone")):
+            node = (features if group == "features" else model).get(key)
+            if not isinstance(node, dict) or "_target_" not in node:
+                raise ConfigSecurityError(f"{group}.{key} must name a registered class with _target_")
+        rate = _number(data, "sample_rate", int, *SAMPLE_RATES)
+        chunk = _number(data, "chunk_seconds", float, 0.01, MAX_CHUNK_SECONDS)
+        hop = _number(data, "eval_hop_seconds", float, 0.001, MAX_CHUNK_SECONDS, default=chunk)
+        frontend_rate = features["frontend"].get("sample_rate", rate)
+        if frontend_rate != rate:
+            raise ConfigSecurityError(f"features.frontend.sample_rate={frontend_rate} differs from data.sample_rate={rate}")
+        return cls(features, model, tuple(classes), rate, chunk, hop)
+
+    # -- writing ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict stored under `CONFIG_KEY` (the same layout every genre_lab checkpoint has)."""
+        return {
+            "features": self.features,
+            "model": self.model,
+            "data": {"sample_rate": self.sample_rate, "chunk_seconds": self.chunk_seconds,
+                     "eval_hop_seconds": self.eval_hop_seconds},
+            "classes": list(self.classes),
+        }
+
+    # -- building ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.model.get("name", "?"))
+
+    @property
+    def features_name(self) -> str:
+        return str(self.features.get("name", "?"))
+
+    def build_frontend(self) -> nn.Module:
+        return registry.build(self.features["frontend"], registry.FRONTENDS, "features.frontend")
+
+    def build_backbone(self, n_bins: int) -> nn.Module:
+        return registry.build(self.model["backbone"], registry.BACKBONES, "model.backbone", n_bins=n_bins)
+
+    def optimizer_factory(self) -> Any:
+        node = self.model.get("optimizer") or {"_target_": "torch.optim.AdamW", "_partial_": True}
+        return registry.build({**node, "_partial_": True}, registry.OPTIMIZERS, "model.optimizer")
+
+    def scheduler_factory(self) -> Any | None:
+        node = self.model.get("scheduler")
+        return registry.build({**node, "_partial_": True}, registry.SCHEDULERS, "model.scheduler") if node else None
+
+
+def _mapping(config: dict[str, Any], key: str) -> dict[str, Any]:
+    value = config.get(key)
+    if not isinstance(value, dict):
+        raise ConfigSecurityError(f"{key} must be a mapping")
+    return value
+
+
+def _number(data: dict[str, Any], key: str, kind: type, low: float, high: float, default: Any = None) -> Any:
+    value = data.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        raise ConfigSecurityError(f"data.{key}={value!r} must be a number in [{low:g}, {high:g}]")
+    if kind is int and value != int(value):
+        raise ConfigSecurityError(f"data.{key}={value!r} must be a whole number")
+    return kind(value)
+
+
+def read(path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
+    """(spec, state dict) of a Lightning checkpoint or exported weights file, weights-only."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
+        raise CheckpointError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
+    if not isinstance(state, dict) or CONFIG_KEY not in state or not isinstance(state.get("state_dict"), dict):
+        raise CheckpointError(f"{path} is not a genre_lab checkpoint (no '{CONFIG_KEY}' config or 'state_dict')")
+    weights = state["state_dict"]
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise CheckpointError(f"{path}: state_dict must map names to tensors")
+    return ModelSpec.from_dict(state[CONFIG_KEY], f"checkpoint {path}"), weights
+
+
+def write(path: str | Path, spec: ModelSpec, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Exported weights: the state dict and the spec, nothing else (no optimiser state)."""
+    torch.save({"state_dict": dict(state_dict), CONFIG_KEY: spec.to_dict()}, Path(path))

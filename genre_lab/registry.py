@@ -1,0 +1,199 @@
+"""Every class a genre_lab config may name, and the one way configs become objects.
+
+Configs name classes by `_target_`. Hydra would import any dotted path it is given, so a
+checkpoint, a run's logged `config.yaml` or a model folder (all of them files someone else may
+have written) could call any function: `genre_lab.features.frontend.torch.load` walked past the
+old prefix check to unpickle a payload. Here a `_target_` is looked up by its exact name in an
+explicit table of genre_lab components (`BACKBONES`, `FRONTENDS`, `DATA`, ...; optimizers and
+schedulers from a fixed set), every setting must be plain data (numbers, strings, booleans,
+lists, string-keyed mappings) accepted by the class's signature, and no interpolation
+(`${...}`, `oc.env` or any resolver) is ever evaluated on a config that came from a file.
+
+Code (not files) extends the tables: `register("backbone", "mypkg.MyNet", MyNet)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import yaml
+from lightning.pytorch import callbacks as pl_callbacks
+from lightning.pytorch import loggers as pl_loggers
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from . import data, models
+from .features import FrontEnd
+
+
+class ConfigSecurityError(ValueError):
+    """A config names something it may not, or holds something that is not plain data; the
+    message names the setting."""
+
+
+FRONTENDS: dict[str, Callable[..., Any]] = {"genre_lab.features.FrontEnd": FrontEnd}
+BACKBONES: dict[str, Callable[..., Any]] = {f"genre_lab.models.{name}": getattr(models, name) for name in models.__all__}
+OPTIMIZERS: dict[str, Callable[..., Any]] = {
+    f"torch.optim.{name}": getattr(torch.optim, name) for name in ("Adam", "AdamW", "SGD", "RMSprop")
+}
+SCHEDULERS: dict[str, Callable[..., Any]] = {
+    f"torch.optim.lr_scheduler.{name}": getattr(torch.optim.lr_scheduler, name)
+    for name in ("CosineAnnealingLR", "CosineAnnealingWarmRestarts", "StepLR", "MultiStepLR", "ExponentialLR", "OneCycleLR")
+}
+DATA: dict[str, Callable[..., Any]] = {
+    f"genre_lab.data.{name}": getattr(data, name)
+    for name in ("GenreDataModule", "SyntheticSource", "FolderSource", "GTZANSource", "ManifestSource")
+}
+#: Lightning's own objects, for run configs (trainer, callbacks, logger) read back on resume.
+LIGHTNING: dict[str, Callable[..., Any]] = {
+    "lightning.pytorch.Trainer": pl.Trainer,
+    "lightning.pytorch.loggers.MLFlowLogger": pl_loggers.MLFlowLogger,
+    **{
+        f"lightning.pytorch.callbacks.{name}": getattr(pl_callbacks, name)
+        for name in ("ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "RichProgressBar", "TQDMProgressBar")
+    },
+}
+_TABLES = {
+    "frontend": FRONTENDS, "backbone": BACKBONES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
+    "data": DATA, "lightning": LIGHTNING,
+}
+
+
+def register(kind: str, name: str, cls: Callable[..., Any]) -> None:
+    """Allow `_target_: <name>` to build `cls` in configs of `kind` (backbone, frontend, ...)."""
+    if kind not in _TABLES:
+        raise ValueError(f"kind must be one of {sorted(_TABLES)}, got '{kind}'")
+    _TABLES[kind][name] = cls
+
+
+def all_targets() -> dict[str, Callable[..., Any]]:
+    return {name: cls for table in _TABLES.values() for name, cls in table.items()}
+
+
+#: The only underscore keys a node may carry: what to build and whether to build it later.
+_NODE_KEYS = ("_target_", "_partial_")
+#: Longest string accepted in a config from a file (paths, names); bounds what a crafted file
+#: can make us hold or log.
+_MAX_TEXT = 4096
+
+
+def plain(value: Any, where: str) -> Any:
+    """`value` as plain Python data (dict/list/str/number/bool/None), or ConfigSecurityError
+    naming `where`. Strings holding `${` are refused: OmegaConf would evaluate them
+    (`${oc.env:SECRET}` reads the environment) the moment the config is used."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        # Unresolved on purpose: an interpolation stays a string and is refused below.
+        value = OmegaConf.to_container(value, resolve=False)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigSecurityError(f"{where}={value!r}: only finite numbers are allowed")
+        return value
+    if isinstance(value, str):
+        if "${" in value:
+            raise ConfigSecurityError(f"{where}={value!r}: interpolations are never evaluated in a config read from a file")
+        if len(value) > _MAX_TEXT:
+            raise ConfigSecurityError(f"{where}: string of {len(value)} characters is too long")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigSecurityError(f"{where}: key {key!r} is not a string")
+            out[key] = plain(item, f"{where}.{key}" if where else key)
+        return out
+    raise ConfigSecurityError(f"{where}: a {type(value).__name__} is not plain config data")
+
+
+def check_targets(*configs: Any, allowed: Mapping[str, Any] | None = None, where: str = "") -> None:
+    """Raise ConfigSecurityError naming any `_target_` that is not exactly one of `allowed`
+    (default: every registered class), or any other underscore key Hydra would act on."""
+    allowed = all_targets() if allowed is None else allowed
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, (Mapping, DictConfig)):
+            for key, value in node.items():
+                here = f"{path}.{key}" if path else str(key)
+                if key == "_target_" and value not in allowed:
+                    raise ConfigSecurityError(f"{here}={value!r} is not allowed here (allowed: {', '.join(sorted(allowed))})")
+                if isinstance(key, str) and key.startswith("_") and key.endswith("_") and key not in _NODE_KEYS:
+                    raise ConfigSecurityError(f"{here} is not allowed in a genre_lab config")
+                walk(value, here)
+        elif isinstance(node, (list, tuple, ListConfig)):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    for cfg in configs:
+        walk(cfg, where)
+
+
+def build(node: Any, allowed: Mapping[str, Callable[..., Any]], where: str, **extra: Any) -> Any:
+    """Instantiate `{_target_: <name>, _partial_: bool, **settings}` with `allowed[name]`.
+
+    Nested nodes with a `_target_` are built first, from the same table (as Hydra does). Every
+    setting must be plain data and a parameter of the class; `extra` are keyword arguments
+    the caller adds (not from the config)."""
+    spec = plain(node, where)
+    check_targets(spec, allowed=allowed, where=where)
+    return _build(spec, allowed, where, extra)
+
+
+def _build(spec: Any, allowed: Mapping[str, Callable[..., Any]], where: str, extra: Mapping[str, Any]) -> Any:
+    if not isinstance(spec, dict) or "_target_" not in spec:
+        raise ConfigSecurityError(f"{where} must be a mapping with a _target_")
+    settings = {k: v for k, v in spec.items() if k not in _NODE_KEYS}
+    cls = allowed[spec["_target_"]]
+    kwargs = {
+        key: _build(value, allowed, f"{where}.{key}", {}) if isinstance(value, dict) and "_target_" in value else value
+        for key, value in settings.items()
+    }
+    _check_signature(cls, {**kwargs, **extra}, where, spec["_target_"], partial=bool(spec.get("_partial_")))
+    if spec.get("_partial_"):
+        return functools.partial(cls, **kwargs, **extra)
+    return cls(**kwargs, **extra)
+
+
+def _check_signature(cls: Callable[..., Any], kwargs: Mapping[str, Any], where: str, name: str, partial: bool) -> None:
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # builtins without a signature: nothing to check against
+        return
+    try:
+        if partial:
+            signature.bind_partial(**kwargs)
+        else:
+            signature.bind(**kwargs)
+    except TypeError as err:
+        params = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+        unknown = [k for k in kwargs if k not in signature.parameters]
+        detail = f"unknown setting(s) {', '.join(f'{where}.{k}' for k in unknown)}" if unknown else str(err)
+        raise ConfigSecurityError(f"{where} ({name}): {detail}; accepted: {', '.join(params)}") from err
+
+
+def load_untrusted_yaml(text: str, where: str) -> dict[str, Any]:
+    """A YAML document from a file someone else wrote (a run's config.yaml) as plain data:
+    safe YAML, no interpolation, every `_target_` registered. Not resolved, not instantiated."""
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigSecurityError(f"{where} is not valid YAML: {err}") from err
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigSecurityError(f"{where} is not a mapping of settings")
+    config = plain(loaded, "")
+    try:
+        check_targets(config)
+    except ConfigSecurityError as err:
+        raise ConfigSecurityError(f"{where}: {err}") from err
+    return config
