@@ -1,10 +1,15 @@
-"""Where the configs live, and the OmegaConf resolvers they use.
+"""Where the configs live, where stores and outputs go, and the OmegaConf resolvers for both.
 
-Entry points compose `conf/` by absolute path, so they work from any working directory.
+The configs ship inside the package (`genre_lab/conf/`) and entry points compose them by
+absolute path, so they work from any working directory and from an installed wheel; Hydra's
+`--config-dir` adds a user's own folder on top. Stores (mlflow.db, optuna.db), the decode cache
+and outputs go to the *home*: `GENRE_LAB_HOME` when set, else the current directory - never the
+package location (inside site-packages once installed).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,13 +18,38 @@ import hydra
 from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = PROJECT_ROOT / "conf"
+#: Environment variable naming the folder for stores, caches and outputs.
+HOME_ENV = "GENRE_LAB_HOME"
 
-# `${project_root:}` lets configs default stores (mlflow.db, optuna.db) to the project folder
-# whatever the working directory, while `MLFLOW_TRACKING_URI` and overrides still win.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: The source checkout holding this package (tests, notebooks and experiments/ live there);
+#: never a default location for data.
+PROJECT_ROOT = _PACKAGE_DIR.parent
+# The configs inside the package; until `conf/` is moved there, the checkout's folder.
+CONF_DIR = _PACKAGE_DIR / "conf" if (_PACKAGE_DIR / "conf").is_dir() else PROJECT_ROOT / "conf"
+
+
+def home() -> Path:
+    """`GENRE_LAB_HOME` (created if missing) when set, else the current directory; absolute."""
+    value = os.environ.get(HOME_ENV)
+    if not value:
+        return Path.cwd()
+    path = Path(value).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"{HOME_ENV}={value}: cannot create the folder: {err}") from err
+    return path
+
+
+# `${genre_lab_home:}` is the default root of every store, cache and output folder in conf/
+# (`paths.root_dir`); `MLFLOW_TRACKING_URI` and overrides still win. Not cached: the working
+# directory and the environment may change within one process (tests, notebooks).
+if not OmegaConf.has_resolver("genre_lab_home"):
+    OmegaConf.register_new_resolver("genre_lab_home", lambda: str(home()))
+# The former name, kept while configs written against it are in flight; same meaning.
 if not OmegaConf.has_resolver("project_root"):
-    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    OmegaConf.register_new_resolver("project_root", lambda: str(home()))
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train", output_dir: str | Path | None = None) -> DictConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,18 +15,23 @@ from mlflow import MlflowClient
 from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 
-from .config import PROJECT_ROOT
+from .config import home
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
+# The MLflow 3 UI opens an untagged experiment in its GenAI layout (runs listed under
+# "Evaluations"); this kind ("Machine learning" in its selector) gives the runs table, the
+# Models tab and the Dataset column.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def default_tracking_uri() -> str:
-    """The sqlite store in the project folder."""
-    return f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    """The sqlite store in the home folder (`GENRE_LAB_HOME`, else the working directory)."""
+    return f"sqlite:///{home() / 'mlflow.db'}"
 
 
 def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` when set, else the project's sqlite store."""
+    """`MLFLOW_TRACKING_URI` when set, else the home folder's sqlite store."""
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
@@ -36,12 +42,14 @@ def experiment_id(name: str, uri: str | None = None) -> str:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the tag existed
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
         location = str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:
         # Another process (a parallel sweep worker) created it since the lookup: use theirs.
         exp = client.get_experiment_by_name(name)
@@ -64,13 +72,30 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def git_commit() -> str | None:
+    """Commit of the git repository holding the working directory (the user's experiments;
+    in a checkout of genre_lab, genre_lab's own), None outside one."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=Path.cwd(), capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_version() -> str:
+    """The installed genre_lab version ("unknown" when run from a source tree never installed)."""
+    try:
+        return version("genre_lab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def source_tags() -> dict[str, str]:
+    """What produced a run: `git_commit` (the working directory's commit, else the package
+    version) and `genre_lab_version`."""
+    release = package_version()
+    return {"git_commit": git_commit() or release, "genre_lab_version": release}
 
 
 def redact_url(value: str) -> str:
