@@ -1,0 +1,7 @@
+"""`python -m genre_lab COMMAND [args]`: the same as the `genre-lab` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""`genre-lab COMMAND [args]`: every entry point behind one command.
+
+Hydra commands (train, sweep, evaluate) take Hydra overrides and flags (`--help` lists their
+config groups, `-m` runs a grid, `--config-dir DIR` adds a folder of your own configs); the
+others take their own options. `python -m genre_lab.<command>` still works for each.
+A new entry point joins by one line in `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    module: str
+    summary: str
+    #: True: a `@hydra.main` function reading `sys.argv`; False: `main(argv) -> int`.
+    hydra: bool
+
+    def run(self, name: str, args: list[str]) -> int:
+        # Imported on use: `genre-lab --help` stays instant (no torch, no MLflow).
+        main = importlib.import_module(self.module).main
+        if not self.hydra:
+            return int(main(args) or 0)
+        saved = sys.argv
+        sys.argv = [f"genre-lab {name}", *args]
+        try:
+            main()
+        finally:
+            sys.argv = saved
+        return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command("genre_lab.train", "fit, test and log one model (Hydra overrides; -m for grids)", hydra=True),
+    "sweep": Command("genre_lab.sweep.__main__", "one Optuna sweep worker (start again to resume, several to share)", hydra=True),
+    "evaluate": Command("genre_lab.evaluate", "track-level metrics of a trained model on a dataset split", hydra=True),
+    "predict": Command("genre_lab.predict", "tag audio files and folders with a trained model", hydra=False),
+    "bench": Command("genre_lab.bench.__main__", "benchmarks: front ends, training, tagging", hydra=False),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="genre-lab",
+        description="Music genre classification from raw audio: train, sweep, evaluate, predict, bench.",
+        epilog="`genre-lab COMMAND --help` shows a command's options (Hydra commands: its config groups).",
+    )
+    p.add_argument("--version", action="store_true", help="print the installed genre_lab version")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub.add_parser(name, help=command.summary, add_help=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        parser().print_help()
+        return 0 if args else 2
+    if args[0] == "--version":
+        from .tracking import package_version
+
+        print(f"genre_lab {package_version()}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        parser().error(f"unknown command '{name}'; choose from {', '.join(COMMANDS)}")
+    return COMMANDS[name].run(name, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
