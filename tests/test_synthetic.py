@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genre_lab.data.synthetic import GENRES, _clip_seed, render_clip, synthetic_split
+from genre_lab.data.synthetic import GENRES, clip_seed, render_clip, synthetic_split
 
 SR = 16000
 SECONDS = 4.0
@@ -83,7 +83,7 @@ def test_split_balance_order_and_ids():
 def test_splits_never_share_a_clip():
     seeds = {}
     for split in ("train", "val", "test"):
-        seeds[split] = {_clip_seed(split, gi, i, 0) for gi in range(len(GENRES)) for i in range(200)}
+        seeds[split] = {clip_seed(split, gi, i, 0) for gi in range(len(GENRES)) for i in range(200)}
         assert len(seeds[split]) == 200 * len(GENRES)
     assert not seeds["train"] & seeds["val"]
     assert not seeds["train"] & seeds["test"]

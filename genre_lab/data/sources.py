@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from .clips import SPLITS, AudioSplit, ClipSource
-from .synthetic import GENRES, synthetic_split
+from .synthetic import GENRES, LEVELS, synthetic_split
 
 
 class SyntheticSource(ClipSource):
-    """The built-in procedurally generated genres (see `synthetic.py` for the recipes).
+    """The built-in procedurally generated genres (see the `synthetic` package for the recipes).
 
     Generated in memory from a seed: nothing is downloaded or written to disk, and the
-    three splits come from disjoint seed ranges.
+    three splits come from disjoint seed ranges. `difficulty` picks how far clips stray from
+    their genre's recipe (`easy`, `medium`, `hard`); `conf/data/synthetic.yaml` sets `medium`,
+    while the Python default stays `easy` so that checkpoints trained before levels existed
+    (whose configs have no such key) are evaluated on the data they were trained on.
     """
 
     name = "synthetic"
@@ -20,6 +23,7 @@ class SyntheticSource(ClipSource):
         clips_per_class: dict[str, int],
         clip_seconds: float = 6.0,
         seed: int = 0,
+        difficulty: str = "easy",
     ) -> None:
         missing = [s for s in SPLITS if s not in clips_per_class]
         if missing:
@@ -32,16 +36,21 @@ class SyntheticSource(ClipSource):
         self.clips_per_class = {k: int(v) for k, v in clips_per_class.items()}
         self.clip_seconds = float(clip_seconds)
         self.seed = int(seed)
+        if difficulty not in LEVELS:
+            raise ValueError(f"data.source.difficulty must be one of {', '.join(LEVELS)}, got {difficulty!r}")
+        self.difficulty = str(difficulty)
 
     @property
     def classes(self) -> list[str]:
         return list(GENRES)
 
-    def load(self, sample_rate: int) -> dict[str, AudioSplit]:
+    def load(self, sample_rate: int, min_samples: int = 0) -> dict[str, AudioSplit]:
+        # Generated clips all last clip_seconds: the DataModule applies data.short_clips to them.
         out = {}
         for split in SPLITS:
             waves, labels, ids = synthetic_split(
-                split, self.clips_per_class[split], self.clip_seconds, sample_rate, self.seed
+                split, self.clips_per_class[split], self.clip_seconds, sample_rate, self.seed,
+                self.difficulty,
             )
             out[split] = AudioSplit(ids=ids, labels=labels, waves=waves)
         return out
