@@ -28,7 +28,7 @@ from lightning.pytorch import loggers as pl_loggers
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from . import data, models
-from .features import FrontEnd
+from .features import FrontEnd, MusicnnFrontEnd
 
 
 class ConfigSecurityError(ValueError):
@@ -36,7 +36,9 @@ class ConfigSecurityError(ValueError):
     message names the setting."""
 
 
-FRONTENDS: dict[str, Callable[..., Any]] = {"genre_lab.features.FrontEnd": FrontEnd}
+FRONTENDS: dict[str, Callable[..., Any]] = {
+    "genre_lab.features.FrontEnd": FrontEnd, "genre_lab.features.MusicnnFrontEnd": MusicnnFrontEnd,
+}
 BACKBONES: dict[str, Callable[..., Any]] = {f"genre_lab.models.{name}": getattr(models, name) for name in models.__all__}
 OPTIMIZERS: dict[str, Callable[..., Any]] = {
     f"torch.optim.{name}": getattr(torch.optim, name) for name in ("Adam", "AdamW", "SGD", "RMSprop")
@@ -125,7 +127,8 @@ def check_targets(*configs: Any, allowed: Mapping[str, Any] | None = None, where
             for key, value in node.items():
                 here = f"{path}.{key}" if path else str(key)
                 if key == "_target_" and value not in allowed:
-                    raise ConfigSecurityError(f"{here}={value!r} is not allowed here (allowed: {', '.join(sorted(allowed))})")
+                    names = ", ".join(sorted(allowed)) if len(allowed) <= 8 else "genre_lab.registry's tables"
+                    raise ConfigSecurityError(f"{here}={value!r} is not allowed here (allowed: {names})")
                 if isinstance(key, str) and key.startswith("_") and key.endswith("_") and key not in _NODE_KEYS:
                     raise ConfigSecurityError(f"{here} is not allowed in a genre_lab config")
                 walk(value, here)
