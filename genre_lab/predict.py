@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--min-content", action="store_true",
+                   help="fail files that carry no music (DC only, near-silence, mostly padding, a constant tone) "
+                        "instead of tagging them with a warning")
     return p
 
 
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         model=a.model, paths=a.paths, top_k=a.top_k, segments=a.segments, hop=a.hop, format=a.format,
         output=a.output, overwrite=a.overwrite, workers=a.workers, batch_size=a.batch_size,
         device=a.device, tracking_uri=a.tracking_uri, progress=not a.no_progress,
+        min_content=a.min_content,
     ))
 
 

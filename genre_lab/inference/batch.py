@@ -2,7 +2,9 @@
 bar, write the report, and turn the outcome into an exit status.
 
 Exit status: 0 when every file was tagged, 1 when some could not be (each has a row with its
-error), 2 for usage errors (unloadable model, output file exists, nothing to tag).
+error), 2 for usage errors (unloadable model, output file exists, nothing to tag). A file that
+carries no music (`genre_lab.content`) is tagged with a warning, or is a failed file with
+`--min-content`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..audio import AUDIO_EXTENSIONS
 from ..data.scan import find_audio
+from .limits import MIN_SEGMENT_SECONDS
 from .loading import ModelSourceError
 from .report import FORMATS, write_report
 from .tagger import Tagger, TagResult
@@ -42,6 +45,7 @@ class PredictOptions:
     device: str | None = None
     tracking_uri: str | None = None
     progress: bool = True
+    min_content: bool = False
 
 
 def collect_audio_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -64,9 +68,11 @@ def check_options(opts: PredictOptions) -> None:
         raise UsageError(f"--top-k must be >= 1, got {opts.top_k}")
     if opts.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {opts.batch_size}")
-    for flag, value in (("--segments", opts.segments), ("--hop", opts.hop)):
-        if value is not None and value <= 0:
-            raise UsageError(f"{flag} must be a positive number of seconds, got {value}")
+    if opts.hop is not None and opts.hop <= 0:
+        raise UsageError(f"--hop must be a positive number of seconds, got {opts.hop}")
+    # `not >=` also refuses NaN.
+    if opts.segments is not None and not opts.segments >= MIN_SEGMENT_SECONDS:
+        raise UsageError(f"--segments must be at least {MIN_SEGMENT_SECONDS} s, got {opts.segments}")
     if opts.output is not None and opts.output.is_dir():
         raise UsageError(f"--output {opts.output} is a folder; give the path of the report file to write")
     if opts.output is not None and opts.output.exists() and not opts.overwrite:
@@ -86,7 +92,8 @@ def tag_with_progress(tagger: Tagger, files: Sequence[Path], opts: PredictOption
             mark = "" if result.ok else " [red](failed)"
             progress.update(task, advance=1, description=f"{Path(result.path or '').name}{mark}")
 
-        return list(tagger.tag_files(files, opts.top_k, opts.segments, opts.workers, on_result=advance))
+        return list(tagger.tag_files(files, opts.top_k, opts.segments, opts.workers, on_result=advance,
+                                     min_content=opts.min_content))
 
 
 def run_predict(opts: PredictOptions) -> int:
@@ -104,6 +111,10 @@ def run_predict(opts: PredictOptions) -> int:
         return EXIT_USAGE
     results = tag_with_progress(tagger, files, opts)
     write_report(results, opts.format, opts.top_k, opts.output, opts.overwrite)
+    warned = sum(r.warning is not None for r in results)
+    if warned:
+        stderr.print(f"{warned} of {len(results)} file(s) carry no music to classify: their genres have a warning",
+                     highlight=False)
     failed = [r for r in results if not r.ok]
     if failed:
         stderr.print(f"{len(failed)} of {len(results)} file(s) could not be tagged", highlight=False)

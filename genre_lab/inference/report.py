@@ -1,18 +1,21 @@
 """Write tagging results as a rich table, CSV or JSON, to a terminal or a file.
 
-JSON: a list of objects `{path, duration, genres: [{label, probability}], segments?, error}`,
-`segments` only when a timeline was asked for, `error` null for a tagged file.
+JSON: a list of objects `{path, duration, genres: [{label, probability}], segments?, error, warning}`,
+`segments` only when a timeline was asked for, `error` null for a tagged file, `warning` null
+unless the file carries no music to classify (`genre_lab.content`).
 CSV: one row per file (`scope=track`), plus one per segment (`scope=segment`) when asked,
-with `label_i` / `probability_i` columns for the top-k genres.
+with `label_i` / `probability_i` columns for the top-k genres, then `error` and `warning`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -22,6 +25,28 @@ from rich.table import Table
 from .tagger import GenreScore, TagResult
 
 FORMATS = ("table", "csv", "json")
+
+
+#: The error of a result whose numbers are NaN or infinite (a broken model, e.g. NaN weights).
+NOT_FINITE = "model output is not finite (NaN or infinite probabilities)"
+
+
+def finite_only(result: TagResult) -> TagResult:
+    """`result`, or the same file marked failed with `NOT_FINITE` and no genres when any of its
+    probabilities is not a finite number: such numbers mean nothing, and are not valid JSON."""
+    numbers = [g.probability for g in result.genres] + list(result.distribution.values())
+    numbers += [g.probability for s in result.segments or [] for g in s.genres]
+    finite_duration = result.duration is None or math.isfinite(result.duration)
+    if finite_duration and all(math.isfinite(x) for x in numbers):
+        return result
+    return replace(
+        result,
+        genres=[],
+        distribution={},
+        segments=None if result.segments is None else [],
+        duration=result.duration if finite_duration else None,
+        error=result.error or NOT_FINITE,
+    )
 
 
 def _genres_text(genres: Sequence[GenreScore]) -> str:
@@ -47,10 +72,14 @@ def write_table(results: Sequence[TagResult], console: Console) -> None:
     table.add_column("seconds", justify="right")
     table.add_column("genres (probability)", no_wrap=True)
     table.add_column("error", style="red", overflow="fold")
+    warned = any(r.warning for r in results)
+    if warned:
+        table.add_column("warning", style="yellow", overflow="fold")
     for r in results:
         seconds = f"{r.duration:.1f}" if r.duration is not None else ""
         name = os.path.relpath(r.path, folder) if folder and r.path else (r.path or "")
-        table.add_row(name, seconds, _genres_text(r.genres), r.error or "")
+        row = [name, seconds, _genres_text(r.genres), r.error or ""]
+        table.add_row(*row, *([r.warning or ""] if warned else []))
     console.print(table)
     for r in results:
         if not r.segments:
@@ -67,7 +96,7 @@ def write_table(results: Sequence[TagResult], console: Console) -> None:
 def write_csv(results: Sequence[TagResult], stream: IO[str], k: int) -> None:
     ranks = [f"{name}_{i}" for i in range(1, k + 1) for name in ("label", "probability")]
     writer = csv.writer(stream)
-    writer.writerow(["path", "scope", "start", "end", *ranks, "error"])
+    writer.writerow(["path", "scope", "start", "end", *ranks, "error", "warning"])
 
     def cells(genres: Sequence[GenreScore]) -> list[str]:
         flat = [v for g in genres for v in (g.label, f"{g.probability:.6f}")]
@@ -75,13 +104,14 @@ def write_csv(results: Sequence[TagResult], stream: IO[str], k: int) -> None:
 
     for r in results:
         end = "" if r.duration is None else f"{r.duration:.3f}"
-        writer.writerow([r.path, "track", "0.000" if end else "", end, *cells(r.genres), r.error or ""])
+        writer.writerow([r.path, "track", "0.000" if end else "", end, *cells(r.genres), r.error or "", r.warning or ""])
         for s in r.segments or []:
-            writer.writerow([r.path, "segment", f"{s.start:.3f}", f"{s.end:.3f}", *cells(s.genres), ""])
+            writer.writerow([r.path, "segment", f"{s.start:.3f}", f"{s.end:.3f}", *cells(s.genres), "", ""])
 
 
 def write_json(results: Sequence[TagResult], stream: IO[str]) -> None:
-    json.dump([r.to_dict() for r in results], stream, indent=2)
+    # allow_nan=False: never bare NaN/Infinity, which is not JSON (`finite_only` has removed them).
+    json.dump([finite_only(r).to_dict() for r in results], stream, indent=2, allow_nan=False)
     stream.write("\n")
 
 
@@ -96,6 +126,7 @@ def write_report(
     """Write to `output` (refusing to replace an existing file unless `overwrite`) or stdout."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got '{fmt}'")
+    results = [finite_only(r) for r in results]
     if output is None:
         console = console or Console()
         if fmt == "table":

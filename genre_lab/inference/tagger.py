@@ -7,6 +7,11 @@ the softmax of every window is averaged into the song's genre distribution. Wind
 are the ones `python -m genre_lab.evaluate` uses (`chunk_starts`, then the per-clip mean), so a
 file gets the same distribution from both. Optionally the windows are also grouped into
 fixed-length segments for a timeline. Songs shorter than one window are zero-padded to one window.
+
+Before the model runs, a song must not be silent and is measured for music content (DC only,
+near-silence, mostly padding, a constant tone: `genre_lab.content`): without it the result carries
+a `warning`, or is an error when `min_content` is asked for. The model's probabilities must be
+finite (damaged weights answer NaN): otherwise the song gets an error, never NaN genres.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from ..audio import AudioDecodeError, load_audio, resample
-from ..content import SILENCE_DBFS, rms_dbfs
+from ..content import SILENCE_DBFS, content_problem, rms_dbfs
 from ..data.datamodule import chunk_starts
 from ..module import GenreClassifier
+from .limits import LimitError, check_sample_rate, check_segment_seconds
 from .loading import ModelSourceError, load_classifier, resolve
 
 
@@ -61,7 +67,9 @@ class Segment:
 
 @dataclass
 class TagResult:
-    """One tagged input. `error` is None when tagged; otherwise `genres` is empty."""
+    """One tagged input. `error` is None when tagged; otherwise `genres` is empty. `warning`
+    says why the genres are not to be trusted (the audio carries no music, see
+    `genre_lab.content`), None when they are."""
 
     path: str | None
     genres: list[GenreScore] = field(default_factory=list)
@@ -70,6 +78,7 @@ class TagResult:
     segments: list[Segment] | None = None
     duration: float | None = None
     error: str | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -81,6 +90,7 @@ class TagResult:
         if self.segments is not None:
             out["segments"] = [s.to_dict() for s in self.segments]
         out["error"] = self.error
+        out["warning"] = self.warning
         return out
 
 
@@ -160,17 +170,25 @@ class Tagger:
         k: int = 3,
         segment_seconds: float | None = None,
         name: str = "<waveform>",
+        min_content: bool = False,
     ) -> TagResult:
         """Tag a mono (samples,) or multichannel waveform.
 
         A 2-D waveform may be (channels, samples), as torchaudio returns it, or
         (samples, channels), as `soundfile.read` does: the shorter axis is taken as the
-        channels and averaged to mono.
+        channels and averaged to mono. `sample_rate` must be a whole number of Hz from 1 kHz
+        to 384 kHz, `segment_seconds` None/0 (no timeline) or at least 0.5 s. Audio that
+        carries no music (`genre_lab.content`) is tagged with a `warning`, or refused with
+        `min_content`.
         """
         if k < 1:
             raise ValueError(f"top-k must be >= 1, got {k}")
-        if segment_seconds is not None and segment_seconds <= 0:
-            raise ValueError(f"segment seconds must be positive, got {segment_seconds}")
+        segment_seconds = check_segment_seconds(segment_seconds, "segment seconds")
+        if sample_rate is not None:
+            try:
+                sample_rate = check_sample_rate(sample_rate)
+            except LimitError as err:
+                raise TaggingError(name, str(err)) from None
         x = torch.as_tensor(wave, dtype=torch.float32)
         if x.dim() == 2:
             x = x.mean(int(x.shape[0] > x.shape[1]))
@@ -178,12 +196,21 @@ class Tagger:
             raise TaggingError(name, f"expected a non-empty 1-D or 2-D (channels and samples) waveform, got shape {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise TaggingError(name, "waveform contains NaN or infinite samples")
-        if sample_rate is not None and int(sample_rate) != self.sample_rate:
-            x = resample(x, int(sample_rate), self.sample_rate)
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            x = resample(x, sample_rate, self.sample_rate)
         level = rms_dbfs(x)
         if level < self.silence_dbfs:
             raise TaggingError(name, f"silent audio (RMS {level:.0f} dBFS, threshold {self.silence_dbfs:.0f} dBFS)")
+        # Measured on the song itself, before a short one is padded to one window.
+        warning = content_problem(x, self.sample_rate)
+        if warning and min_content:
+            raise TaggingError(name, f"no music to classify: {warning}")
         probs, starts = self.window_probabilities(x)
+        broken = int((~torch.isfinite(probs).all(1)).sum())
+        if broken:
+            # Damaged weights (NaN) answer every input with NaN: an error, never NaN genres.
+            raise TaggingError(name, f"the model returned NaN or infinite probabilities for {broken} of "
+                                     f"{len(probs)} window(s): its weights are damaged")
         duration = len(x) / self.sample_rate
         segments = self._segments(probs, starts, len(x), segment_seconds, k) if segment_seconds else None
         # The song is one clip: the mean of its window probabilities, as evaluation's
@@ -195,6 +222,7 @@ class Tagger:
             distribution={c: float(p) for c, p in zip(self.classes, track)},
             segments=segments,
             duration=duration,
+            warning=warning,
         )
 
     def tag(
@@ -203,15 +231,17 @@ class Tagger:
         sample_rate: int | None = None,
         k: int = 3,
         segment_seconds: float | None = None,
+        min_content: bool = False,
     ) -> TagResult:
         """Tag a file path or a waveform (give `sample_rate` when it differs from the model's).
 
         Raises AudioDecodeError / TaggingError naming the input when it cannot be tagged;
-        `tag_files` turns the same errors into rows instead.
+        `tag_files` turns the same errors into rows instead. Audio without music content gets
+        a `warning`, or a TaggingError with `min_content`.
         """
         if isinstance(audio, (str, Path)):
-            return self.tag_wave(self.decode(audio), None, k, segment_seconds, name=str(audio))
-        return self.tag_wave(audio, sample_rate, k, segment_seconds)
+            return self.tag_wave(self.decode(audio), None, k, segment_seconds, name=str(audio), min_content=min_content)
+        return self.tag_wave(audio, sample_rate, k, segment_seconds, min_content=min_content)
 
     def tag_files(
         self,
@@ -220,8 +250,10 @@ class Tagger:
         segment_seconds: float | None = None,
         workers: int = 2,
         on_result: Callable[[TagResult], None] | None = None,
+        min_content: bool = False,
     ) -> Iterator[TagResult]:
-        """Tag files in order, one result each, never raising for a bad file.
+        """Tag files in order, one result each, never raising for a bad file (with
+        `min_content`, a file without music content is an error row too).
 
         `workers` threads decode (and resample) the next files while the model runs on the
         current one: libsndfile and torch release the GIL, so the two overlap. 0 decodes inline.
@@ -229,7 +261,7 @@ class Tagger:
         paths = [str(p) for p in paths]
         if workers <= 0:
             for path in paths:
-                result = self._tag_decoded(path, self._decode_caught(path), k, segment_seconds)
+                result = self._tag_decoded(path, self._decode_caught(path), k, segment_seconds, min_content)
                 if on_result:
                     on_result(result)
                 yield result
@@ -247,7 +279,7 @@ class Tagger:
                 nxt = next(todo, None)
                 if nxt is not None:
                     pending.append((nxt, pool.submit(self._decode_caught, nxt)))
-                result = self._tag_decoded(path, future.result(), k, segment_seconds)
+                result = self._tag_decoded(path, future.result(), k, segment_seconds, min_content)
                 if on_result:
                     on_result(result)
                 yield result
@@ -261,11 +293,13 @@ class Tagger:
         except Exception as err:  # one odd file must never stop a folder
             return f"{type(err).__name__}: {err}"
 
-    def _tag_decoded(self, path: str, decoded: torch.Tensor | str, k: int, segment_seconds: float | None) -> TagResult:
+    def _tag_decoded(
+        self, path: str, decoded: torch.Tensor | str, k: int, segment_seconds: float | None, min_content: bool = False
+    ) -> TagResult:
         if isinstance(decoded, str):
             return TagResult(path=path, error=decoded)
         try:
-            return self.tag_wave(decoded, None, k, segment_seconds, name=path)
+            return self.tag_wave(decoded, None, k, segment_seconds, name=path, min_content=min_content)
         except TaggingError as err:
             return TagResult(path=path, duration=len(decoded) / self.sample_rate, error=err.reason)
         except Exception as err:
