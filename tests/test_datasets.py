@@ -84,9 +84,10 @@ def test_gtzan_filtered_split_is_applied_exactly(tmp_path: Path) -> None:
     assert reason and "listed in the filtered" not in reason
     assert excluded not in {i for s in splits.values() for i in s.ids}
 
+    # Three of the ten genres are present: the others could be neither learnt nor measured.
     dm = GenreDataModule(source, sample_rate=SR, chunk_seconds=0.5)
-    dm.setup()
-    assert len(dm.splits["test"]) == 9
+    with pytest.raises(ValueError, match=r"class\(es\) 'classical', 'country', .*'reggae' have no usable clip in any split"):
+        dm.setup()
 
 
 def test_gtzan_random_split_original_au_layout(tmp_path: Path) -> None:
@@ -161,14 +162,14 @@ def test_folder_dataset_mixed_formats(tmp_path: Path) -> None:
 
     ids = [i for s in splits.values() for i in s.ids]
     assert sorted(ids) == sorted(good)
-    # noise has a 7th (broken) file: it is assigned a split, then skipped with its reason.
-    skipped = [entry for s in splits.values() for entry in s.skipped]
-    assert [p for p, _ in skipped] == [str(corrupt.resolve())]
-    assert "broken.mp3" in skipped[0][0] and skipped[0][1]
+    # noise has a 7th (broken) file: screened out before the split, reported with its reason.
+    assert all(not s.skipped for s in splits.values())
+    assert [p for p, _ in source.unassigned] == [str(corrupt.resolve())]
+    assert "broken.mp3" in source.unassigned[0][0] and source.unassigned[0][1]
     for s in splits.values():
         assert all(len(w) == 16000 for w in s.waves)  # 1 s resampled from 8 and 22.05 kHz
         assert all(i.split("/")[0] == source.classes[label] for i, label in zip(s.ids, s.labels))
-    for genre in ("ambient", "drone"):
+    for genre in ("ambient", "drone", "noise"):
         assert [sum(i.startswith(genre) for i in splits[s].ids) for s in ("train", "val", "test")] == [4, 1, 1]
 
 
@@ -240,6 +241,9 @@ def test_data_configs_build_and_fail_early(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="data.root=/no/such/dir does not exist"):
         build(compose(["data=folder", "data.root=/no/such/dir"], output_dir=tmp_path / "out"))
     with pytest.raises(ValueError, match=r"data.chunk_seconds=5 is longer than clip"):
+        build(compose(["data=folder", f"data.root={root}", "data.chunk_seconds=5", "data.short_clips=error", cache],
+                      output_dir=tmp_path / "out"))
+    with pytest.raises(ValueError, match=r"dataset 'folder' has no usable clips in split 'train' \(19 file\(s\) skipped"):
         build(compose(["data=folder", f"data.root={root}", "data.chunk_seconds=5", cache], output_dir=tmp_path / "out"))
     with pytest.raises(MissingMandatoryValue, match="data.root"):
         build(compose(["data=gtzan"], output_dir=tmp_path / "out"))

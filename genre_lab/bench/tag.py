@@ -22,7 +22,7 @@ import soundfile as sf
 
 from ..audio import load_audio, resample, to_mono
 from ..config import compose
-from ..data.scan import find_audio
+from ..data.files import find_audio
 from ..data.synthetic import GENRES
 from ..inference.tagger import Tagger
 from ..module import GenreClassifier

@@ -9,7 +9,9 @@ evaluation are written once, in `datamodule.py`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -23,7 +25,7 @@ class AudioSplit:
     ids: list[str]
     labels: list[int]
     waves: list[np.ndarray]
-    #: Files that were listed for this split but could not be used: (path or id, reason).
+    #: Files that were assigned to this split but could not be used: (path or id, reason).
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -33,22 +35,26 @@ class AudioSplit:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def shortest(self) -> tuple[str, int]:
-        """(id, length in samples) of the shortest clip."""
-        i = int(np.argmin([len(w) for w in self.waves]))
-        return self.ids[i], len(self.waves[i])
-
 
 class ClipSource(ABC):
     """A dataset: class names plus a way to produce the three splits at a sample rate."""
 
     #: Human-readable dataset name, used for MLflow tags.
     name: str = "dataset"
+    #: The user-facing `data.*` settings of this dataset (`data.root`, ...). The data configs
+    #: keep them at the top of the group and interpolate them into `source:`; the DataModule
+    #: refuses any other key it is handed.
+    settings: ClassVar[tuple[str, ...]] = ()
+    #: Files found but left out before any split was made (path, reason); filled by `load`.
+    unassigned: Sequence[tuple[str, str]] = ()
 
     @property
     @abstractmethod
     def classes(self) -> list[str]: ...
 
     @abstractmethod
-    def load(self, sample_rate: int) -> dict[str, AudioSplit]:
-        """Return {"train": ..., "val": ..., "test": ...} decoded at `sample_rate`."""
+    def load(self, sample_rate: int, min_samples: int = 0) -> dict[str, AudioSplit]:
+        """Return {"train": ..., "val": ..., "test": ...} decoded at `sample_rate`.
+
+        Sources that split after decoding leave clips shorter than `min_samples` out before
+        splitting (and report them); the DataModule applies `data.short_clips` to the rest."""

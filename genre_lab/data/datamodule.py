@@ -4,11 +4,16 @@ Training draws `train_chunks_per_clip` random fixed-length windows per clip per 
 Validation and test cut each clip into consecutive windows (`eval_hop_seconds` apart, the
 last one aligned to the clip's end) and yield each window with the index of its clip, so the
 LightningModule can average chunk probabilities into one prediction per track.
+
+A clip shorter than one window is handled by `data.short_clips`: `skip` (default) leaves it out
+and reports it, `pad` zero-pads its window at the end (as the tagger pads a short song),
+`error` stops with its name. Every class needs a usable clip in every split.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,6 +24,16 @@ from torch.utils.data import DataLoader, Dataset
 from .clips import SPLITS, AudioSplit, ClipSource
 
 log = logging.getLogger(__name__)
+
+SHORT_CLIPS = ("pad", "skip", "error")
+
+
+def window(wave: np.ndarray, start: int, chunk: int) -> torch.Tensor:
+    """`chunk` samples of `wave` from `start`, zero-padded at the end when the clip is shorter."""
+    out = np.zeros(chunk, dtype=np.float32)
+    piece = wave[start : start + chunk]
+    out[: len(piece)] = piece
+    return torch.from_numpy(out)
 
 
 class RandomChunks(Dataset):
@@ -34,8 +49,8 @@ class RandomChunks(Dataset):
         i = idx % len(self.split)
         wave = self.split.waves[i]
         # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
-        start = int(torch.randint(0, len(wave) - self.chunk + 1, ()).item())
-        return torch.from_numpy(np.array(wave[start : start + self.chunk])), self.split.labels[i]
+        start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
+        return window(wave, start, self.chunk), self.split.labels[i]
 
 
 def chunk_starts(length: int, chunk: int, hop: int) -> list[int]:
@@ -60,8 +75,7 @@ class TrackChunks(Dataset):
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int, int]:
         i, s = self.index[idx]
-        chunk = np.array(self.split.waves[i][s : s + self.chunk])
-        return torch.from_numpy(chunk), self.split.labels[i], i
+        return window(self.split.waves[i], s, self.chunk), self.split.labels[i], i
 
 
 class GenreDataModule(pl.LightningDataModule):
@@ -75,13 +89,22 @@ class GenreDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        **source_settings: Any,
+        short_clips: str = "skip",
+        **dataset_settings: Any,
     ) -> None:
-        """`source_settings` are the dataset's user-facing settings (`data.root`, `data.split`,
-        ...): the data configs keep them at the top of the group and interpolate them into
-        `source:`, so the source has already received them and they are not used here.
-        (Hydra rejects unknown `data.*` overrides before this point.)"""
+        """`dataset_settings` are the dataset's user-facing settings (`data.root`, ...): the
+        data configs keep them at the top of the group and interpolate them into `source:`, so
+        the source has them already. Each must be one the source declares (`source.settings`);
+        any other key is an error naming it, so a misspelt setting is never silently ignored."""
         super().__init__()
+        unknown = [key for key in dataset_settings if key not in type(source).settings]
+        if unknown:
+            declared = ", ".join(f"data.{k}" for k in type(source).settings) or "none"
+            raise ValueError(
+                f"data.{unknown[0]} is not a setting of the '{source.name}' dataset (its settings: {declared})"
+            )
+        if short_clips not in SHORT_CLIPS:
+            raise ValueError(f"data.short_clips must be one of {', '.join(SHORT_CLIPS)}, got {short_clips!r}")
         if int(sample_rate) < 4000:
             raise ValueError(f"data.sample_rate must be an integer >= 4000 Hz, got {sample_rate}")
         if chunk_seconds <= 0:
@@ -98,7 +121,10 @@ class GenreDataModule(pl.LightningDataModule):
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
+        self.short_clips = short_clips
         self.splits: dict[str, AudioSplit] | None = None
+        #: Files the source left out before making the splits (path, reason).
+        self.unassigned: list[tuple[str, str]] = []
 
     @property
     def classes(self) -> list[str]:
@@ -109,18 +135,81 @@ class GenreDataModule(pl.LightningDataModule):
         # and Lightning calls it again from fit/test.
         if self.splits is not None:
             return
-        splits = self.source.load(self.sample_rate)
-        for name in SPLITS:
-            split = splits[name]
+        # Sources that split after decoding drop short clips before splitting, so that the
+        # split is made from usable clips; the rest are handled per split below.
+        splits = self.source.load(self.sample_rate, min_samples=self.chunk if self.short_clips == "skip" else 0)
+        splits = {name: self._handle_short(name, splits[name]) for name in SPLITS}
+        unassigned = list(self.source.unassigned)
+        skipped = len(unassigned) + sum(len(s.skipped) for s in splits.values())
+        for name, split in splits.items():
             if len(split) == 0:
-                raise ValueError(f"dataset '{self.source.name}' has no usable clips in split '{name}'")
-            clip_id, n = split.shortest()
-            if n < self.chunk:
                 raise ValueError(
-                    f"data.chunk_seconds={self.chunk / self.sample_rate:g} is longer than clip "
-                    f"'{clip_id}' ({n / self.sample_rate:.2f} s) in split '{name}'"
+                    f"dataset '{self.source.name}' has no usable clips in split '{name}' "
+                    f"({skipped} file(s) skipped, each logged above with its reason)"
                 )
-        self.splits = splits
+        self._check_classes(splits, skipped)
+        self.splits, self.unassigned = splits, unassigned
+
+    def _handle_short(self, name: str, split: AudioSplit) -> AudioSplit:
+        """`split` without its clips shorter than one window (`skip`), as it is (`pad`), or an
+        error naming the first one (`error`)."""
+        short = [i for i, w in enumerate(split.waves) if len(w) < self.chunk]
+        if not short or self.short_clips == "pad":
+            return split
+        seconds = self.chunk / self.sample_rate
+        if self.short_clips == "error":
+            i = short[0]
+            raise ValueError(
+                f"data.chunk_seconds={seconds:g} is longer than clip '{split.ids[i]}' "
+                f"({len(split.waves[i]) / self.sample_rate:.2f} s) in split '{name}' "
+                "(data.short_clips=error; skip or pad keeps the run going)"
+            )
+        keep = sorted(set(range(len(split))) - set(short))
+        lost = [
+            (split.ids[i], f"shorter than one chunk: {len(split.waves[i]) / self.sample_rate:.2f} s < "
+                           f"data.chunk_seconds={seconds:g} (data.short_clips=skip; =pad keeps it zero-padded)")
+            for i in short
+        ]
+        log.warning("%s split '%s': skipping %d clip(s) shorter than one chunk: %s", self.source.name, name,
+                    len(lost), ", ".join(clip for clip, _ in lost[:10]))
+        return AudioSplit(
+            ids=[split.ids[i] for i in keep],
+            labels=[split.labels[i] for i in keep],
+            waves=[split.waves[i] for i in keep],
+            skipped=[*split.skipped, *lost],
+        )
+
+    def _check_classes(self, splits: Mapping[str, AudioSplit], skipped: int) -> None:
+        """Every class needs a clip in every split: a class absent from validation or test is
+        never measured, and one absent from training is never learnt."""
+        counts = {name: np.bincount(split.labels, minlength=len(self.classes)) for name, split in splits.items()}
+        problems, absent = [], []
+        for label, cls in enumerate(self.classes):
+            missing = [name for name in SPLITS if counts[name][label] == 0]
+            if len(missing) == len(SPLITS):
+                absent.append(f"'{cls}'")
+            elif missing:
+                have = ", ".join(f"{name} {int(counts[name][label])}" for name in SPLITS)
+                problems.append(f"class '{cls}' has no usable clip in split(s) {', '.join(missing)} (usable clips: {have})")
+        if absent:
+            problems.append(f"class(es) {', '.join(absent)} have no usable clip in any split")
+        if problems:
+            raise ValueError(
+                f"dataset '{self.source.name}': {'; '.join(problems)}. A seeded split gives a class validation "
+                f"and test clips once it has 3 usable clips; {skipped} file(s) were skipped, each logged above "
+                "with its reason"
+            )
+
+    def scan_report(self) -> dict[str, dict[str, Any]]:
+        """What `data/scan_report.json` holds: per split the clips used and the files skipped
+        with their reason; `unassigned` lists the files left out before any split was made."""
+        if self.splits is None:
+            self.setup()
+        assert self.splits is not None
+        entries = {name: (len(split), split.skipped) for name, split in self.splits.items()}
+        entries["unassigned"] = (0, self.unassigned)
+        return {name: {"clips": n, "skipped": [{"path": p, "reason": r} for p, r in skipped]}
+                for name, (n, skipped) in entries.items()}
 
     def train_dataloader(self) -> DataLoader:
         ds = RandomChunks(self._split("train"), self.chunk, self.train_chunks_per_clip)

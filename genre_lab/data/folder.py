@@ -3,24 +3,26 @@
 Classes are the subfolder names (sorted) that hold at least one audio file; any mix of the
 formats in `genre_lab.audio.AUDIO_EXTENSIONS` works, nested folders inside a genre included.
 The train/val/test split is stratified and seeded (`data.split_seed`), so it stays the same
-across runs that vary the training seed.
+across runs that vary the training seed; it is made from the usable files only. Audio files
+outside the genre subfolders have no label: they are reported, not used.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..audio import AUDIO_EXTENSIONS
 from .clips import AudioSplit
-from .scan import FileSource, LabelledFile, existing_folder, find_audio
+from .files import FileSource, LabelledFile, existing_folder, find_audio
 
 log = logging.getLogger(__name__)
 
 
 class FolderSource(FileSource):
     name = "folder"
+    settings: ClassVar[tuple[str, ...]] = ("root", *FileSource.settings)
 
     def __init__(
         self,
@@ -30,13 +32,14 @@ class FolderSource(FileSource):
         self.root = root
         super().__init__(**split_and_cache)  # fractions, seed, cache: see FileSource
         self._files: dict[str, list[Path]] | None = None
+        self._loose: list[Path] = []
 
     def scan(self) -> dict[str, list[Path]]:
         """{class name: audio files}, sorted; read once from disk."""
         if self._files is None:
             root = existing_folder(self.root, "data.root", "a folder with one subfolder per genre")
             genres = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-            files = {g.name: find_audio(g) for g in genres}
+            files = {g.name: find_audio(g, dangling_links=True) for g in genres}
             empty = [name for name, found in files.items() if not found]
             if empty:
                 log.warning("data.root=%s: ignoring subfolder(s) without audio files: %s", root, ", ".join(empty))
@@ -46,9 +49,7 @@ class FolderSource(FileSource):
                     f"data.root={root} holds no audio in genre subfolders: expected "
                     f"<genre>/<file> with one of {', '.join(AUDIO_EXTENSIONS)}"
                 )
-            loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
-            if loose:
-                log.warning("data.root=%s: ignoring %d audio file(s) outside genre subfolders", root, len(loose))
+            self._loose = sorted(p for p in root.iterdir() if (p.is_file() or p.is_symlink()) and p.suffix.lower() in AUDIO_EXTENSIONS)
             self._files = files
         return self._files
 
@@ -56,7 +57,7 @@ class FolderSource(FileSource):
     def classes(self) -> list[str]:
         return sorted(self.scan())
 
-    def load(self, sample_rate: int) -> dict[str, AudioSplit]:
+    def load(self, sample_rate: int, min_samples: int = 0) -> dict[str, AudioSplit]:
         files = self.scan()
         root = existing_folder(self.root, "data.root", "a folder with one subfolder per genre")
         labelled = [
@@ -64,6 +65,6 @@ class FolderSource(FileSource):
             for label, genre in enumerate(sorted(files))
             for path in files[genre]
         ]
-        assignment = self.stratify(labelled)
-        return self.decode(assignment, sample_rate, f"folder dataset {root}")
+        loose = [(str(p), "outside the genre subfolders of data.root: no label") for p in self._loose]
+        return self.usable_splits(labelled, sample_rate, min_samples, f"folder dataset {root}", unassigned=loose)
 

@@ -18,10 +18,10 @@ import logging
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from .clips import SPLITS, AudioSplit
-from .scan import FileSource, LabelledFile, existing_folder
+from .clips import AudioSplit
+from .files import FileSource, LabelledFile, existing_folder
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,9 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 def scan_gtzan(folder: Path) -> dict[str, Path]:
-    """{clip id: file} for every `<genre>/<genre>.NNNNN.(wav|au)`; `.wav` wins if both exist."""
+    """{clip id: file} for every `<genre>/<genre>.NNNNN.(wav|au)`; `.wav` wins if both exist.
+    A dangling symbolic link is listed like a file (the screening reports it) unless the
+    other format of that clip exists."""
     found: dict[str, Path] = {}
     for genre in GTZAN_GENRES:
         genre_dir = folder / genre
@@ -71,18 +73,26 @@ def scan_gtzan(folder: Path) -> dict[str, Path]:
             continue
         for path in sorted(genre_dir.iterdir()):
             match = _CLIP_NAME.match(path.name)
-            if not match or match["genre"].lower() != genre or not path.is_file():
+            if not match or match["genre"].lower() != genre or not (path.is_file() or path.is_symlink()):
                 continue
             clip_id = f"{genre}.{match['number']}"
-            if clip_id not in found or path.suffix.lower() == ".wav":
+            if clip_id not in found or _preferred(path, found[clip_id]):
                 found[clip_id] = path
     return found
+
+
+def _preferred(path: Path, other: Path) -> bool:
+    """Whether `path` should stand for its clip instead of `other` (the clip's other format)."""
+    if path.exists() != other.exists():
+        return path.exists()
+    return path.suffix.lower() == ".wav"
 
 
 class GTZANSource(FileSource):
     """GTZAN from a local copy; labels are indices into `GTZAN_GENRES`."""
 
     name = "gtzan"
+    settings: ClassVar[tuple[str, ...]] = ("root", "split", *FileSource.settings)
 
     def __init__(
         self,
@@ -100,7 +110,7 @@ class GTZANSource(FileSource):
     def classes(self) -> list[str]:
         return list(GTZAN_GENRES)
 
-    def load(self, sample_rate: int) -> dict[str, AudioSplit]:
+    def load(self, sample_rate: int, min_samples: int = 0) -> dict[str, AudioSplit]:
         root = existing_folder(self.root, "data.root", "the GTZAN folder")
         folder = find_gtzan_root(root)
         found = scan_gtzan(folder) if folder is not None else {}
@@ -116,21 +126,18 @@ class GTZANSource(FileSource):
         def labelled(clip_id: str) -> LabelledFile:
             return LabelledFile(found[clip_id], label[clip_id.split(".")[0]], clip_id)
 
-        skipped: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
         if self.split == "random":
             files = [labelled(clip_id) for clip_id in sorted(found)]
-            assignment = self.stratify(files)
-        else:
-            assignment = {}
-            listed = filtered_split()
-            for split, ids in listed.items():
-                assignment[split] = [labelled(i) for i in ids if i in found]
-                skipped[split] = [
-                    (f"{i.split('.')[0]}/{i}.wav", f"listed in the filtered split, not found under {folder} as .wav or .au")
-                    for i in ids if i not in found
-                ]
-            unused = len(set(found) - {i for ids in listed.values() for i in ids})
-            if unused:
-                log.info("GTZAN: %d clip(s) outside the filtered split are not used", unused)
-        return self.decode(assignment, sample_rate, "GTZAN", skipped)
+            return self.usable_splits(files, sample_rate, min_samples, "GTZAN")
+        listed = filtered_split()
+        assignment = {split: [labelled(i) for i in ids if i in found] for split, ids in listed.items()}
+        skipped = {
+            split: [(f"{i.split('.')[0]}/{i}.wav", f"listed in the filtered split, not found under {folder} as .wav or .au")
+                    for i in ids if i not in found]
+            for split, ids in listed.items()
+        }
+        unused = len(set(found) - {i for ids in listed.values() for i in ids})
+        if unused:
+            log.info("GTZAN: %d clip(s) outside the filtered split are not used", unused)
+        return self.usable_splits(assignment, sample_rate, min_samples, "GTZAN", skipped)
 

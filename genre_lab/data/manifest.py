@@ -3,7 +3,7 @@
 Paths are relative to the manifest's folder (absolute paths work too); an optional first row
 `path,label[,split]` is a header. Classes are the sorted unique labels. With a third column,
 every row names its split (`train`, `val`/`valid`/`validation`, `test`); without it, the split
-is stratified and seeded like the folder dataset's.
+is stratified and seeded like the folder dataset's, from the usable files only.
 
 A malformed manifest is an error naming the file and line; a listed file that is missing or
 does not decode is skipped and reported, like in every other dataset.
@@ -14,17 +14,19 @@ does not decode is skipped and reported, like in every other dataset.
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .clips import SPLITS, AudioSplit
-from .scan import FileSource, LabelledFile
+from .files import FileSource, LabelledFile
 
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 class ManifestSource(FileSource):
     name = "csv"
+    settings: ClassVar[tuple[str, ...]] = ("manifest", *FileSource.settings)
 
     def __init__(
         self,
@@ -45,15 +47,15 @@ class ManifestSource(FileSource):
     def classes(self) -> list[str]:
         return sorted({label for _, label, _, _ in self.rows()})
 
-    def load(self, sample_rate: int) -> dict[str, AudioSplit]:
+    def load(self, sample_rate: int, min_samples: int = 0) -> dict[str, AudioSplit]:
         rows = self.rows()
         index = {label: i for i, label in enumerate(self.classes)}
         files = [LabelledFile(path, index[label], written) for path, label, _, written in rows]
+        dataset = f"manifest {self.manifest}"
         if rows[0][2] is None:
-            assignment = self.stratify(files)
-        else:
-            assignment = {s: [f for f, row in zip(files, rows) if row[2] == s] for s in SPLITS}
-        return self.decode(assignment, sample_rate, f"manifest {self.manifest}")
+            return self.usable_splits(files, sample_rate, min_samples, dataset)
+        assignment = {s: [f for f, row in zip(files, rows) if row[2] == s] for s in SPLITS}
+        return self.usable_splits(assignment, sample_rate, min_samples, dataset)
 
 
 def read_manifest(manifest: str | Path | None) -> list[tuple[Path, str, str | None, str]]:
@@ -89,7 +91,8 @@ def read_manifest(manifest: str | Path | None) -> list[tuple[Path, str, str | No
             if split is None:
                 raise ValueError(f"{where}, line {line}: unknown split {cells[2]!r} (use train, val or test)")
         path = Path(cells[0]).expanduser()
-        path = (path if path.is_absolute() else file.parent / path).resolve()
+        # Normalised, not resolved: a listed symbolic link is reported under its own name.
+        path = Path(os.path.normpath(path if path.is_absolute() else file.parent / path))
         if path in seen:
             raise ValueError(f"{where}, line {line}: {cells[0]} is already listed on line {seen[path]}")
         seen[path] = line

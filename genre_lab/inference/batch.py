@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..audio import AUDIO_EXTENSIONS
-from ..data.scan import find_audio
+from ..data.files import find_audio
 from .limits import MIN_SEGMENT_SECONDS
 from .loading import ModelSourceError
 from .report import FORMATS, write_report
