@@ -24,11 +24,27 @@ from torchmetrics.classification import (
 from .checkpoint import CONFIG_KEY, ModelSpec
 from .features import FrontEnd, SpecAugment, mixup
 
+#: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
+#: torchmetrics' own cross-rank sync would count each of them once per rank again.
+_LOCAL = {"sync_on_compute": False}
+
+
 def _metrics(n: int, prefix: str) -> MetricCollection:
     return MetricCollection(
-        {"acc": MulticlassAccuracy(n, average="micro"), "f1": MulticlassF1Score(n, average="macro")},
+        {"acc": MulticlassAccuracy(n, average="micro", **_LOCAL), "f1": MulticlassF1Score(n, average="macro", **_LOCAL)},
         prefix=prefix,
     )
+
+
+def unshard(gathered: torch.Tensor, total: int) -> torch.Tensor:
+    """(world, per_rank, ...) outputs of an unshuffled `DistributedSampler` -> (total, ...) in
+    dataset order. Rank r's j-th item is dataset item j * world + r; positions past `total`
+    are the sampler's padding (repeats of the first items, which would count twice)."""
+    world, per_rank = gathered.shape[:2]
+    if world * per_rank < total:
+        raise ValueError(f"{world} ranks x {per_rank} items cannot hold {total} evaluation items: "
+                         "evaluation needs Lightning's distributed sampler (trainer.use_distributed_sampler)")
+    return gathered.transpose(0, 1).reshape(world * per_rank, *gathered.shape[2:])[:total]
 
 
 def track_probabilities(
@@ -124,27 +140,35 @@ class GenreClassifier(pl.LightningModule):
     def _eval_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
         wave, y, clip = batch
         logits = self(wave)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=stage == "val")
-        self.chunk_metrics[stage].update(logits, y)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=stage == "val", sync_dist=True)
         # float32 whatever the trainer precision: track sums accumulate into float32.
         self._outputs.append((logits.float().softmax(1).detach(), y, clip))
 
     def _eval_epoch_end(self, stage: str) -> None:
         probs, labels, clips = (torch.cat(t) for t in zip(*self._outputs))
         self._outputs.clear()
+        if self.trainer.world_size > 1:
+            # A clip's chunks are spread over the ranks: the per-track mean needs all of them.
+            total = len(self._eval_dataset(stage))
+            probs, labels, clips = (unshard(self.all_gather(t), total) for t in (probs, labels, clips))
         track_probs, track_labels = track_probabilities(probs, labels, clips)
-        self.log_dict(self.chunk_metrics[stage].compute())
+        self.log_dict(self.chunk_metrics[stage](probs, labels))
         self.log_dict(self.track_metrics[stage](track_probs, track_labels), prog_bar=stage == "val")
         self.chunk_metrics[stage].reset()
         self.track_metrics[stage].reset()
         if stage == "test":
             self._report(track_probs, track_labels)
 
+    def _eval_dataset(self, stage: str) -> Any:
+        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        return loader.dataset
+
     def _report(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
         n = len(self.classes)
-        self.test_confusion = MulticlassConfusionMatrix(n).to(probs.device)(probs, labels).cpu()
+        self.test_confusion = MulticlassConfusionMatrix(n, **_LOCAL).to(probs.device)(probs, labels).cpu()
         per_class = {
-            name: metric(n, average=None).to(probs.device)(probs, labels).cpu()
+            name: metric(n, average=None, **_LOCAL).to(probs.device)(probs, labels).cpu()
             for name, metric in (("precision", MulticlassPrecision), ("recall", MulticlassRecall), ("f1", MulticlassF1Score))
         }
         support = torch.bincount(labels.cpu(), minlength=n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +23,8 @@ def print_summary(result: TrainResult) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
-    result = fit_and_test(cfg)
+    # The command line is recorded so that `resume=<run>` can compose the same config again.
+    result = fit_and_test(cfg, overrides=list(HydraConfig.get().overrides.task))
     print_summary(result)
     # Returned for Hydra sweepers: the validation track accuracy of the run.
     return result.metrics.get("val/track_acc", float("nan"))

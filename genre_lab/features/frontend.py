@@ -101,7 +101,11 @@ class FrontEnd(nn.Module):
         """(batch, samples) -> (batch, 1, bins, frames)."""
         if wave.dim() != 2:
             raise ValueError(f"FrontEnd expects (batch, samples), got shape {tuple(wave.shape)}")
-        return self.norm(self.spectrogram(wave)).unsqueeze(1)
+        # float32 under any autocast (bf16-mixed, 16-mixed): in float16 the power of quiet
+        # frames underflows and the 1e-10 floor itself rounds to 0, so silence became -inf dB
+        # and NaN after normalisation (tests/test_precision.py); the backbone still autocasts.
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            return self.norm(self.spectrogram(wave.float())).unsqueeze(1)
 
     def frames(self, samples: int) -> int:
         """Frames produced for `samples` of audio (centred framing, as both backends use)."""

@@ -1,0 +1,125 @@
+"""Is the process behind a RUNNING MLflow run still alive?
+
+MLflow only knows what a process told it: a run whose process was `kill -9`'d or lost power
+stays RUNNING forever. Every training run therefore records where it runs (tags
+`genre_lab.host`, `genre_lab.pid`, `genre_lab.pid_started`) and refreshes a heartbeat tag
+(`genre_lab.heartbeat`, unix seconds) from a background thread. A RUNNING run is dead when,
+on its own host, its PID is gone or belongs to a newer process (PID reuse), or, seen from
+another host, its heartbeat is older than `STALE_BEATS` intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+log = logging.getLogger(__name__)
+
+HOST, PID, PID_STARTED = "genre_lab.host", "genre_lab.pid", "genre_lab.pid_started"
+HEARTBEAT, INTERVAL = "genre_lab.heartbeat", "genre_lab.heartbeat_interval"
+#: Missed heartbeats after which a run seen from another host counts as dead.
+STALE_BEATS = 3
+
+
+def process_tags(interval: float) -> dict[str, str]:
+    pid = os.getpid()
+    return {
+        HOST: socket.gethostname(),
+        PID: str(pid),
+        PID_STARTED: f"{psutil.Process(pid).create_time():.3f}",
+        HEARTBEAT: f"{time.time():.3f}",
+        INTERVAL: f"{interval:g}",
+    }
+
+
+class Heartbeat:
+    """Refreshes the heartbeat tag every `interval` seconds until stopped (a daemon thread with
+    its own client, so a busy training loop never delays it and it never delays training)."""
+
+    def __init__(self, tracking_uri: str, run_id: str, interval: float) -> None:
+        self.client, self.run_id, self.interval = MlflowClient(tracking_uri), run_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.client.set_tag(self.run_id, HEARTBEAT, f"{time.time():.3f}")
+            except Exception as err:  # a store hiccup must not end training; the next beat retries
+                log.warning("heartbeat for run %s failed: %s", self.run_id, err)
+
+
+@dataclass(frozen=True)
+class Liveness:
+    state: str  # the run's true state: MLflow's status, or DEAD for a RUNNING run without a process
+    reason: str
+    heartbeat_age: float | None
+
+
+def liveness(run: Run, now: float | None = None) -> Liveness:
+    """The true state of `run` (tags are untrusted data: malformed ones read as unknown)."""
+    status = run.info.status
+    tags = run.data.tags
+    now = time.time() if now is None else now
+    age = _age(tags.get(HEARTBEAT), now)
+    if status != "RUNNING":
+        return Liveness(status, "", age)
+    host, pid, started = tags.get(HOST), _int(tags.get(PID)), _float(tags.get(PID_STARTED))
+    if host == socket.gethostname() and pid is not None:
+        if not _same_process(pid, started):
+            return Liveness("DEAD", f"process {pid} on {host} is gone", age)
+        return Liveness("RUNNING", f"process {pid} on {host} is alive", age)
+    interval = _float(tags.get(INTERVAL))
+    if age is None or interval is None:
+        return Liveness("RUNNING", "no heartbeat recorded (not started by genre_lab.train?)", age)
+    if age > STALE_BEATS * interval:
+        return Liveness("DEAD", f"no heartbeat from {host} for {age:.0f} s", age)
+    return Liveness("RUNNING", f"heartbeat from {host} {age:.0f} s ago", age)
+
+
+def _same_process(pid: int, started: float | None) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # PIDs are reused: a process that started after the run's did not write it.
+        return started is None or abs(proc.create_time() - started) < 1.0
+    except psutil.AccessDenied:
+        return True  # it exists (another user's): cannot tell more
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _age(value: str | None, now: float) -> float | None:
+    beat = _float(value)
+    return None if beat is None else max(0.0, now - beat)
