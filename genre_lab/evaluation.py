@@ -93,7 +93,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     if cfg.split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got '{cfg.split}'")
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
-    client = MlflowClient(uri)
+    client = tracking.open_client(uri)
     source = resolve(str(cfg.run), uri)
     model = load_classifier(source.checkpoint)
     data_cfg = data_config(cfg, source, model, client)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +16,7 @@ from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 
 from .config import home
+from .stores import sqlite_file, store_lock
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 # The MLflow 3 UI opens an untagged experiment in its GenAI layout (runs listed under
@@ -35,23 +36,33 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
-def experiment_id(name: str, uri: str | None = None) -> str:
-    """Id of experiment `name`, created if needed. For a local sqlite store its artifacts go
-    beside the database (`<db folder>/mlartifacts`), not into the working directory."""
+def open_client(uri: str | None = None) -> MlflowClient:
+    """An MlflowClient on `uri` (default `tracking_uri()`) whose store exists: created and
+    migrated under `store_lock` if new. MLflow keeps one store per URI in a process, so later
+    clients on the same URI reuse it without touching the schema again."""
     uri = uri or tracking_uri()
-    client = MlflowClient(uri)
+    with store_lock(uri):
+        return MlflowClient(uri)  # opens the store: creates and migrates a new database
+
+
+def experiment_id(name: str, uri: str | None = None) -> str:
+    """Id of experiment `name`, created if needed; every command (training, evaluation, sweeps,
+    benchmarks) gets its experiment here, so the store is opened under `store_lock`. For a
+    local sqlite store its artifacts go beside the database (`<db folder>/mlartifacts`), not
+    into the working directory."""
+    uri = uri or tracking_uri()
+    client = open_client(uri)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the tag existed
             client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
+    db = sqlite_file(uri)
+    location = str(db.resolve().parent / "mlartifacts") if db is not None else None
     try:
         return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:
-        # Another process (a parallel sweep worker) created it since the lookup: use theirs.
+        # Another process (a parallel worker) created it since the lookup: use theirs.
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise

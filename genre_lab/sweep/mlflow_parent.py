@@ -47,11 +47,13 @@ def close_child(client: MlflowClient, run_id: str, state: str, error: BaseExcept
         tracking.close_run(client, run_id, error)
 
 
-def close_stale_child(client: MlflowClient, trial: FrozenTrial) -> None:
-    """For trials Optuna failed because their worker stopped sending heartbeats (killed)."""
+def close_dead_child(client: MlflowClient, study: optuna.Study, trial: FrozenTrial, reason: str = "no heartbeat") -> None:
+    """For trials failed because their worker died (`kill -9`, power loss): FAILED, with
+    `error` saying how the death was seen. `partial(close_dead_child, client)` is both Optuna's
+    stale-trial callback and `study.fail_dead_trials`'s."""
     run_id = trial.user_attrs.get(RUN_ID_ATTR)
     if run_id:
-        close_child(client, run_id, TrialState.FAIL.name, RuntimeError("worker stopped (no heartbeat)"))
+        close_child(client, run_id, TrialState.FAIL.name, RuntimeError(f"worker died ({reason})"))
 
 
 @dataclass

@@ -24,6 +24,7 @@ from ..config import compose
 from ..training import fit_and_test
 from .mlflow_parent import RUN_ID_ATTR, SweepTracker, close_child
 from .space import Param
+from .study import WORKER_ATTR, worker_record
 
 #: Hydra's compose API keeps global state; threads of one worker (`sweep.n_jobs`) take turns.
 _COMPOSE_LOCK = threading.Lock()
@@ -62,8 +63,11 @@ class TrialObjective:
         self.metric = metric
         self.tracker = tracker
         self.output_dir = output_dir
+        self.worker = worker_record()
 
     def __call__(self, trial: optuna.Trial) -> float:
+        # First: a worker that dies from here on is recognised by its PID (`fail_dead_trials`).
+        trial.set_user_attr(WORKER_ATTR, self.worker)
         values = {p.path: p.suggest(trial) for p in self.params}
         # Sampled values come last, so they win over the same setting given on the command line.
         overrides = [*self.base_overrides, *(p.override(values[p.path]) for p in self.params)]

@@ -14,18 +14,19 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import optuna
-from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import compose
-from ..tracking import experiment_id, redact_url
+from ..stores import store_lock
+from ..tracking import experiment_id, open_client, redact_url
 from . import study as studies
-from .mlflow_parent import SweepTracker, close_stale_child
+from .mlflow_parent import SweepTracker, close_dead_child
 from .objective import OVERRIDES_ATTR, RUN_DIR, TrialObjective, compose_train_config
 from .space import Param, SweepConfigError, parse_space
 
@@ -152,15 +153,18 @@ def run_sweep(overrides: Sequence[str] = (), output_dir: str | Path | None = Non
 
     mlflow_cfg = cfg.logger.mlflow
     tracking_uri = str(mlflow_cfg.tracking_uri)
-    with _schema_lock(tracking_uri, str(s.storage)):
-        client = MlflowClient(tracking_uri)
+    # One worker at a time opens the stores, which may not exist yet, and the parent run.
+    with store_lock(tracking_uri, str(s.storage)):
+        client = open_client(tracking_uri)
         storage = studies.make_storage(
             str(s.storage), s.heartbeat_seconds,
-            on_stale=lambda _study, trial: close_stale_child(client, trial),
+            on_stale=partial(close_dead_child, client),
         )
         study = studies.open_study(str(s.study_name), storage, direction, pruner)
         _record_overrides(study, train_overrides)
-        studies.fail_stale_trials(study, storage)
+        on_dead = partial(close_dead_child, client)
+        # Before counting the budget: a trial of a worker killed just now must not count.
+        studies.fail_dead_trials(study, storage, on_dead)
         for fixed in enqueue:
             study.enqueue_trial(fixed, skip_if_exists=True)
         tracker = SweepTracker.open(
@@ -188,7 +192,7 @@ def run_sweep(overrides: Sequence[str] = (), output_dir: str | Path | None = Non
                     objective, timeout=s.timeout, n_jobs=s.n_jobs,
                     catch=(Exception,),  # a failing trial is recorded FAIL and the sweep goes on
                     callbacks=[tracker.on_trial_end,
-                               optuna.study.MaxTrialsCallback(s.n_trials, states=studies.BUDGET_STATES),
+                               studies.StopAtBudget(s.n_trials, storage, on_dead),
                                studies.StopAfterFailures(s.max_failures)],
                     gc_after_trial=True,
                 )
@@ -198,37 +202,6 @@ def run_sweep(overrides: Sequence[str] = (), output_dir: str | Path | None = Non
     finally:
         result = _finish(study, tracker, s, storage_url=str(s.storage), error=error, started=started)
     return result
-
-
-def _sqlite_file(url: str) -> Path | None:
-    if url.startswith("sqlite:///") and url[len("sqlite:///"):] not in ("", ":memory:"):
-        return Path(url[len("sqlite:///"):]).expanduser()
-    return None
-
-
-@contextmanager
-def _schema_lock(*urls: str) -> Iterator[None]:
-    """Workers started together on fresh sqlite files would race to create the tables
-    (MLflow's alembic migrations fail with "table ... already exists"). A lock file next to each
-    database (`<db>-lock`) makes them take turns at opening the stores and the parent run.
-    Database servers need none; neither does Windows, which lacks fcntl (one worker there)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    files = []
-    try:
-        for db in sorted({p for p in map(_sqlite_file, urls) if p is not None}):
-            db.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(db.with_name(db.name + "-lock"), "a")
-            files.append(handle)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        for handle in reversed(files):
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
 
 
 def _record_overrides(study: optuna.Study, train_overrides: list[str]) -> None:

@@ -9,6 +9,8 @@ in the storage, so no two workers run the same trial and none is lost.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import psutil
 from optuna.trial import FrozenTrial, TrialState
 
 from .space import SweepConfigError
@@ -24,8 +27,14 @@ log = logging.getLogger(__name__)
 
 #: States that use up the study's trial budget (`sweep.n_trials`). Failed trials do not: a
 #: crashed or interrupted trial is replaced by a new one. RUNNING ones do, so that parallel
-#: workers stop at the budget instead of each starting one more trial.
+#: workers stop at the budget instead of each starting one more trial; a RUNNING trial whose
+#: worker is dead is failed first (`fail_dead_trials`), so it gives its place back.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+#: Trial user attr: where the trial runs, {"host", "pid", "started"} (see `worker_record`).
+WORKER_ATTR = "worker"
+
+#: Called with a trial this worker failed because its worker died, and why.
+OnDead = Callable[[optuna.Study, FrozenTrial, str], None]
 
 _PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "median": optuna.pruners.MedianPruner,
@@ -126,13 +135,90 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
-    """Fail trials left RUNNING by a killed worker (no heartbeat for the grace period), so the
-    budget count is right from the start; Optuna repeats this before each new trial."""
+def worker_record() -> dict[str, Any]:
+    """This process, as recorded on each of its trials: host name, PID and the PID's start time
+    (PIDs are reused, so a later process with the same PID is not mistaken for the worker)."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": psutil.Process(pid).create_time()}
+
+
+def worker_gone(record: Any) -> bool:
+    """Whether `record` (a trial's WORKER_ATTR) names a process of this host that has ended.
+    False for another host's worker (only its heartbeat tells) and for a malformed record: user
+    attrs are data from a shared storage."""
+    if not isinstance(record, dict) or record.get("host") != socket.gethostname():
+        return False
+    pid, started = record.get("pid"), record.get("started")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(started, (int, float)):
+        return False
+    try:
+        proc = psutil.Process(pid)
+        # A zombie has ended (its parent has not reaped it yet); a newer process reuses the PID.
+        return proc.status() == psutil.STATUS_ZOMBIE or abs(proc.create_time() - started) > 1.0
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # it exists but is not ours to inspect (another user's): alive
+        return False
+
+
+def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage,
+                     on_dead: OnDead | None = None) -> list[int]:
+    """Fail the RUNNING trials of dead workers, so that they stop using up the budget and are
+    replaced; returns their numbers. `storage` is the one the study was opened on. Two rules,
+    the first that applies:
+
+    - heartbeat (RDB storages with `heartbeat_seconds`): no heartbeat for the grace period,
+      3 heartbeats. Optuna's rule; the only one that sees a worker on another machine die.
+      The storage's stale-trial callback closes the trial's MLflow run.
+    - PID record: the trial's worker ran on this host and its process is gone. This needs no
+      waiting, so a worker re-run right after `kill -9` (or a preempted job restarted on the
+      same host) gets the dead trial's budget back at once, instead of counting it as running
+      and closing the study one trial short. `on_dead` is called for these.
+
+    Optuna runs its heartbeat rule before each trial too; this adds the PID rule at start-up and
+    after each trial (`StopAtBudget`), and works for the journal storage, which has no heartbeat.
+    """
+    def failed_now() -> set[int]:
+        return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+
+    before = failed_now()
     if isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        record = trial.user_attrs.get(WORKER_ATTR)
+        if not worker_gone(record):
+            continue
+        # As Optuna's own stale-trial rule does: the storage refuses a trial already finished.
+        try:
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker finished or failed it first
+        log.warning("trial %d failed: its worker (process %s on %s) is gone",
+                    trial.number, record["pid"], record["host"])
+        if on_dead is not None:
+            on_dead(study, storage.get_trial(trial._trial_id),
+                    f"worker process {record['pid']} on {record['host']} is gone")
+    return sorted(failed_now() - before)
+
+
+class StopAtBudget:
+    """Study callback: stop this worker once the study has `n_trials` trials that count
+    (BUDGET_STATES), after failing dead workers' trials, which then do not count. Optuna's
+    MaxTrialsCallback would count a killed worker's trial as running until a heartbeat check
+    happens to fail it, and close the study one trial short."""
+
+    def __init__(self, n_trials: int, storage: optuna.storages.BaseStorage, on_dead: OnDead | None = None) -> None:
+        self.n_trials = n_trials
+        self.storage = storage
+        self.on_dead = on_dead
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        fail_dead_trials(study, self.storage, self.on_dead)
+        if budget_used(study) >= self.n_trials:
+            study.stop()
 
 
 class StopAfterFailures:
