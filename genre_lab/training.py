@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import optuna
@@ -13,13 +17,18 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
+from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from . import tracking
+from . import resume, tracking
 from .data import GenreDataModule
 from .features import frontend_throughput
 from .inference.pyfunc import log_tagger_model
+from .lineage import describe_run
+from .liveness import Heartbeat, process_tags
 from .module import GenreClassifier
+from .resume import ResumePoint
 from .stores import store_lock
 
 log = logging.getLogger(__name__)
@@ -50,23 +59,38 @@ def fit_and_test(
     cfg: DictConfig,
     callbacks: Sequence[Callback] = (),
     tags: dict[str, str] | None = None,
+    overrides: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train with `cfg`, test the best checkpoint, log everything to one MLflow run.
 
-    The run is closed FINISHED, or FAILED with the error as a tag (KILLED on Ctrl-C). A trial
-    pruned by Optuna is not a failure: it closes FINISHED with tag `trial_state=PRUNED`.
+    The run is closed FINISHED, or FAILED with the error as a tag (KILLED on Ctrl-C or
+    SIGTERM, after writing `last.ckpt`). A trial pruned by Optuna is not a failure: it closes
+    FINISHED with tag `trial_state=PRUNED`. `overrides` (the command line that composed `cfg`)
+    are recorded so that `resume=<run>` can compose the same config again; with `cfg.resume`
+    set, the run named there is continued from its `last.ckpt` instead of starting a new one.
     """
+    resume_point: ResumePoint | None = None
+    if cfg.get("resume"):
+        cfg, resume_point = resume.prepare(cfg, overrides or [], MlflowClient(str(cfg.logger.mlflow.tracking_uri)))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, model = build(cfg)
     # MLFlowLogger creates its run lazily (on `.experiment`): build the trainer first so a bad
     # trainer or callback setting fails before any run exists.
     with store_lock(str(cfg.logger.mlflow.tracking_uri)):  # its client opens (or creates) the store
-        logger: MLFlowLogger = instantiate(cfg.logger.mlflow)
+        logger: MLFlowLogger = resume_point.logger(cfg) if resume_point else instantiate(cfg.logger.mlflow)
     best_epoch = BestEpochMetrics()
-    all_callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + [best_epoch, *callbacks]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=all_callbacks, logger=logger)
-    # One get-or-create for every command: a local store keeps artifacts beside its database.
-    tracking.experiment_id(cfg.logger.mlflow.experiment_name, cfg.logger.mlflow.tracking_uri)
+    all_callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+    all_callbacks += [best_epoch, resume.ResumeState(), resume.InterruptCheckpoint(), *callbacks]
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=all_callbacks, logger=logger, plugins=[resume.AtomicCheckpointIO()]
+    )
+    # Under DDP every rank runs this function; only rank 0 writes to MLflow (Lightning gives the
+    # other ranks a no-op experiment).
+    rank_zero = rank_zero_only.rank == 0
+    heartbeat_seconds = float(cfg.get("heartbeat_seconds", 30))
+    if rank_zero:
+        # One get-or-create for every command: a local store keeps artifacts beside its database.
+        tracking.experiment_id(cfg.logger.mlflow.experiment_name, cfg.logger.mlflow.tracking_uri)
     client, run_id = logger.experiment, logger.run_id
 
     run_tags = {
@@ -74,54 +98,99 @@ def fit_and_test(
         "features": cfg.features.name,
         "backend": cfg.features.frontend.backend,
         "dataset": datamodule.source.name,
-        "git_commit": tracking.git_commit() or "unknown",
+        **tracking.source_tags(),  # git_commit, genre_lab_version
         **(tags or {}),
     }
     error: BaseException | None = None
-    try:
-        for key, value in run_tags.items():
-            client.set_tag(run_id, key, value)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        tracking.log_params(client, run_id, tracking.flatten(resolved))
-        resolved["logger"]["mlflow"]["tracking_uri"] = tracking.redact_url(str(cfg.logger.mlflow.tracking_uri))
-        client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
-        _log_scan_report(client, run_id, datamodule)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(_signals_interrupt())
+            if rank_zero:
+                if resume_point:
+                    resume_point.take_over(client, heartbeat_seconds)
+                else:
+                    _start_run(client, run_id, cfg, datamodule, {**run_tags, **resume.start_tags(cfg, overrides),
+                                                                 **process_tags(heartbeat_seconds)})
+                stack.enter_context(Heartbeat(str(cfg.logger.mlflow.tracking_uri), run_id, heartbeat_seconds))
 
-        trainer.fit(model, datamodule=datamodule)
-        device = trainer.strategy.root_device  # the module is back on the CPU after teardown
-        best = _best_checkpoint(trainer)
-        # Report the epoch whose weights are kept (and tested), not merely the last one.
-        metrics = best_epoch.metrics_of(trainer.checkpoint_callback)
-        if cfg.get("test", True):
-            # ckpt_path="best" reloads the best weights; without a checkpoint, the last ones.
-            for row in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
-                metrics.update({k: float(v) for k, v in row.items()})
-            tracking.log_test_report(client, run_id, model, "test")
-        if best:
-            client.log_artifact(run_id, best, "checkpoints")
-        if cfg.get("log_model", True):
-            # The servable pyfunc (`runs:/<id>/model`), from the best weights when there are some.
-            log_tagger_model(client, run_id, best or model)
-        if cfg.get("throughput_seconds", 0):
-            _log_throughput(logger, model, cfg, device)
-        return TrainResult(run_id, metrics, model.classes, best, run_tags)
-    except optuna.TrialPruned as pruned:
-        client.set_tag(run_id, "trial_state", "PRUNED")
-        raise pruned
-    except BaseException as err:
-        error = err
-        raise
+            ckpt_path = str(resume_point.checkpoint) if resume_point and resume_point.checkpoint else None
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            device = trainer.strategy.root_device  # the module is back on the CPU after teardown
+            best = _best_checkpoint(trainer)
+            # Report the epoch whose weights are kept (and tested), not merely the last one.
+            metrics = best_epoch.metrics_of(trainer.checkpoint_callback)
+            if cfg.get("test", True):
+                # ckpt_path="best" reloads the best weights; without a checkpoint, the last ones.
+                for row in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
+                    metrics.update({k: float(v) for k, v in row.items()})
+                if rank_zero:
+                    tracking.log_test_report(client, run_id, model, "test")
+            if rank_zero and best:
+                client.log_artifact(run_id, best, "checkpoints")
+            if rank_zero and cfg.get("log_model", True):
+                # The servable pyfunc (`runs:/<id>/model`), from the best weights when there are some.
+                log_tagger_model(client, run_id, best or model, metrics)  # a LoggedModel with these metrics
+            if rank_zero and cfg.get("throughput_seconds", 0):
+                _log_throughput(logger, model, cfg, device)
+            return TrainResult(run_id, metrics, model.classes, best, run_tags)
+        except optuna.TrialPruned as pruned:
+            client.set_tag(run_id, "trial_state", "PRUNED")
+            raise pruned
+        except BaseException as err:
+            error = err
+            raise
+        finally:
+            # Lightning marks the run FAILED on any exception inside fit, pruning included;
+            # the final word is ours.
+            if rank_zero:
+                tracking.close_run(client, run_id, error)
+
+
+def _start_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule: GenreDataModule,
+               run_tags: dict[str, str]) -> None:
+    """Tags, params, resolved config and scan report of a new run; its folder names the run."""
+    for key, value in run_tags.items():
+        client.set_tag(run_id, key, value)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tracking.log_params(client, run_id, tracking.flatten(resolved))
+    resolved["logger"]["mlflow"]["tracking_uri"] = tracking.redact_url(str(cfg.logger.mlflow.tracking_uri))
+    client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
+    _log_scan_report(client, run_id, datamodule)
+    describe_run(client, run_id, cfg, datamodule)  # run name, dataset inputs
+    resume.write_run_file(cfg.paths.output_dir, run_id, client.get_run(run_id).info.experiment_id)
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM (a preempted VM, `kill`, a scheduler) stops training like Ctrl-C: Lightning then
+    writes `last.ckpt` (InterruptCheckpoint) and the run closes KILLED, instead of the process
+    vanishing with its run left RUNNING. Only the main thread may set signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
     finally:
-        # Lightning marks the run FAILED on any exception inside fit, pruning included;
-        # the final word is ours.
-        tracking.close_run(client, run_id, error)
+        signal.signal(signal.SIGTERM, previous)
 
 
 class BestEpochMetrics(Callback):
-    """Keeps every validation epoch's metrics, to report those of the checkpointed epoch."""
+    """Keeps every validation epoch's metrics, to report those of the checkpointed epoch
+    (saved in checkpoints, so a resumed run still knows the epochs before the crash)."""
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, float]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": [dict(e) for e in self.epochs]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epochs = [dict(e) for e in state.get("epochs", [])]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -147,9 +216,7 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
 
 
 def _log_scan_report(client, run_id: str, datamodule: GenreDataModule) -> None:
-    assert datamodule.splits is not None
-    report = {name: {"clips": len(s), "skipped": [dict(path=p, reason=r) for p, r in s.skipped]}
-              for name, s in datamodule.splits.items()}
+    report = datamodule.scan_report()
     tracking.log_json(client, run_id, report, "data/scan_report.json")
     client.log_metric(run_id, "data/skipped_files", sum(len(s["skipped"]) for s in report.values()))
 
