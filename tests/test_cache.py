@@ -13,7 +13,7 @@ import pytest
 
 from genre_lab.audio import load_audio
 from genre_lab.config import PROJECT_ROOT
-from genre_lab.data.cache import decode_files
+from genre_lab.data.cache import AudioCache, decode_files
 from tests.conftest import write_tone
 
 
@@ -24,6 +24,29 @@ def _files(folder: Path, n: int = 4) -> list[Path]:
 
 def _entries(cache: Path) -> list[Path]:
     return sorted(cache.rglob("*.npy")) if cache.exists() else []
+
+
+def _entry_of(cache: Path, source: Path, sample_rate: int = 16000) -> Path:
+    store = AudioCache(cache, sample_rate)
+    path = source.absolute()
+    return store.entry(store.key(path, path.stat()))
+
+
+def _nan_into(entry: Path) -> None:
+    """Overwrite samples in place, keeping the file's size and header: only the checksum can tell."""
+    wave = np.load(entry, mmap_mode="r+")
+    wave[100:200] = np.nan
+    wave.flush()
+    del wave
+
+
+def _truncate(entry: Path) -> None:
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+
+
+def _wrong_checksum(entry: Path) -> None:
+    record = entry.with_suffix(".json")
+    record.write_text(record.read_text().replace('"crc32": ', '"crc32": 1'))
 
 
 def test_second_call_reads_the_cache_memory_mapped(tmp_path: Path) -> None:
@@ -89,6 +112,40 @@ def test_damaged_entry_is_decoded_again(tmp_path: Path) -> None:
     assert all(len(w) == 16000 for w in result.waves.values())
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [_nan_into, _truncate, _wrong_checksum, lambda e: e.with_suffix(".json").unlink(),
+     lambda e: e.with_suffix(".json").write_text("{not json")],
+    ids=["nan-samples", "truncated-npy", "wrong-checksum", "no-record", "garbled-record"],
+)
+@pytest.mark.parametrize("mmap", [True, False])
+def test_damaged_entries_are_never_used(tmp_path: Path, damage, mmap: bool) -> None:
+    """Before: NaN samples written into an entry were served as audio (and trained on)."""
+    files, cache = _files(tmp_path / "audio", n=2), tmp_path / "cache"
+    decode_files(files, 16000, cache)
+    entry = _entry_of(cache, files[0])
+    damage(entry)
+    store = AudioCache(cache, 16000)
+    key = store.key(files[0].absolute(), files[0].stat())
+    assert store.read(key, mmap=mmap) is None
+
+    result = decode_files(files, 16000, cache)
+    assert result.decoded == [str(files[0])] and result.cached == [str(files[1])]
+    truth = load_audio(files[0], 16000).numpy()
+    np.testing.assert_array_equal(result.waves[str(files[0])], truth)
+    # The entry was replaced by a good one: the next run reads it from the cache.
+    again = decode_files(files, 16000, cache)
+    assert again.cached == [str(f) for f in files]
+    np.testing.assert_array_equal(again.waves[str(files[0])], truth)
+
+
+def test_non_finite_audio_is_never_cached(tmp_path: Path) -> None:
+    store = AudioCache(tmp_path / "cache", 16000)
+    with pytest.raises(ValueError, match="not finite"):
+        store.write("ab" * 20, np.array([0.0, np.nan, 0.1], dtype=np.float32))
+    assert not _entries(tmp_path / "cache")
+
+
 def test_no_cache_dir_writes_nothing(tmp_path: Path) -> None:
     files = _files(tmp_path / "audio", n=2)
     result = decode_files(files, 16000, None)
@@ -121,7 +178,7 @@ def test_low_open_file_limit_falls_back_to_memory(tmp_path: Path) -> None:
     decode_files(files, 16000, cache)
     script = textwrap.dedent(f"""
         import resource, numpy as np
-        from genre_lab.data.cache import decode_files
+        from genre_lab.data.cache import AudioCache, decode_files
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
         r = decode_files({[str(f) for f in files]!r}, 16000, {str(cache)!r})
         assert len(r.cached) == 3, r

@@ -6,8 +6,15 @@ adding or removing files invalidates only those files; everything else is a cach
 are opened memory-mapped, so later epochs and later runs read them from the page cache at
 memory speed, and DataLoader workers share the pages instead of copying them.
 
-Entries are written to a temporary name and renamed into place, so concurrent runs (Hydra
-multirun, sweeps) never see half-written files. Files that fail to decode are returned with
+Each entry has a checksum: `<key>.json` beside `<key>.npy` holds its length and CRC-32, and
+an entry whose length or checksum does not match (NaN or other bytes written into it, a
+truncated file, a missing record) is never used: the file is decoded again and the entry
+replaced. Verifying reads every entry once per run, at ~0.8 GB/s (zlib.crc32, measured: ~2 ms
+for a 30 s clip at 16 kHz, ~2.5 s for all of GTZAN), which is also the read training needs.
+
+Entries and records are written to a temporary name and renamed into place, so concurrent
+runs (Hydra multirun, sweeps) never see half-written files. A reader that sees a new entry
+before its record treats it as missing, decodes the file and writes the same content. Files that fail to decode are returned with
 their reason and retried on the next run (their failure is not cached: a fixed file should
 just work).
 """
@@ -15,9 +22,11 @@ just work).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -32,8 +41,8 @@ from ..audio import AudioDecodeError, load_audio
 log = logging.getLogger(__name__)
 
 #: Bumped when the entry format or what `genre_lab.audio.load_audio` returns changes (e.g. a
-#: different resampler), so entries made the old way are never reused.
-CACHE_VERSION = 1
+#: different resampler), so entries made the old way are never reused. 2: checksum records.
+CACHE_VERSION = 2
 #: File descriptors kept free for everything else (sockets, checkpoints, DataLoader pipes).
 _FD_HEADROOM = 512
 
@@ -66,32 +75,60 @@ class AudioCache:
         # Two-level fan-out keeps directories small for datasets of many thousand files.
         return self.dir / key[:2] / f"{key}.npy"
 
+    def record(self, key: str) -> Path:
+        """The entry's length and checksum, written after the entry."""
+        return self.dir / key[:2] / f"{key}.json"
+
     def read(self, key: str, mmap: bool = True) -> np.ndarray | None:
         """The cached wave, or None when there is no usable entry (a damaged one is ignored)."""
-        entry = self.entry(key)
+        entry, record = self.entry(key), self.record(key)
         if not entry.is_file():
+            return None
+        try:
+            expected = json.loads(record.read_text())
+            frames, crc = int(expected["frames"]), int(expected["crc32"])
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            log.warning("ignoring cache entry %s without a valid checksum record (%s); decoding again", entry, err)
             return None
         try:
             wave = np.load(entry, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (OSError, ValueError) as err:
             log.warning("ignoring damaged cache entry %s (%s); decoding again", entry, err)
             return None
-        if wave.dtype != np.float32 or wave.ndim != 1 or wave.size == 0:
-            log.warning("ignoring cache entry %s with unexpected shape/dtype; decoding again", entry)
+        if wave.dtype != np.float32 or wave.ndim != 1 or wave.size == 0 or wave.size != frames:
+            log.warning("ignoring cache entry %s: %s %s samples, its record says %d float32; decoding again",
+                        entry, wave.size, wave.dtype, frames)
+            return None
+        if checksum(wave) != crc:
+            log.warning("ignoring cache entry %s: its samples do not match their checksum; decoding again", entry)
             return None
         return wave
 
     def write(self, key: str, wave: np.ndarray) -> None:
-        entry = self.entry(key)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{key}.", suffix=".tmp")
+        wave = np.ascontiguousarray(wave, dtype=np.float32)
+        if wave.ndim != 1 or wave.size == 0 or not np.isfinite(wave).all():
+            raise ValueError(f"refusing to cache audio that is not finite 1-D samples (key {key})")
+        self._replace(self.entry(key), lambda f: np.save(f, wave, allow_pickle=False))
+        # The record last: an entry without one is treated as missing.
+        record = json.dumps({"frames": int(wave.size), "crc32": checksum(wave)}).encode()
+        self._replace(self.record(key), lambda f: f.write(record))
+
+    @staticmethod
+    def _replace(target: Path, write) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(wave, dtype=np.float32), allow_pickle=False)
-            os.replace(tmp, entry)
+                write(f)
+            os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def checksum(wave: np.ndarray) -> int:
+    """CRC-32 of the samples' bytes (zlib releases the GIL and reads a memory map in place)."""
+    return zlib.crc32(memoryview(np.ascontiguousarray(wave)).cast("B"))
 
 
 def decode_files(
@@ -194,7 +231,7 @@ def _decode_one(path: Path, key: str | None, cache: AudioCache | None, sample_ra
         if unchanged:
             try:
                 cache.write(key, wave)
-            except OSError as err:
+            except (OSError, ValueError) as err:
                 log.warning("could not write cache entry for %s: %s", path, err)
     return wave
 
