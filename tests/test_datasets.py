@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
+import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.errors import ConfigCompositionException
@@ -17,10 +19,14 @@ from mlflow import MlflowClient
 from omegaconf.errors import MissingMandatoryValue
 
 from genre_lab.config import CONF_DIR, PROJECT_ROOT, compose
+from genre_lab.content import SILENCE_DBFS, rms_dbfs
 from genre_lab.data import FolderSource, GenreDataModule, GTZANSource, ManifestSource
+from genre_lab.data.datamodule import RandomChunks, TrackChunks
+from genre_lab.data.files import LabelledFile
 from genre_lab.data.gtzan import GTZAN_GENRES, filtered_split
+from genre_lab.data.stratify import stratified_split
 from genre_lab.data.synthetic import GENRES
-from genre_lab.training import build
+from genre_lab.training import _log_scan_report, build
 from tests.conftest import write_tone
 
 SR = 8000
@@ -291,3 +297,169 @@ def test_train_cli_on_a_folder_logs_the_scan_report(tmp_path: Path, mlflow_uri: 
     assert [e["path"] for e in skipped] == [str(corrupt.resolve())] and skipped[0]["reason"]
     assert sum(split["clips"] for split in report.values()) == 18
     assert np.isfinite(run.data.metrics["test/track_acc"])
+
+
+# ----------------------------------------- every candidate is screened before the split (#8)
+
+
+def _level(path: Path, dbfs: float, seconds: float = 1.0, sr: int = SR) -> Path:
+    """A real audio file whose RMS level is `dbfs` (a 330 Hz sine; -inf: digital silence)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    amplitude = 0.0 if dbfs == -np.inf else np.sqrt(2) * 10 ** (dbfs / 20)
+    subtype = "FLOAT" if path.suffix == ".wav" else None  # exact low levels; FLAC has no float
+    sf.write(str(path), amplitude * np.sin(2 * np.pi * 330.0 * t), sr, subtype=subtype)
+    return path
+
+
+def _genres(root: Path, per_genre: int = 4) -> list[LabelledFile]:
+    """`per_genre` one-second tones in each of three genre folders, as the folder source labels them."""
+    files = []
+    for g, genre in enumerate(("ambient", "drone", "noise")):
+        for n in range(per_genre):
+            path = _tone(root / genre / f"c{n}.wav", freq=150.0 + 60 * g + 9 * n)
+            files.append(LabelledFile(path.resolve(), g, f"{genre}/c{n}.wav"))
+    return files
+
+
+def _labels_per_split(splits: dict) -> dict[str, list[int]]:
+    return {name: sorted(set(s.labels)) for name, s in splits.items()}
+
+
+def test_folder_split_is_made_from_usable_files_only(tmp_path: Path) -> None:
+    root = tmp_path / "music"
+    files = _genres(root)
+    # The drone file a split of every candidate would send to validation does not decode.
+    old_val = stratified_split(files, 0.2, 0.2, seed=0)["val"]
+    broken = next(f for f in old_val if f.clip_id.startswith("drone/"))
+    _corrupt(broken.path)
+    source = FolderSource(root, val_fraction=0.2, test_fraction=0.2)
+    splits = source.load(SR)
+    # drone keeps a clip in every split: the split was made from its three usable files.
+    assert _labels_per_split(splits) == {"train": [0, 1, 2], "val": [0, 1, 2], "test": [0, 1, 2]}
+    assert [p for p, _ in source.unassigned] == [str(broken.path)]
+    dm = GenreDataModule(source, sample_rate=SR, chunk_seconds=0.5)
+    dm.setup()
+    assert dm.scan_report()["unassigned"]["skipped"][0]["path"] == str(broken.path)
+
+
+def test_csv_split_is_made_from_usable_files_only(tmp_path: Path) -> None:
+    files = _genres(tmp_path / "audio")
+    old_val = stratified_split(files, 0.2, 0.2, seed=0)["val"]
+    silent = next(f for f in old_val if f.clip_id.startswith("noise/"))
+    _level(silent.path, -np.inf)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("".join(f"audio/{f.clip_id},{f.clip_id.split('/')[0]}\n" for f in files))
+    source = ManifestSource(manifest, val_fraction=0.2, test_fraction=0.2)
+    splits = source.load(SR)
+    assert _labels_per_split(splits) == {"train": [0, 1, 2], "val": [0, 1, 2], "test": [0, 1, 2]}
+    ((path, reason),) = source.unassigned
+    assert path == str(silent.path) and reason.startswith("silent")
+
+
+def test_class_left_without_validation_clip_is_an_error_naming_it(tmp_path: Path) -> None:
+    root = tmp_path / "music"
+    _genres(root, per_genre=3)
+    _corrupt(root / "drone" / "c1.wav")  # two usable drone clips: both go to training
+    dm = GenreDataModule(FolderSource(root), sample_rate=SR, chunk_seconds=0.5)
+    with pytest.raises(ValueError, match=r"class 'drone' has no usable clip in split\(s\) val, test \(usable clips: train 2"):
+        dm.setup()
+    # A fixed split (a manifest's split column) that leaves a class out of test: the same error.
+    rows = [("music/ambient/c0.wav", "ambient", "train"), ("music/ambient/c1.wav", "ambient", "val"),
+            ("music/ambient/c2.wav", "ambient", "test"), ("music/noise/c0.wav", "noise", "train"),
+            ("music/noise/c1.wav", "noise", "val"), ("music/noise/c2.wav", "noise", "train")]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("".join(",".join(row) + "\n" for row in rows))
+    dm = GenreDataModule(ManifestSource(manifest), sample_rate=SR, chunk_seconds=0.5)
+    with pytest.raises(ValueError, match=r"class 'noise' has no usable clip in split\(s\) test"):
+        dm.setup()
+
+
+def test_silent_files_are_left_out_like_tagging_refuses_them(tmp_path: Path) -> None:
+    root = tmp_path / "music"
+    _genres(root)
+    silent = _level(root / "ambient" / "zeros.wav", -np.inf)
+    below = _level(root / "drone" / "hum.wav", SILENCE_DBFS - 5)
+    quiet = _level(root / "noise" / "quiet.wav", SILENCE_DBFS + 15)  # quiet, not silent: kept
+    source = FolderSource(root)
+    splits = source.load(SR)
+    reasons = dict(source.unassigned)
+    assert set(reasons) == {str(silent.resolve()), str(below.resolve())}
+    assert "silent: RMS -inf dBFS" in reasons[str(silent.resolve())]
+    assert f"silent: RMS {SILENCE_DBFS - 5:.0f} dBFS" in reasons[str(below.resolve())]
+    assert "noise/quiet.wav" in {i for s in splits.values() for i in s.ids}
+    assert rms_dbfs(sf.read(str(quiet))[0]) > SILENCE_DBFS
+
+
+def test_dangling_symlinks_are_reported(tmp_path: Path) -> None:
+    root = tmp_path / "music"
+    _genres(root)
+    link = root / "drone" / "gone.wav"
+    link.symlink_to(tmp_path / "moved" / "gone.wav")
+    source = FolderSource(root)
+    source.load(SR)
+    assert dict(source.unassigned) == {str(link): f"dangling symbolic link to {tmp_path / 'moved' / 'gone.wav'}"}
+    # A manifest row naming a dangling link, and a GTZAN clip that is one.
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("music/drone/gone.wav,drone,train\n" + "".join(
+        f"music/{g}/c{n}.wav,{g},{s}\n" for g in ("ambient", "drone") for n, s in enumerate(("train", "val", "test"))))
+    splits = ManifestSource(manifest).load(SR)
+    assert splits["train"].skipped == [(str(link), f"dangling symbolic link to {tmp_path / 'moved' / 'gone.wav'}")]
+    gtzan = tmp_path / "gtzan"
+    for n in range(3):
+        _tone(gtzan / "blues" / f"blues.{n:05d}.wav")
+    (gtzan / "blues" / "blues.00003.wav").symlink_to(tmp_path / "nowhere.wav")
+    source = GTZANSource(gtzan, split="random")
+    source.load(SR)
+    assert [reason for _, reason in source.unassigned] == [f"dangling symbolic link to {tmp_path / 'nowhere.wav'}"]
+
+
+def test_short_clip_is_skipped_padded_or_an_error_as_configured(tmp_path: Path) -> None:
+    root = tmp_path / "music"
+    _genres(root)
+    short = _tone(root / "noise" / "blip.wav", seconds=0.3)
+    dm = GenreDataModule(FolderSource(root), sample_rate=SR, chunk_seconds=0.5)
+    dm.setup()  # default skip: the run goes on without it
+    (entry,) = dm.scan_report()["unassigned"]["skipped"]
+    assert entry["path"] == str(short.resolve()) and entry["reason"].startswith("shorter than one chunk: 0.30 s")
+
+    dm = GenreDataModule(FolderSource(root), sample_rate=SR, chunk_seconds=0.5, short_clips="pad")
+    dm.setup()
+    where, split = next((name, s) for name, s in dm.splits.items() if "noise/blip.wav" in s.ids)
+    i = split.ids.index("noise/blip.wav")
+    if where == "train":
+        x = RandomChunks(split, dm.chunk)[i][0]
+    else:
+        windows = TrackChunks(split, dm.chunk, dm.hop)
+        x = windows[next(n for n, (clip, _) in enumerate(windows.index) if clip == i)][0]
+    # 0.3 s of tone, then zeros up to the 0.5 s window (as the tagger pads a short song).
+    assert x.shape == (4000,) and torch.count_nonzero(x[:2400]) > 2000 and torch.all(x[2400:] == 0)
+
+    dm = GenreDataModule(FolderSource(root), sample_rate=SR, chunk_seconds=0.5, short_clips="error")
+    with pytest.raises(ValueError, match=r"data.chunk_seconds=0.5 is longer than clip 'noise/blip.wav' \(0.30 s\)"):
+        dm.setup()
+
+
+def test_scan_report_lists_every_unused_file_with_its_reason(tmp_path: Path, mlflow_uri: str) -> None:
+    root = tmp_path / "music"
+    _genres(root)
+    unused = {
+        _corrupt(root / "ambient" / "broken.mp3"): "",
+        _level(root / "drone" / "silence.flac", -np.inf): "silent",
+        _tone(root / "noise" / "blip.wav", seconds=0.2): "shorter than one chunk",
+        _tone(root / "loose.wav"): "outside the genre subfolders",
+    }
+    link = root / "noise" / "gone.ogg"
+    link.symlink_to(tmp_path / "gone.ogg")
+    dm = GenreDataModule(FolderSource(root, cache_dir=tmp_path / "cache"), sample_rate=SR, chunk_seconds=0.5)
+    dm.setup()
+    client = MlflowClient(mlflow_uri)
+    run_id = client.create_run(client.create_experiment("scan")).info.run_id
+    _log_scan_report(client, run_id, dm)
+    report = json.loads(Path(client.download_artifacts(run_id, "data/scan_report.json", str(tmp_path))).read_text())
+    reasons = {e["path"]: e["reason"] for part in report.values() for e in part["skipped"]}
+    expected = {str(p.resolve()): why for p, why in unused.items()} | {str(link): "dangling symbolic link"}
+    assert set(reasons) == set(expected)
+    assert all(reasons[p].startswith(why) and reasons[p] for p, why in expected.items())
+    assert client.get_run(run_id).data.metrics["data/skipped_files"] == 5
+    assert sum(part["clips"] for part in report.values()) == 12
