@@ -148,19 +148,27 @@ def _number(data: dict[str, Any], key: str, kind: type, low: float, high: float,
     return kind(value)
 
 
-def read(path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    """(spec, state dict) of a Lightning checkpoint or exported weights file, weights-only."""
-    path = Path(path)
+def load_file(path: str | Path) -> Any:
+    """A model file's contents, weights-only: tensors and plain data, never pickled code."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
         raise CheckpointError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
+
+
+def parse(state: Any, path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
+    """(spec, state dict) of a loaded Lightning checkpoint or exported weights file."""
     if not isinstance(state, dict) or CONFIG_KEY not in state or not isinstance(state.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a genre_lab checkpoint (no '{CONFIG_KEY}' config or 'state_dict')")
     weights = state["state_dict"]
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
         raise CheckpointError(f"{path}: state_dict must map names to tensors")
     return ModelSpec.from_dict(state[CONFIG_KEY], f"checkpoint {path}"), weights
+
+
+def read(path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
+    """(spec, state dict) of a Lightning checkpoint or exported weights file, weights-only."""
+    return parse(load_file(path), path)
 
 
 def write(path: str | Path, spec: ModelSpec, state_dict: Mapping[str, torch.Tensor]) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
@@ -29,7 +31,8 @@ from . import registry, tracking
 from .data import SPLITS, AudioSplit, GenreDataModule
 from .data.datamodule import TrackChunks
 from .inference.loading import ModelSource, load_classifier, resolve
-from .module import GenreClassifier
+from .inference.ensemble import EnsembleClassifier
+from .module import GenreClassifier, track_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,33 @@ def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: 
     return AudioSplit(split.ids, [index[y] for y in split.labels], split.waves, split.skipped)
 
 
+@torch.inference_mode()
+def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) -> dict[str, float]:
+    """Chunk and track accuracy / macro-F1 of the ensemble and of each member on the same
+    windows (`<split>/...` and `member<i>/<split>/...`): the gain is one table."""
+    model.eval()
+    probs: list[list[torch.Tensor]] = [[] for _ in range(len(model.members) + 1)]
+    labels, clips = [], []
+    for wave, y, clip in loader:
+        members = model.member_probabilities(wave)
+        mean = torch.einsum("m,mbc->bc", model.weights, torch.stack(members))
+        for store, p in zip(probs, [mean, *members]):
+            store.append(p)
+        labels.append(y)
+        clips.append(clip)
+    y, clip = torch.cat(labels), torch.cat(clips)
+    n = len(model.classes)
+    metrics: dict[str, float] = {}
+    for i, store in enumerate(probs):
+        prefix = split if i == 0 else f"member{i - 1}/{split}"
+        chunk = torch.cat(store)
+        track, track_y = track_probabilities(chunk, y, clip)
+        for level, (p, t) in (("chunk", (chunk, y)), ("track", (track, track_y))):
+            metrics[f"{prefix}/{level}_acc"] = float(multiclass_accuracy(p, t, n, average="micro"))
+            metrics[f"{prefix}/{level}_f1"] = float(multiclass_f1_score(p, t, n, average="macro"))
+    return metrics
+
+
 def evaluate(cfg: DictConfig) -> EvaluationResult:
     """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
     if cfg.split not in SPLITS:
@@ -127,14 +157,19 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         params = {"tracks": len(split), "windows": len(loader.dataset), **tracking.flatten(resolved)}
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
-        trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
-                             enable_model_summary=False, enable_progress_bar=bool(cfg.progress))
-        (row,) = trainer.test(model, dataloaders=loader, verbose=False)
-        # The module names its metrics test/...; name them after the split actually evaluated.
-        metrics = {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
+        if isinstance(model, EnsembleClassifier):
+            metrics = ensemble_metrics(model, loader, cfg.split)
+            tracking.log_json(client, run_id, {"members": model.sources, "member_run_ids": model.run_ids,
+                                               "weights": model.weights.tolist()}, "ensemble_members.json")
+        else:
+            trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
+                                 enable_model_summary=False, enable_progress_bar=bool(cfg.progress))
+            (row,) = trainer.test(model, dataloaders=loader, verbose=False)
+            # The module names its metrics test/...; name them after the split actually evaluated.
+            metrics = {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
+            tracking.log_test_report(client, run_id, model, cfg.split)
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
-        tracking.log_test_report(client, run_id, model, cfg.split)
         return EvaluationResult(run_id, metrics, model.classes, source.run_id, tags)
     except BaseException as err:
         error = err

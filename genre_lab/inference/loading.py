@@ -20,6 +20,8 @@ import torch
 
 from .. import checkpoint, tracking
 from ..module import GenreClassifier
+from . import ensemble
+from .ensemble import EnsembleClassifier
 
 #: Where training stores the best checkpoint inside its MLflow run.
 RUN_CHECKPOINT = "checkpoints/best.ckpt"
@@ -92,9 +94,14 @@ def _download(tracking_uri: str, **where: str) -> Path:
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
     try:
         dst = download_folder(tracking_uri, **where)
-        return Path(mlflow.artifacts.download_artifacts(tracking_uri=tracking_uri, dst_path=str(dst), **where))
+        # A logged model (`runs:/<id>/model`, `models:/m-...`) is looked up through the
+        # process-wide tracking URI whatever URI is passed (MLflow 3.17): point it at this store.
+        with _use_tracking_uri(tracking_uri):
+            return Path(mlflow.artifacts.download_artifacts(tracking_uri=tracking_uri, dst_path=str(dst), **where))
     except (MlflowException, OSError) as err:
         target = where.get("artifact_uri") or f"run {where.get('run_id')} artifact {where.get('artifact_path')}"
         raise ModelSourceError(f"cannot fetch {target} from {tracking_uri}: {err}") from err
@@ -182,13 +189,18 @@ def _pyfunc_weights(model_dir: Path, spec: str) -> Path:
     return weights
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> GenreClassifier:
-    """Rebuild a GenreClassifier from a Lightning checkpoint or exported weights, weights-only,
-    its parts validated and built through `genre_lab.checkpoint.ModelSpec`."""
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> GenreClassifier | EnsembleClassifier:
+    """Rebuild a GenreClassifier (or an ensemble of them) from a Lightning checkpoint, exported
+    weights or an ensemble file, weights-only, every part validated and built through
+    `genre_lab.checkpoint.ModelSpec`."""
     try:
-        spec, weights = checkpoint.read(path)
-        model = GenreClassifier.from_spec(spec)
-        model.load_state_dict(weights)
+        state = checkpoint.load_file(path)
+        if ensemble.is_ensemble(state):
+            model: GenreClassifier | EnsembleClassifier = ensemble.from_state(state, path)
+        else:
+            spec, weights = checkpoint.parse(state, path)
+            model = GenreClassifier.from_spec(spec)
+            model.load_state_dict(weights)
     except checkpoint.CheckpointError as err:
         raise ModelSourceError(str(err)) from err
     # A valid spec can still fail to build or not match its weights: the file's fault.

@@ -23,11 +23,11 @@ others or the request (params apply to every record, so a bad param is every rec
 The environment variables are read when the model loads (`genre_lab.inference.limits`).
 The model's probabilities are checked finite: damaged weights give errors, never NaN genres.
 
+Training logs it as an MLflow 3 LoggedModel (`models:/<model id>`, also `runs:/<run id>/model`).
 The model directory holds the weights and plain config (`artifacts/weights.pt`, loaded
-weights-only) and `pyfunc_model.py` (MLflow "models from code": nothing is unpickled); the
-code is genre_lab itself, which must be importable where the model is served
-(`--env-manager local` in this environment). The model's pip requirements are genre_lab's own
-dependencies, pinned to the versions installed here.
+weights-only), `pyfunc_model.py` (MLflow "models from code": nothing is unpickled) and
+genre_lab itself under `code/`, so a fresh environment needs only the pip requirements:
+genre_lab's own dependencies, pinned to the versions installed here.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import io
 import logging
 import math
 import tempfile
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,19 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import torch
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.models import ModelSignature
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from mlflow.types import DataType
 from mlflow.types.schema import AnyType, Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
 from packaging.requirements import Requirement
 
 from ..audio import AudioDecodeError
-from ..module import CONFIG_KEY, GenreClassifier
+from .. import checkpoint
+from ..module import GenreClassifier
+from . import ensemble
+from .ensemble import EnsembleClassifier
 from .limits import LimitError, ServingLimits, check_sample_rate, check_segment_seconds, check_top_k
 from .loading import PYFUNC_PATH, WEIGHTS_KEY
 from .tagger import Tagger, TaggingError, TagResult
@@ -62,6 +69,8 @@ log = logging.getLogger(__name__)
 
 #: The installed distribution whose dependencies the served model needs.
 _DISTRIBUTION = "genre_lab"
+#: The genre_lab package folder, logged with each model as code.
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 _GENRES = Array(Object([Property("label", DataType.string), Property("probability", DataType.double)]))
 SIGNATURE = ModelSignature(
@@ -189,16 +198,22 @@ def _declared_seconds(path: Path) -> float | None:
     return info.frames / info.samplerate if info.samplerate > 0 and info.frames > 0 else None
 
 
-def export_weights(source: str | Path | GenreClassifier, dst: Path) -> dict[str, Any]:
-    """Write a weights-only file (state dict + plain config, no optimiser state) for the model
-    dir; returns the config."""
-    if isinstance(source, GenreClassifier):
-        state, config = source.state_dict(), source.config
+def export_weights(source: str | Path | GenreClassifier | EnsembleClassifier, dst: Path) -> dict[str, Any]:
+    """Write a weights-only file (state dict + spec, no optimiser state; or an ensemble file)
+    for the model dir, through the one checkpoint reader and writer; returns the config."""
+    if isinstance(source, (str, Path)):
+        state = checkpoint.load_file(source)
+        if ensemble.is_ensemble(state):
+            source = ensemble.from_state(state, source)
+        else:
+            spec, weights = checkpoint.parse(state, source)
+            checkpoint.write(dst, spec, weights)
+            return spec.to_dict()
+    if isinstance(source, EnsembleClassifier):
+        source.save(dst)
     else:
-        ckpt = torch.load(source, map_location="cpu", weights_only=True)
-        state, config = ckpt["state_dict"], ckpt[CONFIG_KEY]
-    torch.save({"state_dict": state, CONFIG_KEY: config}, dst)
-    return config
+        checkpoint.write(dst, source.spec, source.state_dict())
+    return source.config
 
 
 def _requirements() -> list[str]:
@@ -223,6 +238,13 @@ def _requirements() -> list[str]:
     return out
 
 
+def _package_version() -> str:
+    try:
+        return version(_DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def input_example(sample_rate: int, seconds: float = 0.5) -> pd.DataFrame:
     """One request row: a short chord as a base64 WAV file."""
     t = np.arange(int(sample_rate * seconds)) / sample_rate
@@ -230,6 +252,26 @@ def input_example(sample_rate: int, seconds: float = 0.5) -> pd.DataFrame:
     buf = io.BytesIO()
     sf.write(buf, wave, sample_rate, format="WAV", subtype="PCM_16")
     return pd.DataFrame({"audio_base64": [base64.b64encode(buf.getvalue()).decode("ascii")]})
+
+
+def _model_arguments(weights: Path, config: dict[str, Any], run_id: str | None) -> dict[str, Any]:
+    """What `save_model` and `log_model` are given: the model as code, its weights, request
+    shape, requirements, and genre_lab itself as code so the model needs no install of it."""
+    return dict(
+        # Models from code: the model is this package's class, not a pickle of it.
+        python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+        artifacts={WEIGHTS_KEY: str(weights)},
+        # genre_lab (configs included) travels in the model's `code/` folder, which MLflow puts
+        # on sys.path when loading: `mlflow models serve` with the default virtualenv manager
+        # then needs only the pip requirements, not this package from an index.
+        code_paths=[str(_PACKAGE_DIR)],
+        signature=SIGNATURE,
+        input_example=(input_example(int(config["data"]["sample_rate"])), {"top_k": 3}),
+        # Explicit requirements: inferring them would load the model in a subprocess.
+        pip_requirements=_requirements(),
+        metadata={"genre_lab_run_id": run_id, "genre_lab_version": _package_version(),
+                  "classes": list(config["classes"])},
+    )
 
 
 def save_tagger_model(
@@ -240,23 +282,51 @@ def save_tagger_model(
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
         config = export_weights(source, weights)
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            # Models from code: the model is this package's class, not a pickle of it.
-            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={WEIGHTS_KEY: str(weights)},
-            signature=SIGNATURE,
-            input_example=(input_example(int(config["data"]["sample_rate"])), {"top_k": 3}),
-            # Explicit requirements: inferring them would load the model in a subprocess.
-            pip_requirements=_requirements(),
-            metadata={"genre_lab_run_id": run_id, "classes": list(config["classes"])},
-        )
+        mlflow.pyfunc.save_model(path=str(path), **_model_arguments(weights, config, run_id))
     return path
 
 
-def log_tagger_model(client: Any, run_id: str, source: str | Path | GenreClassifier) -> str:
-    """Save the pyfunc model and log it as the run's `model` artifact; returns its runs:/ URI."""
+#: Tags of the training run copied onto its LoggedModel (the Models tab's columns).
+_MODEL_TAGS = ("model", "features", "dataset", "genre_lab_version")
+
+
+def log_tagger_model(
+    client: MlflowClient, run_id: str, source: str | Path | GenreClassifier,
+    metrics: Mapping[str, float] | None = None,
+) -> str:
+    """Log the pyfunc as an MLflow 3 LoggedModel named `model`, output of run `run_id`, with the
+    run's params and the reported `metrics` linked to it; returns its `models:/<model id>` URI.
+
+    `runs:/<run id>/model` still resolves to it (MLflow maps a run's model name to its
+    LoggedModel), so downloads, loading and `mlflow models serve` by run keep working."""
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(
+        run.info.experiment_id, name=PYFUNC_PATH, source_run_id=run_id, model_type="genre-tagger",
+        params=dict(run.data.params),
+        tags={k: run.data.tags[k] for k in _MODEL_TAGS if k in run.data.tags},
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = save_tagger_model(Path(tmp) / PYFUNC_PATH, source, run_id)
-        client.log_artifacts(run_id, str(model_dir), PYFUNC_PATH)
-    return f"runs:/{run_id}/{PYFUNC_PATH}"
+        weights = Path(tmp) / "weights.pt"
+        config = export_weights(source, weights)
+        # log_model writes through the process-wide tracking URI: point it at this run's store
+        # for the call (MLflow's own context manager, which restores an unset URI as unset).
+        with _use_tracking_uri(client.tracking_uri):
+            mlflow.pyfunc.log_model(name=PYFUNC_PATH, model_id=logged.model_id,
+                                    **_model_arguments(weights, config, run_id))
+    client.log_outputs(run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
+    _link_metrics(client, run_id, logged.model_id, metrics or {})
+    return f"models:/{logged.model_id}"
+
+
+def _link_metrics(client: MlflowClient, run_id: str, model_id: str, metrics: Mapping[str, float]) -> None:
+    """Attach the run's reported metrics (the kept epoch's validation scores, the test scores)
+    to the model: each is logged again at the step and time it was first logged, with the
+    model id, so the run's curves stay as they were."""
+    linked = []
+    for key, value in metrics.items():
+        history = [m for m in client.get_metric_history(run_id, key) if math.isclose(m.value, value, rel_tol=1e-6)]
+        if history:
+            first = history[-1]
+            linked.append(Metric(key, first.value, first.timestamp, first.step, model_id=model_id, run_id=run_id))
+    for i in range(0, len(linked), 1000):  # MLflow's batch limit
+        client.log_batch(run_id, metrics=linked[i : i + 1000])
