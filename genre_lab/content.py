@@ -7,8 +7,8 @@ silence rule the dataset scans and the tagger share: below it a clip is refused 
 `content_problem` is the wider rule for clips that are not silent yet carry no music. It is
 measured on the clip as given (before the tagger pads a short clip to one window), in this order:
 
-1. **DC offset only**: with the mean removed, the level is below `SILENCE_DBFS` (a constant
-   DC signal has an RMS of -6 dBFS and would pass the silence rule).
+1. **DC offset only**: with the mean removed, the level is below `NEAR_SILENCE_DBFS` while the
+   mean is not (a constant DC signal of 0.5 has an RMS of -6 dBFS and passes the silence rule).
 2. **Near-silence**: with the mean removed, the RMS is below `NEAR_SILENCE_DBFS` (-60 dBFS).
    The synthetic generator's clips (10 genres x 6 seeds x 0.7-30 s) measure -31 to -16 dBFS.
 3. **Mostly padding**: fewer than `MIN_ACTIVE_FRACTION` (20%) of its 20 ms frames are within
@@ -78,11 +78,14 @@ class ContentStats:
 
     def problem(self) -> str | None:
         """Why the clip carries no music to classify, or None when it does."""
-        if self.level_dbfs < SILENCE_DBFS:
-            if rms_dbfs(torch.tensor([self.dc_offset])) < SILENCE_DBFS:
-                return f"silent audio (RMS below {SILENCE_DBFS:.0f} dBFS)"
-            return f"no signal besides a constant DC offset of {self.dc_offset:+.3f}"
         if self.level_dbfs < NEAR_SILENCE_DBFS:
+            # A resampled DC signal keeps some ringing at its ends (-62 dBFS for 0.5 resampled
+            # from 11.025 to 16 kHz): judge the offset against near-silence, not silence.
+            if rms_dbfs(torch.tensor([self.dc_offset])) >= NEAR_SILENCE_DBFS:
+                return (f"no signal besides a constant DC offset of {self.dc_offset:+.3f} "
+                        f"(RMS {self.level_dbfs:.0f} dBFS without it)")
+            if self.level_dbfs < SILENCE_DBFS:
+                return f"silent audio (RMS below {SILENCE_DBFS:.0f} dBFS)"
             return f"near-silent audio (RMS {self.level_dbfs:.0f} dBFS without DC, below {NEAR_SILENCE_DBFS:.0f} dBFS)"
         if self.active_fraction < MIN_ACTIVE_FRACTION:
             return (f"mostly silence or padding: {self.active_fraction:.1%} of the clip "

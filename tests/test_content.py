@@ -105,6 +105,10 @@ def test_tagger_warns_by_default_and_refuses_with_min_content(tagger: Tagger, tm
         with pytest.raises(TaggingError, match=f"no music to classify: .*{re.escape(fragment)}"):
             tagger.tag(wave, sample_rate=SR, min_content=True)
 
+    # Resampling leaves ringing at the ends of a DC signal (-62 dBFS): still named as DC.
+    resampled = tagger.tag(np.full(3 * 11025, -0.25), sample_rate=11025)
+    assert "constant DC offset of -0.250" in resampled.warning, resampled.warning
+
     # Files: a row with its warning, or with its error when asked; both in the reports.
     sf.write(str(tmp_path / "dc.wav"), np.full(SR, 0.5), SR, subtype="FLOAT")
     sf.write(str(tmp_path / "blip.flac"), _blip(22050), 22050)
