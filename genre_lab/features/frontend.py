@@ -83,6 +83,10 @@ class FrontEnd(nn.Module):
 
     def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> log-scaled (batch, bins, frames), before normalisation."""
+        with _float32(wave):
+            return self._spectrogram(wave.float())
+
+    def _spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
         impl = self.impls[self.backend_for(wave.device)]
         if wave.device.type == "cpu" and len(wave) > CPU_MICRO_BATCH:
             # The STFT of a large batch outgrows the CPU caches: in slices of 8 clips the
@@ -101,15 +105,20 @@ class FrontEnd(nn.Module):
         """(batch, samples) -> (batch, 1, bins, frames)."""
         if wave.dim() != 2:
             raise ValueError(f"FrontEnd expects (batch, samples), got shape {tuple(wave.shape)}")
-        # float32 under any autocast (bf16-mixed, 16-mixed): in float16 the power of quiet
-        # frames underflows and the 1e-10 floor itself rounds to 0, so silence became -inf dB
-        # and NaN after normalisation (tests/test_precision.py); the backbone still autocasts.
-        with torch.autocast(device_type=wave.device.type, enabled=False):
-            return self.norm(self.spectrogram(wave.float())).unsqueeze(1)
+        with _float32(wave):
+            return self.norm(self.spectrogram(wave)).unsqueeze(1)
 
     def frames(self, samples: int) -> int:
         """Frames produced for `samples` of audio (centred framing, as both backends use)."""
         return samples // self.hop_length + 1
+
+
+def _float32(wave: torch.Tensor) -> torch.autocast:
+    """Autocast off: the front end computes in float32 under bf16-mixed and 16-mixed (the
+    backbone after it still autocasts). In float16 the power of quiet frames underflows and
+    the 1e-10 floor itself rounds to 0, so silence became -inf dB, then NaN after the
+    normalisation (tests/test_precision.py)."""
+    return torch.autocast(device_type=wave.device.type, enabled=False)
 
 
 def _spectrogram(
