@@ -2,8 +2,9 @@
 
 from .augment import SpecAugment, mixup
 from .frontend import AUTO_BACKEND, BACKENDS, KINDS, FrontEnd
+from .musicnn import MusicnnFrontEnd
 
-__all__ = ["AUTO_BACKEND", "BACKENDS", "KINDS", "FrontEnd", "SpecAugment", "mixup"]
+__all__ = ["AUTO_BACKEND", "BACKENDS", "KINDS", "FrontEnd", "MusicnnFrontEnd", "SpecAugment", "mixup"]
 from .throughput import frontend_throughput  # noqa: E402
 
 __all__ += ["frontend_throughput"]

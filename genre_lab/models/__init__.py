@@ -6,6 +6,7 @@ loss and optimiser live in `genre_lab.module.GenreClassifier`.
 
 from .cnn import CNN
 from .crnn import CRNN
+from .musicnn import MusiCNN
 from .rnn import RNN
 
-__all__ = ["CNN", "CRNN", "RNN"]
+__all__ = ["CNN", "CRNN", "MusiCNN", "RNN"]
