@@ -22,6 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .clips import SPLITS, AudioSplit, ClipSource
+from .screen import SHORT_REASON, short_reason
+from .unreadable import UnreadableClips
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,14 @@ class RandomChunks(Dataset):
 
     def __init__(self, split: AudioSplit, chunk: int, per_clip: int = 1) -> None:
         self.split, self.chunk, self.per_clip = split, chunk, per_clip
+        self.unreadable = UnreadableClips(split)
 
     def __len__(self) -> int:
         return len(self.split) * self.per_clip
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
-        i = idx % len(self.split)
+        # A clip whose audio became unreadable during the run gives way to the next readable one.
+        i = self.unreadable.next_readable(idx % len(self.split), len(self.split))
         wave = self.split.waves[i]
         # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
         start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
@@ -69,11 +73,15 @@ class TrackChunks(Dataset):
         self.index = [
             (i, s) for i, w in enumerate(split.waves) for s in chunk_starts(len(w), chunk, hop)
         ]
+        self.unreadable = UnreadableClips(split)
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int, int]:
+        # A window of a clip that became unreadable during the run gives way to the next
+        # readable window (of another clip, under that clip's own index and label).
+        idx = self.unreadable.next_readable(idx, len(self.index), lambda p: self.index[p][0])
         i, s = self.index[idx]
         return window(self.split.waves[i], s, self.chunk), self.split.labels[i], i
 
@@ -140,14 +148,16 @@ class GenreDataModule(pl.LightningDataModule):
         splits = self.source.load(self.sample_rate, min_samples=self.chunk if self.short_clips == "skip" else 0)
         splits = {name: self._handle_short(name, splits[name]) for name in SPLITS}
         unassigned = list(self.source.unassigned)
-        skipped = len(unassigned) + sum(len(s.skipped) for s in splits.values())
+        reasons = [reason for _, reason in [*unassigned, *(e for s in splits.values() for e in s.skipped)]]
         for name, split in splits.items():
             if len(split) == 0:
+                short = sum(reason.startswith(SHORT_REASON) for reason in reasons)
+                hint = f", {short} of them shorter than data.chunk_seconds={self.chunk / self.sample_rate:g}" if short else ""
                 raise ValueError(
                     f"dataset '{self.source.name}' has no usable clips in split '{name}' "
-                    f"({skipped} file(s) skipped, each logged above with its reason)"
+                    f"({len(reasons)} file(s) skipped{hint}, each logged above with its reason)"
                 )
-        self._check_classes(splits, skipped)
+        self._check_classes(splits, len(reasons))
         self.splits, self.unassigned = splits, unassigned
 
     def _handle_short(self, name: str, split: AudioSplit) -> AudioSplit:
@@ -165,11 +175,7 @@ class GenreDataModule(pl.LightningDataModule):
                 "(data.short_clips=error; skip or pad keeps the run going)"
             )
         keep = sorted(set(range(len(split))) - set(short))
-        lost = [
-            (split.ids[i], f"shorter than one chunk: {len(split.waves[i]) / self.sample_rate:.2f} s < "
-                           f"data.chunk_seconds={seconds:g} (data.short_clips=skip; =pad keeps it zero-padded)")
-            for i in short
-        ]
+        lost = [(split.ids[i], short_reason(len(split.waves[i]), self.chunk, self.sample_rate)) for i in short]
         log.warning("%s split '%s': skipping %d clip(s) shorter than one chunk: %s", self.source.name, name,
                     len(lost), ", ".join(clip for clip, _ in lost[:10]))
         return AudioSplit(
@@ -220,6 +226,22 @@ class GenreDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(TrackChunks(self._split("test"), self.chunk, self.hop), self.eval_batch_size)
+
+    def teardown(self, stage: str) -> None:
+        """Count in the run the clips skipped because their audio became unreadable during it
+        (`UnreadableClips`): metrics `data/unreadable_clips/<split>`."""
+        trainer = self.trainer
+        if trainer is None or trainer.logger is None or stage not in ("fit", "test"):
+            return
+        loaders = ({"train": trainer.train_dataloader, "val": trainer.val_dataloaders} if stage == "fit"
+                   else {"test": trainer.test_dataloaders})
+        counts = {}
+        for name, loader in loaders.items():
+            marks = getattr(getattr(loader, "dataset", None), "unreadable", None)
+            if isinstance(marks, UnreadableClips):
+                counts[f"data/unreadable_clips/{name}"] = marks.count
+        if counts:
+            trainer.logger.log_metrics(counts)
 
     def _split(self, name: str) -> AudioSplit:
         if self.splits is None:

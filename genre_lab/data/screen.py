@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: How many skipped names a log line spells out; the scan report always lists them all.
 _LOG_NAMES = 10
+#: How the reason for a clip shorter than one chunk begins.
+SHORT_REASON = "shorter than one chunk"
 
 
 @dataclass
@@ -65,13 +67,16 @@ def screen(
                 f"silent: RMS {level:.0f} dBFS, below the {SILENCE_DBFS:.0f} dBFS that tagging also refuses"
             )
         elif len(wave) < min_samples:
-            out.rejected[name] = (
-                f"shorter than one chunk: {len(wave) / sample_rate:.2f} s < data.chunk_seconds="
-                f"{min_samples / sample_rate:g} (data.short_clips=skip; =pad keeps it zero-padded)"
-            )
+            out.rejected[name] = short_reason(len(wave), min_samples, sample_rate)
         else:
             out.waves[name] = wave
     return out
+
+
+def short_reason(samples: int, chunk: int, sample_rate: int) -> str:
+    """Why a clip of `samples` is left out under `data.short_clips=skip`."""
+    return (f"{SHORT_REASON}: {samples / sample_rate:.2f} s < data.chunk_seconds={chunk / sample_rate:g} "
+            "(data.short_clips=skip; =pad keeps it zero-padded)")
 
 
 def log_skipped(dataset: str, skipped: Iterable[tuple[str, str]]) -> None:
