@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import os
 import tempfile
 import zlib
@@ -125,6 +126,24 @@ class AudioCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def check_mapped(wave: np.ndarray) -> None:
+    """Raise `AudioDecodeError` naming the entry when `wave` is a memory-mapped entry whose
+    file was cut short after it was mapped (truncated in place by another program). Touching
+    the missing pages would not raise: it kills the process with SIGBUS (measured: exit status
+    135, the epoch and the run gone). One fstat of the mapped file; deleting the entry or
+    taking its read permission after the scan is harmless, as the map keeps the file open."""
+    mapping = wave.base if isinstance(wave, np.memmap) else None
+    if not isinstance(mapping, mmap.mmap):
+        return  # audio in memory: nothing on disk can change it
+    need = wave.offset + wave.nbytes
+    try:
+        size = mapping.size()
+    except (OSError, ValueError) as err:
+        raise AudioDecodeError(wave.filename, f"cache entry cannot be read: {err}") from err
+    if size < need:
+        raise AudioDecodeError(wave.filename, f"cache entry cut to {size} bytes during the run ({need} needed)")
 
 
 def checksum(wave: np.ndarray) -> int:
