@@ -80,7 +80,8 @@ def fit_and_test(
         logger: MLFlowLogger = resume_point.logger(cfg) if resume_point else instantiate(cfg.logger.mlflow)
     best_epoch = BestEpochMetrics()
     all_callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
-    all_callbacks += [best_epoch, resume.ResumeState(), resume.InterruptCheckpoint(), *callbacks]
+    interrupt = resume.InterruptCheckpoint()
+    all_callbacks += [best_epoch, resume.ResumeState(), interrupt, *callbacks]
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=all_callbacks, logger=logger, plugins=[resume.AtomicCheckpointIO()]
     )
@@ -143,7 +144,8 @@ def fit_and_test(
             # Lightning marks the run FAILED on any exception inside fit, pruning included;
             # the final word is ours.
             if rank_zero:
-                tracking.close_run(client, run_id, error)
+                # Lightning exits with SystemExit(1) after an interrupt: record what interrupted.
+                tracking.close_run(client, run_id, interrupt.reason if error and interrupt.reason else error)
 
 
 def _start_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule: GenreDataModule,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -116,12 +117,15 @@ class InterruptCheckpoint(Callback):
 
     def __init__(self) -> None:
         self.saved: str | None = None
+        #: The interruption itself: Lightning turns it into `SystemExit(1)` after this hook.
+        self.reason: BaseException | None = None
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             return
+        self.reason = exception
         ckpt = trainer.checkpoint_callback
-        if not trainer.training or not isinstance(ckpt, ModelCheckpoint) or not ckpt.dirpath:
+        if trainer.state.fn != TrainerFn.FITTING or not isinstance(ckpt, ModelCheckpoint) or not ckpt.dirpath:
             return
         if trainer.world_size > 1:
             # Saving synchronises the ranks, which an interrupted group may never reach.
