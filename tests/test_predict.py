@@ -9,7 +9,6 @@ import os
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -201,8 +200,9 @@ def test_unusable_checkpoints_exit_2_naming_the_file(trained, music: Path, tmp_p
 
 def test_tagger_loads_from_run_and_registry_and_tags_waveforms(trained, music: Path, tmp_path: Path, monkeypatch) -> None:
     result, uri = trained
-    # Downloads go to <system temp>/genre_lab_models: here, this test's own folder.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # Downloads go to this user's private cache, $XDG_CACHE_HOME/genre_lab/models: here, this
+    # test's own folder.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     reference = Tagger.load(result.best_checkpoint)
     song = music / "rock.wav"
     expected = reference.tag(song).distribution
@@ -221,7 +221,7 @@ def test_tagger_loads_from_run_and_registry_and_tags_waveforms(trained, music: P
     # Each model URI has one download folder, reused by every load instead of a new one each time.
     first, again = (resolve(f"runs:/{result.run_id}/model", uri).checkpoint for _ in range(2))
     assert first == again and first.is_file()
-    cache = tmp_path / "genre_lab_models"
+    cache = tmp_path / "genre_lab" / "models"
     assert first.is_relative_to(cache) and len(list(cache.iterdir())) == 3  # run id, runs:/ URI, registered version
 
     # A waveform at its own rate (stereo here) tags like the file it was read from.
@@ -247,3 +247,65 @@ def test_decoding_ahead_in_threads_changes_nothing(trained, music: Path) -> None
     assert [r["path"] for r in threaded] == [str(f) for f in files]
     assert threaded == inline
     assert sum(r["error"] is None for r in threaded) == len(GOOD)
+
+
+def test_cli_warns_about_audio_without_music_or_fails_it_with_min_content(trained, tmp_path: Path, capsys, monkeypatch) -> None:
+    """DC, a 10 ms blip padded to 3 s and a constant tone get a warning beside their genres
+    (JSON, CSV, table), or an error row and exit 1 with --min-content; music gets neither."""
+    monkeypatch.setenv("COLUMNS", "250")
+    ckpt = trained[0].best_checkpoint
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    blip = np.zeros(3 * SR)
+    blip[SR : SR + SR // 100] = 0.5
+    sf.write(str(folder / "a_dc.wav"), np.full(3 * SR, 0.5), SR, subtype="FLOAT")
+    sf.write(str(folder / "b_blip.flac"), blip, SR)
+    sf.write(str(folder / "c_tone.wav"), 0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * SR) / SR), SR)
+    sf.write(str(folder / "d_song.wav"), render_clip("country", seed=2, seconds=3.0, sample_rate=SR), SR)
+    fragments = ["constant DC offset of +0.500", "mostly silence or padding", "a constant tone", None]
+
+    out = tmp_path / "tags.json"
+    assert predict_main([ckpt, str(folder), "--format", "json", "--output", str(out), "--no-progress"]) == 0
+    assert "3 of 4 file(s) carry no music to classify" in capsys.readouterr().err
+    rows = json.loads(out.read_text())
+    assert [r["error"] for r in rows] == [None] * 4 and all(len(r["genres"]) == 3 for r in rows)
+    assert [f in r["warning"] if f else r["warning"] is None for f, r in zip(fragments, rows)] == [True] * 4
+
+    assert predict_main([ckpt, str(folder), "--format", "csv", "--output", str(tmp_path / "tags.csv"), "--no-progress"]) == 0
+    lines = list(csv.DictReader((tmp_path / "tags.csv").open()))
+    assert [bool(r["warning"]) for r in lines] == [True, True, True, False] and all(r["error"] == "" for r in lines)
+    capsys.readouterr()
+    assert predict_main([ckpt, str(folder / "b_blip.flac"), "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "warning" in table and "mostly silence or padding" in table
+
+    strict = tmp_path / "strict.json"
+    assert predict_main([ckpt, str(folder), "--format", "json", "--output", str(strict), "--min-content", "--no-progress"]) == 1
+    assert "3 of 4 file(s) could not be tagged" in capsys.readouterr().err
+    rows = json.loads(strict.read_text())
+    assert [f in r["error"] if f else r["error"] is None for f, r in zip(fragments, rows)] == [True] * 4
+    assert [r["genres"] == [] for r in rows] == [True, True, True, False]
+
+
+def test_cli_refuses_timelines_finer_than_half_a_second(trained, music: Path, capsys) -> None:
+    for value in ("0.001", "1e-6", "0.49", "nan"):
+        assert predict_main([trained[0].best_checkpoint, str(music / "rock.wav"), "--segments", value]) == 2
+        assert "--segments must be at least 0.5 s" in capsys.readouterr().err
+    assert predict_main([trained[0].best_checkpoint, str(music / "rock.wav"), "--segments", "0.5", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert len(row["segments"]) == 6 and row["segments"][1]["start"] == 0.5
+
+
+def test_nan_weights_give_error_rows_and_valid_json(trained, music: Path, tmp_path: Path, capsys) -> None:
+    state = torch.load(trained[0].best_checkpoint, map_location="cpu", weights_only=True)
+    weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state["state_dict"].items()}
+    damaged = tmp_path / "nan.ckpt"
+    torch.save({"state_dict": weights, CONFIG_KEY: state[CONFIG_KEY]}, damaged)
+    out = tmp_path / "tags.json"
+    files = [str(music / "rock.wav"), str(music / "deep" / "pop.mp3")]
+    assert predict_main([str(damaged), *files, "--format", "json", "--output", str(out), "--no-progress"]) == 1
+    # Strict JSON: a bare NaN would be refused here.
+    rows = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
+    for row in rows:
+        assert row["genres"] == [] and "NaN or infinite probabilities" in row["error"], row
+    assert "2 of 2 file(s) could not be tagged" in capsys.readouterr().err
