@@ -19,11 +19,13 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from genre_lab.checkpoint import ModelSpec
 from genre_lab.config import compose
 from genre_lab.features import MusicnnFrontEnd
 from genre_lab.models import MusiCNN
 from genre_lab.pretrained import MUSICNN_TAGS, weights_path
 from genre_lab.pretrained.tagging import taggram, top_tags
+from genre_lab.pretrained.zoo import build_pretrained, pretrained_config, pretrained_name
 from genre_lab.pretrained.tf_checkpoint import CheckpointError, TFCheckpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "musicnn"
@@ -121,6 +123,24 @@ def test_model_musicnn_brings_its_front_end_and_sample_rate() -> None:
     assert cfg.features.name == "musicnn" and cfg.data.sample_rate == 16000
     assert cfg.model.backbone.weights == "msd"
     assert compose(["model=musicnn", "model.weights=mtt"]).model.backbone.weights == "mtt"
+
+
+def test_conflicting_sample_rate_is_refused_naming_it() -> None:
+    cfg = compose(["model=musicnn", "data=gtzan", "data.sample_rate=22050"])
+    with pytest.raises(ValueError, match="features.frontend.sample_rate=16000 differs from data.sample_rate=22050"):
+        ModelSpec.from_config(cfg, ["a", "b"])
+
+
+def test_pretrained_reference_is_a_checked_model_spec() -> None:
+    config = pretrained_config("pretrained:musicnn-msd")
+    assert config["data"]["sample_rate"] == 16000
+    spec = ModelSpec.from_dict({**config, "classes": list(MUSICNN_TAGS["msd"])}, "pretrained:musicnn-msd")
+    frontend = spec.build_frontend()
+    backbone = spec.build_backbone(frontend.n_bins)
+    assert isinstance(frontend, MusicnnFrontEnd) and backbone.tag_names == MUSICNN_TAGS["msd"]
+    assert build_pretrained("musicnn-mtt")[1].tag_names == MUSICNN_TAGS["mtt"]
+    with pytest.raises(ValueError, match="available: pretrained:musicnn-msd, pretrained:musicnn-mtt"):
+        pretrained_name("pretrained:vggish")
 
 
 # -- the TF checkpoint reader, on a checkpoint written by TensorFlow's own Saver ------------------
