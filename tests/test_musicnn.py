@@ -94,6 +94,14 @@ def test_backbone_contract_any_length_and_tags() -> None:
     assert not torch.equal(scratch.dense.weight, model.dense.weight)
 
 
+def test_every_trainable_parameter_gets_a_gradient() -> None:
+    """DDP needs it: the original tag head is frozen, everything under the embedding trains."""
+    model = MusiCNN(weights="msd").train()
+    model(torch.randn(2, 1, 96, 60)).sum().backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+    assert not any(p.requires_grad for p in model.tag_head.parameters())
+
+
 def test_bad_settings_name_the_setting() -> None:
     with pytest.raises(ValueError, match="model.backbone.weights"):
         MusiCNN(weights="imagenet")

@@ -106,6 +106,9 @@ class MusiCNN(nn.Module):
         self.dense = nn.Linear(pooled, embed_dim)
         self.dense_bn = _bn(1, embed_dim)
         self.tag_head = nn.Linear(embed_dim, n_tags)
+        # The original tag head serves `tag_logits` only; training puts a genre head on the
+        # embedding instead, and DDP refuses trainable parameters that never get a gradient.
+        self.tag_head.requires_grad_(False)
         self.out_dim = embed_dim
         self.pretrained = weights
         self.tag_names: tuple[str, ...] = ()
