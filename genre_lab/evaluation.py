@@ -13,10 +13,12 @@ rate and chunk length are replaced by the model's, which the model cannot run wi
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -118,6 +120,28 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) 
     return metrics
 
 
+def log_class_explanations(client: MlflowClient, run_id: str, model: GenreClassifier | EnsembleClassifier,
+                           split: AudioSplit, chunk: int, hop: int, settings: Any) -> None:
+    """Per genre: `explain/<genre>.png` (mean attribution over its correctly classified tracks,
+    and the frequency profile) and `explain/summary.json` (profiles, peak band, most confident
+    and most confused tracks)."""
+    import matplotlib.pyplot as plt
+
+    from .inference.attribution import Explainer, class_explanations
+    from .plots import class_attribution_figure
+
+    explainer = Explainer(model, str(settings.get("method", "integrated_gradients")), int(settings.get("steps", 8)))
+    found = class_explanations(explainer, split.ids, split.labels, split.waves, chunk, hop, model.classes,
+                               int(settings.get("max_tracks_per_class", 5)))
+    for item in found:
+        if item.mean_map is not None:
+            fig = class_attribution_figure(item.mean_map, item.label, item.tracks)
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", item.label).lstrip(".") or "class"
+            client.log_figure(run_id, fig, f"explain/{safe}.png")
+            plt.close(fig)
+    tracking.log_json(client, run_id, {item.label: item.summary() for item in found}, "explain/summary.json")
+
+
 def evaluate(cfg: DictConfig) -> EvaluationResult:
     """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
     if cfg.split not in SPLITS:
@@ -170,6 +194,9 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
             tracking.log_test_report(client, run_id, model, cfg.split)
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        explain = cfg.get("explain") or {}
+        if explain.get("enabled", False):
+            log_class_explanations(client, run_id, model, split, datamodule.chunk, datamodule.hop, explain)
         return EvaluationResult(run_id, metrics, model.classes, source.run_id, tags)
     except BaseException as err:
         error = err

@@ -27,3 +27,44 @@ def confusion_matrix_figure(cm: np.ndarray, classes: list[str], title: str = "Co
                 ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def explanation_figure(
+    spectrogram: np.ndarray, attribution: np.ndarray, taggram: np.ndarray, classes: list[str],
+    seconds: float, title: str,
+) -> Figure:
+    """One song: its log-mel, the attribution for the explained genre laid over it, and the
+    genre timeline (window probabilities over time, as musicnn's taggram)."""
+    fig, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True, gridspec_kw={"height_ratios": [2, 2, 1.6]})
+    extent = (0, seconds, 0, spectrogram.shape[0])
+    axes[0].imshow(spectrogram, origin="lower", aspect="auto", cmap="magma", extent=extent)
+    axes[0].set_ylabel("band")
+    axes[0].set_title(title)
+    axes[1].imshow(spectrogram, origin="lower", aspect="auto", cmap="gray", extent=extent)
+    positive = np.clip(attribution, 0, None)
+    scale = positive.max() or 1.0
+    axes[1].imshow(positive / scale, origin="lower", aspect="auto", cmap="inferno", alpha=0.6, extent=extent, vmin=0, vmax=1)
+    axes[1].set_ylabel("band (attribution)")
+    axes[2].imshow(taggram.T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1,
+                   extent=(0, seconds, -0.5, len(classes) - 0.5), interpolation="nearest")
+    axes[2].set_yticks(range(len(classes)), classes, fontsize=7)
+    axes[2].set_xlabel("seconds")
+    fig.tight_layout()
+    return fig
+
+
+def class_attribution_figure(mean_map: np.ndarray, label: str, tracks: int) -> Figure:
+    """A genre's mean attribution over correctly classified tracks (band x frame within a
+    window) and its frequency profile: which bands matter for this genre."""
+    fig, (ax_map, ax_prof) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 1]}, sharey=True)
+    ax_map.imshow(mean_map, origin="lower", aspect="auto", cmap="inferno")
+    ax_map.set_xlabel("frame within window")
+    ax_map.set_ylabel("band")
+    ax_map.set_title(f"{label}: mean attribution over {tracks} correct track(s)")
+    profile = mean_map.mean(axis=1)
+    ax_prof.plot(profile, np.arange(len(profile)))
+    ax_prof.axvline(0, color="gray", lw=0.5)
+    ax_prof.set_xlabel("mean attribution")
+    ax_prof.set_title("frequency profile")
+    fig.tight_layout()
+    return fig
