@@ -1,3 +1,4 @@
+import os
 import struct
 from pathlib import Path
 
@@ -163,3 +164,13 @@ def test_streaming_placeholder_sizes_are_not_truncation(intact: dict[str, Path],
     path = tmp_path / "streamed.wav"
     path.write_bytes(bytes(data))
     assert len(load_audio(path, 16000)) == 4 * 16000
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads files without read permission")
+def test_unreadable_file_is_a_decode_error(intact: dict[str, Path], tmp_path: Path) -> None:
+    path = tmp_path / "locked.wav"
+    path.write_bytes(intact["wav"].read_bytes())
+    path.chmod(0)
+    with pytest.raises(AudioDecodeError, match="locked.wav") as err:
+        load_audio(path, 16000)
+    assert "ermission" in err.value.reason

@@ -102,6 +102,23 @@ def test_failures_are_reported_not_raised_and_retried(tmp_path: Path) -> None:
     assert again.decoded == [str(broken)] and [p for p, _ in again.failed] == [str(missing)]
 
 
+def test_truncated_files_fail_and_are_not_cached(tmp_path: Path) -> None:
+    """Before: truncated AU, AIFF and Ogg files were decoded, cached and trained on as shorter songs."""
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    good = write_tone(folder / "good.wav", seconds=2.0, sr=22050)
+    cut = []
+    for name, kw in [("a.au", {"format": "AU", "subtype": "PCM_16"}), ("b.aiff", {}), ("c.ogg", {"format": "OGG"})]:
+        path = write_tone(folder / name, seconds=2.0, sr=22050, **kw)
+        path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+        cut.append(path)
+    result = decode_files([good, *cut], 16000, tmp_path / "cache")
+    assert list(result.waves) == [str(good)]
+    assert [p for p, _ in result.failed] == [str(p) for p in cut]
+    assert all(reason.startswith("truncated") for _, reason in result.failed), result.failed
+    assert len(_entries(tmp_path / "cache")) == 1
+
+
 def test_damaged_entry_is_decoded_again(tmp_path: Path) -> None:
     files, cache = _files(tmp_path / "audio", n=2), tmp_path / "cache"
     decode_files(files, 16000, cache)
