@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from genre_lab.config import CONF_DIR, PROJECT_ROOT, compose
 from genre_lab.content import SILENCE_DBFS, rms_dbfs
-from genre_lab.data import FolderSource, GenreDataModule, GTZANSource, ManifestSource
+from genre_lab.data import FolderSource, GenreDataModule, GTZANSource, ManifestSource, SyntheticSource
 from genre_lab.data.datamodule import RandomChunks, TrackChunks
 from genre_lab.data.files import LabelledFile
 from genre_lab.data.gtzan import GTZAN_GENRES, filtered_split
@@ -464,3 +465,15 @@ def test_scan_report_lists_every_unused_file_with_its_reason(tmp_path: Path, mlf
     assert all(reasons[p].startswith(why) and reasons[p] for p, why in expected.items())
     assert client.get_run(run_id).data.metrics["data/skipped_files"] == 5
     assert sum(part["clips"] for part in report.values()) == 12
+
+
+@pytest.mark.parametrize("dataset", ["folder", "csv", "gtzan", "synthetic"])
+def test_data_config_keys_are_exactly_the_declared_settings(dataset: str) -> None:
+    """Every top-level data.* key is a DataModule parameter or a setting its source declares,
+    and every declared setting is in the config (so each can be overridden by name)."""
+    cfg = compose([f"data={dataset}"])
+    module_params = set(inspect.signature(GenreDataModule).parameters) - {"source", "dataset_settings"}
+    source_cls = {"folder": FolderSource, "csv": ManifestSource, "gtzan": GTZANSource, "synthetic": SyntheticSource}[dataset]
+    assert cfg.data.source._target_ == f"genre_lab.data.{source_cls.__name__}"
+    keys = set(cfg.data) - {"_target_", "source"}
+    assert keys == module_params | set(source_cls.settings)
