@@ -1,0 +1,92 @@
+"""`genre-lab COMMAND`: one command for every entry point, run as a user runs it (a process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genre_lab.cli import COMMANDS, main
+
+
+def genre_lab(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`python -m genre_lab ARGS` (what the `genre-lab` console script runs), from `cwd`."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for name in ("GENRE_LAB_HOME", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    return subprocess.run([sys.executable, "-m", "genre_lab", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    proc = genre_lab("--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("train", "sweep", "evaluate", "predict", "bench", *COMMANDS):
+        assert f"    {name} " in proc.stdout, (name, proc.stdout)
+    # No arguments: the same list, as a usage error.
+    bare = genre_lab(cwd=tmp_path)
+    assert bare.returncode == 2 and "train" in bare.stdout
+
+
+def test_unknown_command_names_the_choices(tmp_path: Path) -> None:
+    proc = genre_lab("trian", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown command 'trian'" in proc.stderr and "train, sweep, evaluate" in proc.stderr
+
+
+def test_console_script_is_installed() -> None:
+    """The `genre-lab` script of the installed distribution points at the same main."""
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "genre-lab"]
+    assert script.value == "genre_lab.cli:main"
+
+
+@pytest.mark.parametrize("command, shown", [
+    # Hydra commands list their config groups and options.
+    ("train", ["== Configuration groups ==", "model: ", "cnn", "crnn", "features: ", "logmel", "data: ", "synthetic"]),
+    ("evaluate", ["== Configuration groups ==", "data: ", "gtzan", "split: test"]),
+    ("sweep", ["== Configuration groups ==", "sweep: ", "n_trials"]),
+    # The others their argparse options.
+    ("predict", ["--top-k", "--format", "PATH"]),
+    ("bench", ["--quick", "SUITE"]),
+])
+def test_each_command_help_shows_its_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str, shown: list[str]
+) -> None:
+    # In this process (the heavy imports are loaded already); the dispatch is the console
+    # script's own `main`, a process of it is tested above and below.
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main([command, "--help"])
+    except SystemExit as done:  # argparse exits after printing help
+        code = done.code
+    assert code == 0
+    out = capsys.readouterr().out
+    for text in shown:
+        assert text in out, (command, text, out[:3000])
+    # Asking for help writes nothing: no store, no outputs folder.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hydra_overrides_pass_through(tmp_path: Path) -> None:
+    """The remaining argv reaches Hydra as overrides; the composed config puts the stores in
+    the working directory, not in the package."""
+    proc = genre_lab("train", "--cfg", "job", "--resolve", "model=cnn", "seed=7", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import yaml
+
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["model"]["name"] == "cnn" and cfg["seed"] == 7
+    assert cfg["paths"]["root_dir"] == str(tmp_path.resolve())
+    assert cfg["logger"]["mlflow"]["tracking_uri"] == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+
+
+def test_bad_override_fails_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["train", "model=nope", "--cfg", "job"])
+    assert done.value.code == 1 and "Could not find 'model/nope'" in capsys.readouterr().err
