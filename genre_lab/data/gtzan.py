@@ -8,8 +8,10 @@ Splits:
 - `filtered` (default): the fault-filtered, artist-conditional split of Kereliuk, Sturm &
   Larsen (2015), 443 train / 197 valid / 290 test, shipped in `splits/gtzan/` (see its
   README for provenance). The 70 clips it leaves out (repeats, mislabelled and distorted
-  clips) are not used. Listed clips that are missing or unreadable are skipped and reported.
-- `random`: a seeded stratified split of every clip found.
+  clips) are not used. Listed clips that are missing, unreadable, silent or too short are
+  skipped and reported in their split.
+- `random`: a seeded stratified split of every usable clip found; the others are reported
+  as `unassigned`.
 """
 
 from __future__ import annotations
