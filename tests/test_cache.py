@@ -156,6 +156,25 @@ def test_damaged_entries_are_never_used(tmp_path: Path, damage, mmap: bool) -> N
     np.testing.assert_array_equal(again.waves[str(files[0])], truth)
 
 
+def test_a_dataset_gets_the_true_audio_past_a_nan_entry(tmp_path: Path) -> None:
+    """Before: a run on a folder whose cache entry held NaN trained on NaN and finished."""
+    from genre_lab.data import FolderSource
+
+    root, cache = tmp_path / "music", tmp_path / "cache"
+    for genre, freq in (("a", 300.0), ("b", 900.0)):
+        (root / genre).mkdir(parents=True)
+        for i in range(4):
+            write_tone(root / genre / f"{genre}{i}.wav", seconds=1.0, sr=8000, freq=freq + 10 * i)
+    FolderSource(root, val_fraction=0.25, test_fraction=0.25, cache_dir=cache).load(8000)
+    for entry in _entries(cache):
+        _nan_into(entry)
+    splits = FolderSource(root, val_fraction=0.25, test_fraction=0.25, cache_dir=cache).load(8000)
+    waves = [w for split in splits.values() for w in split.waves]
+    assert len(waves) == 8 and all(np.isfinite(w).all() for w in waves)
+    truth = sorted(load_audio(p, 8000).numpy().tobytes() for p in root.rglob("*.wav"))
+    assert sorted(np.asarray(w).tobytes() for w in waves) == truth
+
+
 def test_non_finite_audio_is_never_cached(tmp_path: Path) -> None:
     store = AudioCache(tmp_path / "cache", 16000)
     with pytest.raises(ValueError, match="not finite"):
