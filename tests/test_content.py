@@ -75,6 +75,10 @@ def test_synthetic_music_passes(genre: str) -> None:
         for seconds in (1.0, 2.0, 5.0):
             stats = measure_content(render_clip(genre, seed, seconds, SR), SR)
             assert stats.problem() is None, (genre, seed, seconds, stats)
+    for difficulty in ("medium", "hard"):
+        for seconds in (1.0, 3.0):
+            stats = measure_content(render_clip(genre, 4, seconds, SR, difficulty=difficulty), SR)
+            assert stats.problem() is None, (genre, difficulty, seconds, stats)
 
 
 def test_changing_and_varying_tones_pass() -> None:
