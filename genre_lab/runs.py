@@ -59,10 +59,9 @@ def mark_dead(client: MlflowClient, runs: list[tuple[Run, Liveness]]) -> list[st
 
 def table(runs: list[tuple[Run, Liveness]], title: str) -> Table:
     t = Table(title=title)
-    for name, justify in (("run id", "left"), ("name", "left"), ("state", "left"), ("MLflow", "left"),
-                          ("epochs", "right"), ("started", "left"), ("heartbeat", "right"),
-                          ("host:pid", "left"), ("why", "left")):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    t.add_column("run id", no_wrap=True, min_width=32)  # whole, to paste into resume=
+    for name in ("name", "state", "MLflow", "epochs", "started", "heartbeat", "host:pid", "why"):
+        t.add_column(name, justify="right" if name in ("epochs", "heartbeat") else "left")
     for run, state in runs:
         epoch = run.data.metrics.get("epoch")
         started = dt.datetime.fromtimestamp(run.info.start_time / 1000).strftime("%Y-%m-%d %H:%M:%S")
