@@ -34,7 +34,8 @@ from .data import SPLITS, AudioSplit, GenreDataModule
 from .data.datamodule import TrackChunks
 from .inference.loading import ModelSource, load_classifier, resolve
 from .inference.ensemble import EnsembleClassifier
-from .module import GenreClassifier, track_probabilities
+from .module import GenreClassifier
+from .windows import track_probabilities
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from .inference.attribution import METHODS, Explainer, stitch
 from .inference.batch import collect_audio_files
 from .inference.loading import ModelSourceError
 from .inference.tagger import Tagger, TaggingError
+from .windows import windows
 
 
 @dataclass
@@ -45,15 +46,15 @@ def explain_song(tagger: Tagger, explainer: Explainer, path: str | Path, output:
 
     wave = tagger.decode(path)
     tagger.tag_wave(wave, None, 1, name=str(path))  # the tagger's own checks (silence, finite outputs)
-    if len(wave) < tagger.chunk:
+    if target is not None and target not in tagger.classes:
+        raise ValueError(f"--target '{target}' is not one of the model's classes {tagger.classes}")
+    if len(wave) < tagger.chunk:  # drawn over one whole (zero-padded) window
         wave = F.pad(wave, (0, tagger.chunk - len(wave)))
     probs, starts = tagger.window_probabilities(wave)
     track = probs.mean(0)
-    if target is not None and target not in tagger.classes:
-        raise ValueError(f"--target '{target}' is not one of the model's classes {tagger.classes}")
     index = tagger.classes.index(target) if target else int(track.argmax())
-    windows = torch.stack([wave[s : s + tagger.chunk] for s in starts])
-    maps = torch.cat([explainer.attribute(windows[i : i + batch], index) for i in range(0, len(windows), batch)])
+    batch_windows, _ = windows(wave, tagger.chunk, tagger.hop)
+    maps = torch.cat([explainer.attribute(part, index) for part in batch_windows.split(batch)])
     ref = explainer.reference
     ref_rate = ref.spec.sample_rate
     ref_wave = wave if ref_rate == tagger.sample_rate else resample(wave, tagger.sample_rate, ref_rate)

@@ -22,6 +22,7 @@ from torchmetrics.classification import (
 )
 
 from .checkpoint import CONFIG_KEY, ModelSpec
+from .windows import track_probabilities
 from .features import FrontEnd, SpecAugment, mixup
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
@@ -45,17 +46,6 @@ def unshard(gathered: torch.Tensor, total: int) -> torch.Tensor:
         raise ValueError(f"{world} ranks x {per_rank} items cannot hold {total} evaluation items: "
                          "evaluation needs Lightning's distributed sampler (trainer.use_distributed_sampler)")
     return gathered.transpose(0, 1).reshape(world * per_rank, *gathered.shape[2:])[:total]
-
-
-def track_probabilities(
-    probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average chunk probabilities per clip id -> (track probs, track labels), clips in id order."""
-    ids, inverse = torch.unique(clips, return_inverse=True)
-    summed = torch.zeros(len(ids), probs.shape[1], device=probs.device).index_add_(0, inverse, probs)
-    counts = torch.bincount(inverse, minlength=len(ids)).unsqueeze(1)
-    track_labels = torch.zeros(len(ids), dtype=labels.dtype, device=labels.device).scatter_(0, inverse, labels)
-    return summed / counts, track_labels
 
 
 class GenreClassifier(pl.LightningModule):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..windows import chunk_starts, samples, window
 from .clips import SPLITS, AudioSplit, ClipSource
 from .screen import SHORT_REASON, short_reason
 from .unreadable import UnreadableClips
@@ -28,14 +29,6 @@ from .unreadable import UnreadableClips
 log = logging.getLogger(__name__)
 
 SHORT_CLIPS = ("pad", "skip", "error")
-
-
-def window(wave: np.ndarray, start: int, chunk: int) -> torch.Tensor:
-    """`chunk` samples of `wave` from `start`, zero-padded at the end when the clip is shorter."""
-    out = np.zeros(chunk, dtype=np.float32)
-    piece = wave[start : start + chunk]
-    out[: len(piece)] = piece
-    return torch.from_numpy(out)
 
 
 class RandomChunks(Dataset):
@@ -55,14 +48,6 @@ class RandomChunks(Dataset):
         # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
         start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
         return window(wave, start, self.chunk), self.split.labels[i]
-
-
-def chunk_starts(length: int, chunk: int, hop: int) -> list[int]:
-    """Window starts covering a clip of `length` samples; the last window ends at the clip's end."""
-    starts = list(range(0, length - chunk + 1, hop)) or [0]  # a short clip: one (padded) window
-    if starts[-1] + chunk < length:
-        starts.append(length - chunk)
-    return starts
 
 
 class TrackChunks(Dataset):
@@ -123,8 +108,8 @@ class GenreDataModule(pl.LightningDataModule):
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.source = source
         self.sample_rate = int(sample_rate)
-        self.chunk = int(round(chunk_seconds * self.sample_rate))
-        self.hop = int(round((eval_hop_seconds or chunk_seconds) * self.sample_rate))
+        self.chunk = samples(chunk_seconds, self.sample_rate)
+        self.hop = samples(eval_hop_seconds or chunk_seconds, self.sample_rate)
         self.train_chunks_per_clip = int(train_chunks_per_clip)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)

@@ -24,6 +24,7 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occ
 from torch import nn
 
 from ..module import GenreClassifier
+from ..windows import windows as clip_windows
 from .ensemble import EnsembleClassifier
 
 METHODS = ("integrated_gradients", "occlusion", "gradcam")
@@ -195,13 +196,8 @@ def class_explanations(explainer: Explainer, ids: list[str], labels: list[int], 
                        chunk: int, hop: int, classes: list[str], max_tracks: int = 5, examples: int = 3) -> list[ClassExplanation]:
     """Per class: attributions of up to `max_tracks` correctly classified tracks (the most
     confident first), averaged; plus the `examples` most confident and most confused tracks."""
-    from ..data.datamodule import chunk_starts
-
     def windows_of(wave: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.array(wave, dtype=np.float32))
-        if len(x) < chunk:
-            x = F.pad(x, (0, chunk - len(x)))
-        return torch.stack([x[s : s + chunk] for s in chunk_starts(len(x), chunk, hop)])
+        return clip_windows(wave, chunk, hop)[0]
 
     probs = torch.stack([_track_probs(explainer.model, windows_of(w)) for w in waves])
     hz = band_hz(explainer.reference)

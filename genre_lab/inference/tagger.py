@@ -4,7 +4,7 @@ A song of any length is decoded at the model's sample rate and cut into windows 
 chunk length, by default as far apart as the model's validation and test windows
 (`data.eval_hop_seconds` at training, else one chunk), the last one aligned to the song's end;
 the softmax of every window is averaged into the song's genre distribution. Windows and averaging
-are the ones `python -m genre_lab.evaluate` uses (`chunk_starts`, then the per-clip mean), so a
+are the ones `python -m genre_lab.evaluate` uses (`genre_lab.windows`), so a
 file gets the same distribution from both. Optionally the windows are also grouped into
 fixed-length segments for a timeline. Songs shorter than one window are zero-padded to one window.
 
@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..audio import AudioDecodeError, load_audio, resample
 from ..content import SILENCE_DBFS, content_problem, rms_dbfs
-from ..data.datamodule import chunk_starts
+from ..windows import samples, windows
 from ..module import GenreClassifier
 from .limits import LimitError, check_sample_rate, check_segment_seconds
 from .loading import ModelSourceError, load_classifier, resolve
@@ -125,11 +124,11 @@ class Tagger:
         self.classes: list[str] = list(model.classes)
         self.sample_rate = spec.sample_rate
         self.chunk_seconds = spec.chunk_seconds
-        self.chunk = int(round(self.chunk_seconds * self.sample_rate))
+        self.chunk = samples(self.chunk_seconds, self.sample_rate)
         # Default hop = the one the model was validated and tested with, so tagging a file
         # and evaluating it give the same numbers (older specs without it: one chunk).
         self.hop_seconds = float(hop_seconds or spec.eval_hop_seconds)
-        self.hop = max(1, int(round(self.hop_seconds * self.sample_rate)))
+        self.hop = max(1, samples(self.hop_seconds, self.sample_rate))
         self.batch_size = int(batch_size)
         self.silence_dbfs = float(silence_dbfs)
         #: Where the weights came from (a path, run id or URI), when known.
@@ -154,13 +153,8 @@ class Tagger:
     @torch.inference_mode()
     def window_probabilities(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
         """(windows, classes) softmax of every window and the windows' start samples."""
-        if len(wave) < self.chunk:
-            wave = F.pad(wave, (0, self.chunk - len(wave)))
-        starts = chunk_starts(len(wave), self.chunk, self.hop)
-        probs = []
-        for i in range(0, len(starts), self.batch_size):
-            batch = torch.stack([wave[s : s + self.chunk] for s in starts[i : i + self.batch_size]])
-            probs.append(self.model(batch.to(self.device)).softmax(1).float().cpu())
+        batch, starts = windows(wave, self.chunk, self.hop)  # a short song: one zero-padded window
+        probs = [self.model(part.to(self.device)).softmax(1).float().cpu() for part in batch.split(self.batch_size)]
         return torch.cat(probs), starts
 
     def tag_wave(
