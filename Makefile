@@ -3,7 +3,7 @@ PY        := .venv/bin/python
 VENV_STAMP := .venv/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup train test test-fast bench sweep sweep-workers ui clean
+.PHONY: setup services train test test-fast bench sweep sweep-workers ui clean
 
 setup: $(VENV_STAMP)
 
@@ -17,8 +17,16 @@ $(VENV_STAMP): pyproject.toml
 train: setup
 	$(PY) -m genre_lab.train $(ARGS)
 
+## PostgreSQL server binaries for tests/test_scaleout.py (Debian's `postgresql`; installed
+## only when missing; the test starts its own throwaway server, never the system one).
+services:
+	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	else echo "services: no apt-get here; install PostgreSQL's server (initdb, pg_ctl) for tests/test_scaleout.py"; fi
+
 ## The whole test suite (what CI runs)
-test: setup
+test: setup services
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## Only the fast tests (no end-to-end training)

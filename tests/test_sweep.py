@@ -4,8 +4,11 @@ back with MlflowClient, real worker processes."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -60,6 +63,18 @@ def _runs(client: MlflowClient, **tags: str) -> list:
     exp = client.get_experiment_by_name("genre_lab")
     query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
     return client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time ASC"])
+
+
+def _trials(storage: str, study_name: str) -> list:
+    """The study's trials; none before a worker has created it. Under the store lock, as the
+    workers open it: a read while one creates the tables would race it."""
+    from genre_lab.stores import store_lock
+
+    with store_lock(storage):
+        try:
+            return optuna.load_study(study_name=study_name, storage=storage).get_trials()
+        except KeyError:
+            return []
 
 
 def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
@@ -199,17 +214,79 @@ def test_storage_kinds(tmp_path: Path) -> None:
 
 
 def test_worker_stops_after_repeated_failures() -> None:
-    from optuna.study import MaxTrialsCallback
-
-    from genre_lab.sweep.study import BUDGET_STATES, StopAfterFailures
+    from genre_lab.sweep.study import StopAfterFailures, StopAtBudget
 
     def broken(trial: optuna.Trial) -> float:
         raise RuntimeError("always")
 
     study = optuna.create_study()
-    # Failures use no budget (MaxTrialsCallback never stops it): the streak limit does.
-    study.optimize(broken, catch=(Exception,), callbacks=[MaxTrialsCallback(3, states=BUDGET_STATES), StopAfterFailures(4)])
+    # Failures use no budget (StopAtBudget never stops it): the streak limit does.
+    study.optimize(broken, catch=(Exception,), callbacks=[StopAtBudget(3, study._storage), StopAfterFailures(4)])
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 4
+
+
+def _ended_process() -> dict:
+    """The worker record of a real process that has exited (and been reaped)."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(proc.pid).create_time()
+    proc.wait()
+    return {"host": socket.gethostname(), "pid": proc.pid, "started": started}
+
+
+def test_worker_records_tell_dead_from_alive() -> None:
+    from genre_lab.sweep.study import worker_gone, worker_record
+
+    me = worker_record()
+    assert me["pid"] == os.getpid() and not worker_gone(me)
+    assert worker_gone(_ended_process())
+    assert worker_gone({**me, "started": me["started"] - 3600})  # the PID now belongs to a newer process
+    # Another host's worker (only its heartbeat tells) and malformed records: not called dead.
+    assert not worker_gone({**_ended_process(), "host": "elsewhere"})
+    for bad in (None, "pid 1", {"host": me["host"], "pid": "1", "started": 0.0}, {"host": me["host"]},
+                {"host": me["host"], "pid": True, "started": 0.0}):
+        assert not worker_gone(bad)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_dead_workers_trials_are_failed_and_give_their_budget_back(tmp_path: Path) -> None:
+    """A RUNNING trial whose worker died is failed, by the heartbeat (a worker on another host)
+    or at once by its PID record (this host), and the budget counts only live trials."""
+    from genre_lab.sweep.study import (WORKER_ATTR, StopAtBudget, budget_used, fail_dead_trials, make_storage,
+                                       open_study, worker_record)
+
+    stale, dead = [], []
+    storage = make_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_seconds=1,
+                           on_stale=lambda study, trial: stale.append(trial.number))
+    study = open_study("s", storage, "maximize", optuna.pruners.NopPruner())
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    elsewhere, gone, alive = study.ask(), study.ask(), study.ask()
+    elsewhere.set_user_attr(WORKER_ATTR, {**worker_record(), "host": "elsewhere"})
+    gone.set_user_attr(WORKER_ATTR, _ended_process())
+    alive.set_user_attr(WORKER_ATTR, worker_record())
+    for trial in (elsewhere, gone):
+        storage.record_heartbeat(trial._trial_id)
+    assert budget_used(study) == 4
+
+    # Right away: only the local worker's death is known; it is failed with the reason.
+    on_dead = lambda study, trial, reason: dead.append((trial.number, trial.state, reason))  # noqa: E731
+    assert fail_dead_trials(study, storage, on_dead) == [gone.number]
+    assert dead == [(gone.number, TrialState.FAIL, f"worker process {gone.user_attrs[WORKER_ATTR]['pid']} "
+                                                     f"on {socket.gethostname()} is gone")]
+    assert budget_used(study) == 3
+    # Three heartbeats later the remote one is failed by Optuna's heartbeat rule, through the
+    # storage's callback. The live worker's trial (no heartbeat thread here) is left alone
+    # because it never sent a heartbeat: Optuna only fails trials that did.
+    time.sleep(3.5)
+    assert fail_dead_trials(study, storage, on_dead) == [elsewhere.number] and stale == [elsewhere.number]
+    assert study.trials[alive.number].state == TrialState.RUNNING
+    assert budget_used(study) == 2
+    # StopAtBudget counts the same way: with 2 of 3 used (one finished, one running), a worker
+    # runs exactly one more trial.
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), callbacks=[StopAtBudget(3, storage, on_dead)])
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL,
+                                               TrialState.RUNNING, TrialState.COMPLETE]
 
 
 # -- a sweep, end to end ---------------------------------------------------------------------------
@@ -304,3 +381,39 @@ def test_two_workers_share_one_study(tmp_path: Path, mlflow_uri: str) -> None:
     assert {c.data.tags["model"] for c in children} == {"cnn"}  # sweep=cnn picks the model
     # Both workers report the one parent run.
     assert all(parent.info.run_id in log for log in logs)
+
+
+@pytest.mark.slow
+def test_rerun_right_after_kill_9_reuses_the_dead_trials_budget(tmp_path: Path, mlflow_uri: str) -> None:
+    """`kill -9` mid-trial, then the same command at once (default heartbeat: 60 s, so Optuna's
+    rule cannot tell yet): the dead trial is failed by its PID record and replaced, and the
+    study ends with all `sweep.n_trials` trials, not one short."""
+    args = [*QUICK, "trainer.max_epochs=4", f"paths.root_dir={tmp_path}", "sweep=cnn", "sweep.n_trials=2",
+            "sweep.pruner.type=none", "++log_model=false"]
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "genre_lab.sweep", *args, f"hydra.run.dir={tmp_path}/w1"], cwd=PROJECT_ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # Mid-trial: its first epoch reported, more to come.
+        while time.monotonic() < deadline and worker.poll() is None and not any(
+                t.state == TrialState.RUNNING and t.intermediate_values for t in _trials(storage, "cnn-logmel")):
+            time.sleep(0.5)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    (dead,) = optuna.load_study(study_name="cnn-logmel", storage=storage).get_trials()
+    assert dead.state == TrialState.RUNNING and worker.returncode == -signal.SIGKILL
+
+    result = run_sweep(args, output_dir=tmp_path / "w1-again")
+    trials = optuna.load_study(study_name="cnn-logmel", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert result.counts["COMPLETE"] == 2 and result.counts["RUNNING"] == 0
+    client = MlflowClient(mlflow_uri)
+    child = client.get_run(dead.user_attrs["mlflow_run_id"])
+    assert child.info.status == "FAILED" and child.data.tags["trial_state"] == "FAIL"
+    assert child.data.tags["error"] == (f"RuntimeError: worker died (worker process {worker.pid} on "
+                                        f"{socket.gethostname()} is gone)")
+    assert len(_runs(client, sweep_study="cnn-logmel", sweep_role="trial")) == 3
