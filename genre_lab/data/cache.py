@@ -15,9 +15,9 @@ against minutes to decode it; the pages read are the ones training reads next.
 
 Entries and records are written to a temporary name and renamed into place, so concurrent
 runs (Hydra multirun, sweeps) never see half-written files. A reader that sees a new entry
-before its record treats it as missing, decodes the file and writes the same content. Files that fail to decode are returned with
-their reason and retried on the next run (their failure is not cached: a fixed file should
-just work).
+before its record treats it as missing, decodes the file and writes the same content. Files
+that fail to decode are returned with their reason and retried on the next run (their failure
+is not cached: a fixed file should just work).
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import mmap
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from mmap import mmap as MappedFile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from rich.console import Console
@@ -116,7 +117,7 @@ class AudioCache:
         self._replace(self.record(key), lambda f: f.write(record))
 
     @staticmethod
-    def _replace(target: Path, write) -> None:
+    def _replace(target: Path, write: Callable[[IO[bytes]], object]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
@@ -135,7 +136,7 @@ def check_mapped(wave: np.ndarray) -> None:
     135, the epoch and the run gone). One fstat of the mapped file; deleting the entry or
     taking its read permission after the scan is harmless, as the map keeps the file open."""
     mapping = wave.base if isinstance(wave, np.memmap) else None
-    if not isinstance(mapping, mmap.mmap):
+    if not isinstance(mapping, MappedFile):
         return  # audio in memory: nothing on disk can change it
     need = wave.offset + wave.nbytes
     try:
