@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -25,7 +26,8 @@ def print_summary(result: TrainResult) -> None:
 def main(cfg: DictConfig) -> float:
     # The command line is recorded so that `resume=<run>` can compose the same config again.
     result = fit_and_test(cfg, overrides=list(HydraConfig.get().overrides.task))
-    print_summary(result)
+    if rank_zero_only.rank == 0:  # under DDP every rank returns here; one table
+        print_summary(result)
     # Returned for Hydra sweepers: the validation track accuracy of the run.
     return result.metrics.get("val/track_acc", float("nan"))
 
