@@ -42,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command("genre_lab.evaluate", "track-level metrics of a trained model on a dataset split", hydra=True),
     "predict": Command("genre_lab.predict", "tag audio files and folders with a trained model", hydra=False),
     "bench": Command("genre_lab.bench.__main__", "benchmarks: front ends, training, tagging", hydra=False),
+    "runs": Command("genre_lab.runs", "training runs with their true state (dead processes found; --mark-dead)", hydra=False),
     "report": Command("genre_lab.report", "mean ± std over seeds and paired tests of an MLflow experiment's runs", hydra=False),
 }
 
