@@ -122,7 +122,10 @@ class ModelSpec:
         return registry.build(self.model["backbone"], registry.BACKBONES, "model.backbone", n_bins=n_bins)
 
     def optimizer_factory(self) -> Any:
-        node = self.model.get("optimizer") or {"_target_": "torch.optim.AdamW", "_partial_": True}
+        """The optimizer, waiting for its parameters (`backbone_lr_scale` is genre_lab's own
+        setting, read by the LightningModule, not the optimizer's)."""
+        node = dict(self.model.get("optimizer") or {"_target_": "torch.optim.AdamW", "_partial_": True})
+        node.pop("backbone_lr_scale", None)
         return registry.build({**node, "_partial_": True}, registry.OPTIMIZERS, "model.optimizer")
 
     def scheduler_factory(self) -> Any | None:

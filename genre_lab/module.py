@@ -22,6 +22,8 @@ from torchmetrics.classification import (
 )
 
 from .checkpoint import CONFIG_KEY, ModelSpec
+from .freeze import apply as apply_freeze
+from .freeze import frozen_modules as freeze_modules
 from .windows import track_probabilities
 from .features import FrontEnd, SpecAugment, mixup
 
@@ -60,6 +62,8 @@ class GenreClassifier(pl.LightningModule):
         mixup_alpha: float = 0.0,
         label_smoothing: float = 0.0,
         config: dict | None = None,
+        freeze: str = "none",
+        backbone_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.frontend, self.backbone = frontend, backbone
@@ -69,6 +73,12 @@ class GenreClassifier(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.mixup_alpha, self.label_smoothing = mixup_alpha, label_smoothing
         self.config = config or {}
+        if not backbone_lr_scale > 0:
+            raise ValueError(f"model.optimizer.backbone_lr_scale must be positive, got {backbone_lr_scale}")
+        self.backbone_lr_scale = float(backbone_lr_scale)
+        #: Parts kept fixed by `model.freeze` (not submodules of their own: names only).
+        self._frozen = freeze_modules(frontend, backbone, freeze)
+        apply_freeze(self._frozen)
         n = len(classes)
         self.train_acc = MulticlassAccuracy(n, average="micro")
         self.chunk_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/chunk_") for s in ("val", "test")})
@@ -99,6 +109,8 @@ class GenreClassifier(pl.LightningModule):
             mixup_alpha=float(aug.get("mixup_alpha", 0.0)),
             label_smoothing=float(spec.model.get("label_smoothing", 0.0)),
             config=spec.to_dict(),
+            freeze=str(spec.model.get("freeze", "none")),
+            backbone_lr_scale=float((spec.model.get("optimizer") or {}).get("backbone_lr_scale", 1.0)),
         )
 
     @property
@@ -179,8 +191,22 @@ class GenreClassifier(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
+    def train(self, mode: bool = True) -> GenreClassifier:
+        super().train(mode)
+        for module in self._frozen:  # frozen parts keep their BatchNorm statistics
+            module.eval()
+        return self
+
     def configure_optimizers(self) -> Any:
-        opt = self.optimizer_factory(self.parameters())
+        head = [p for p in self.head.parameters() if p.requires_grad]
+        pretrained = [p for m in (self.frontend, self.backbone) for p in m.parameters() if p.requires_grad]
+        if self.backbone_lr_scale == 1.0:
+            groups: Any = head + pretrained
+        else:
+            # The pretrained part learns `backbone_lr_scale` times slower than the new head.
+            lr = self.optimizer_factory.keywords.get("lr", 1e-3)
+            groups = [{"params": head}, {"params": pretrained, "lr": lr * self.backbone_lr_scale}]
+        opt = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "epoch"}}

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from . import resume, tracking
+from . import resume, tracking, transfer
 from .data import GenreDataModule
 from .features import frontend_throughput
 from .inference.pyfunc import log_tagger_model
@@ -74,6 +74,9 @@ def fit_and_test(
         cfg, resume_point = resume.prepare(cfg, overrides or [], MlflowClient(str(cfg.logger.mlflow.tracking_uri)))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, model = build(cfg)
+    lineage = None
+    if cfg.get("init_from") and resume_point is None:  # a resumed run has its weights in last.ckpt
+        lineage = transfer.initialise_from(model, str(cfg.init_from), str(cfg.logger.mlflow.tracking_uri))
     # MLFlowLogger creates its run lazily (on `.experiment`): build the trainer first so a bad
     # trainer or callback setting fails before any run exists.
     with store_lock(str(cfg.logger.mlflow.tracking_uri)):  # its client opens (or creates) the store
@@ -100,6 +103,7 @@ def fit_and_test(
         "backend": cfg.features.frontend.backend,
         "dataset": datamodule.source.name,
         **tracking.source_tags(),  # git_commit, genre_lab_version
+        **(lineage.tags() if lineage else {}),
         **(tags or {}),
     }
     error: BaseException | None = None

@@ -112,7 +112,7 @@ class Explainer:
         from its background (tests/test_explain.py): with digital silence as the baseline,
         integrated gradients put 12% of the positive mass on the band (every band rises from
         silence); with the mean spectrum 57%, on 23% of the bins. Without normalisation: silence."""
-        if isinstance(member.frontend.norm, nn.BatchNorm1d):
+        if isinstance(getattr(member.frontend, "norm", None), nn.BatchNorm1d):
             return torch.zeros_like(x)
         return member.frontend(torch.zeros_like(windows[:1])).expand_as(x).contiguous()
 
