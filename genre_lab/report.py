@@ -11,7 +11,7 @@ params), pairs runs of different groups by seed and fold (`--pair-by`), and writ
   report.json   the numbers behind them
 
 to `--out` (default `outputs/reports/<experiment>` in the working directory or `GENRE_LAB_HOME`), and logs them to a new run of the
-experiment tagged `run_type=report`. `--readme FILE` replaces the block between
+experiment tagged `run_type=report`. `--readme FILE` (repeatable) replaces the block between
 `<!-- report:begin -->` and `<!-- report:end -->` in FILE with the Markdown table, so the
 result tables of `experiments/*/README.md` come from this command, not from a keyboard.
 """
@@ -227,7 +227,8 @@ def parser() -> argparse.ArgumentParser:
                    help="tags or params that match runs across groups for the paired test (default seed,data.fold)")
     p.add_argument("--filter", default="", help="extra MLflow search filter, e.g. \"params.`data.source.difficulty` = 'medium'\"")
     p.add_argument("--out", type=Path, default=None, help="output folder (default <GENRE_LAB_HOME or .>/outputs/reports/<experiment>)")
-    p.add_argument("--readme", type=Path, default=None, help="Markdown file whose report block gets the table")
+    p.add_argument("--readme", type=Path, action="append", default=[],
+                   help="Markdown file whose report block gets the table (repeatable)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.add_argument("--no-log", action="store_true", help="write the files only; no report run in MLflow")
     return p
@@ -240,16 +241,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("--group-by needs at least one tag or param name")
     client = MlflowClient(args.tracking_uri or tracking.tracking_uri())
     try:
-        if args.readme:  # fail before any work when the README cannot take the table
-            replace_block(args.readme, None)
+        for readme in args.readme:  # fail before any work when a README cannot take the table
+            replace_block(readme, None)
         report = build(client, args.experiment, args.metric, args.group_by, args.pair_by, args.filter)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = args.out or home() / "outputs" / "reports" / re.sub(r"[^\w.-]+", "_", args.experiment)
     write(report, out, args.group_by)
-    if args.readme:
-        replace_block(args.readme, report.markdown)
+    for readme in args.readme:
+        replace_block(readme, report.markdown)
     if not args.no_log:
         report.run_id = log(client, args.experiment, report, args)
     print(report.markdown)
