@@ -157,3 +157,24 @@ def test_training_survives_audio_damaged_mid_run_and_counts_it(tmp_path: Path, m
     assert proc.stderr.count("is skipped for the rest of the run") >= 4
     # Three tones: chance is 1/3; the remaining test clips are still told apart.
     assert out["metrics"]["test/track_acc"] >= 0.8, out["metrics"]
+
+
+def test_without_a_cache_the_audio_is_held_in_memory(tmp_path: Path) -> None:
+    """`data.cache_dir=null`: sources are never read again after the scan, so deleting or
+    truncating them (or taking their permission) mid-run cannot fail (no SIGBUS risk: no maps)."""
+    from torch.utils.data import DataLoader
+
+    from genre_lab.data.cache import decode_files
+    from genre_lab.data.clips import AudioSplit
+    from genre_lab.data.datamodule import RandomChunks, TrackChunks
+
+    files = sorted(_folder_dataset(tmp_path / "music", per_class=2).rglob("*.wav"))
+    result = decode_files(files, 8000, None)
+    split = AudioSplit(ids=[f.name for f in files], labels=list(range(len(files))), waves=[result.waves[str(f)] for f in files])
+    datasets = RandomChunks(split, 4000), TrackChunks(split, 4000, 4000)
+    files[0].unlink()
+    os.truncate(files[1], 100)
+    files[2].chmod(0)
+    for ds in datasets:
+        labels = [int(y) for batch in DataLoader(ds, batch_size=4) for y in batch[1]]
+        assert sorted(set(labels)) == list(range(len(files))) and ds.unreadable.count == 0
