@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from torchmetrics.classification import MulticlassAccuracy
 
 from genre_lab.checkpoint import ModelSpec
 from genre_lab.config import compose
+from genre_lab.data.synthetic import GENRES, synthetic_split
 from genre_lab.features import MusicnnFrontEnd
 from genre_lab.models import MusiCNN
 from genre_lab.pretrained import MUSICNN_TAGS, weights_path
@@ -149,6 +151,35 @@ def test_pretrained_reference_is_a_checked_model_spec() -> None:
     assert build_pretrained("musicnn-mtt")[1].tag_names == MUSICNN_TAGS["mtt"]
     with pytest.raises(ValueError, match="available: pretrained:musicnn-msd, pretrained:musicnn-mtt"):
         pretrained_name("pretrained:vggish")
+
+
+def _embed(frontend: MusicnnFrontEnd, model: MusiCNN, waves: list[np.ndarray]) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model(frontend(torch.from_numpy(np.stack(waves[i:i + 16])))) for i in range(0, len(waves), 16)])
+
+
+@pytest.mark.slow
+def test_pretrained_embedding_separates_unseen_genres_with_a_linear_probe() -> None:
+    """The MSD weights are alive on new music: a linear probe on their 200-d embedding of 3 s
+    synthetic clips classifies clips of held-out seeds well above chance (0.1). Measured on
+    these 60/30 clips: 0.80 (MTT weights 0.90), while the same probe on a randomly initialised
+    MusiCNN reaches 0.63, so the bar of 0.7 needs the pretrained weights."""
+    train, train_y, _ = synthetic_split("train", 6, 3.0, 16000)
+    test, test_y, _ = synthetic_split("test", 3, 3.0, 16000)
+    frontend, model = build_pretrained("pretrained:musicnn-msd")
+    x, x_test = _embed(frontend, model, train), _embed(frontend, model, test)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    x, x_test = (x - mean) / std, (x_test - mean) / std
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(x.shape[1], len(GENRES))
+    optimizer = torch.optim.Adam(probe.parameters(), lr=0.01, weight_decay=1e-3)
+    y = torch.tensor(train_y)
+    for _ in range(300):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(probe(x), y).backward()
+        optimizer.step()
+    accuracy = MulticlassAccuracy(len(GENRES))(probe(x_test).argmax(1), torch.tensor(test_y))
+    assert accuracy >= 0.7, float(accuracy)
 
 
 # -- the TF checkpoint reader, on a checkpoint written by TensorFlow's own Saver ------------------
