@@ -229,10 +229,12 @@ def _ended_process() -> dict:
     """The worker record of a real process that has exited (and been reaped)."""
     import psutil
 
+    from genre_lab.sweep.study import worker_record
+
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     started = psutil.Process(proc.pid).create_time()
     proc.wait()
-    return {"host": socket.gethostname(), "pid": proc.pid, "started": started}
+    return {**worker_record(), "pid": proc.pid, "started": started}
 
 
 def test_worker_records_tell_dead_from_alive() -> None:
@@ -242,8 +244,9 @@ def test_worker_records_tell_dead_from_alive() -> None:
     assert me["pid"] == os.getpid() and not worker_gone(me)
     assert worker_gone(_ended_process())
     assert worker_gone({**me, "started": me["started"] - 3600})  # the PID now belongs to a newer process
-    # Another host's worker (only its heartbeat tells) and malformed records: not called dead.
+    # Another host's or container's worker (only its heartbeat tells), malformed records: not dead.
     assert not worker_gone({**_ended_process(), "host": "elsewhere"})
+    assert not worker_gone({**_ended_process(), "pidns": "pid:[1]"})
     for bad in (None, "pid 1", {"host": me["host"], "pid": "1", "started": 0.0}, {"host": me["host"]},
                 {"host": me["host"], "pid": True, "started": 0.0}):
         assert not worker_gone(bad)

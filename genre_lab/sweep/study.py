@@ -135,18 +135,30 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
+def _pid_namespace() -> str:
+    """Containers sharing the host's name (host networking, Kubernetes `hostNetwork`) have PID
+    namespaces of their own: a PID is only looked up in the namespace that recorded it."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:  # not Linux
+        return ""
+
+
 def worker_record() -> dict[str, Any]:
-    """This process, as recorded on each of its trials: host name, PID and the PID's start time
-    (PIDs are reused, so a later process with the same PID is not mistaken for the worker)."""
+    """This process, as recorded on each of its trials: host name, PID namespace, PID and the
+    PID's start time (PIDs are reused: a later process with the same PID is not the worker)."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": psutil.Process(pid).create_time()}
+    return {"host": socket.gethostname(), "pidns": _pid_namespace(), "pid": pid,
+            "started": psutil.Process(pid).create_time()}
 
 
 def worker_gone(record: Any) -> bool:
-    """Whether `record` (a trial's WORKER_ATTR) names a process of this host that has ended.
-    False for another host's worker (only its heartbeat tells) and for a malformed record: user
-    attrs are data from a shared storage."""
+    """Whether `record` (a trial's WORKER_ATTR) names a process of this host (and PID namespace)
+    that has ended. False for another host's worker (only its heartbeat tells) and for a
+    malformed record: user attrs are data from a shared storage."""
     if not isinstance(record, dict) or record.get("host") != socket.gethostname():
+        return False
+    if record.get("pidns") != _pid_namespace():
         return False
     pid, started = record.get("pid"), record.get("started")
     if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(started, (int, float)):
