@@ -176,8 +176,9 @@ def worker_gone(record: Any) -> bool:
 def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage,
                      on_dead: OnDead | None = None) -> list[int]:
     """Fail the RUNNING trials of dead workers, so that they stop using up the budget and are
-    replaced; returns their numbers. `storage` is the one the study was opened on. Two rules,
-    the first that applies:
+    replaced; returns the numbers of trials failed meanwhile (by this call, or by another
+    worker at the same moment). `storage` is the one the study was opened on. Two rules, the
+    first that applies:
 
     - heartbeat (RDB storages with `heartbeat_seconds`): no heartbeat for the grace period,
       3 heartbeats. Optuna's rule; the only one that sees a worker on another machine die.
