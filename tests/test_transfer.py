@@ -126,3 +126,22 @@ def test_unknown_init_from_fails_before_any_run(tmp_path: Path, mlflow_uri: str)
     with pytest.raises(ValueError, match="unknown pretrained model"):
         fit_and_test(cfg)
     assert MlflowClient(mlflow_uri).search_runs([e.experiment_id for e in MlflowClient(mlflow_uri).search_experiments()]) == []
+
+
+def test_finetune_sweep_space_composes_into_valid_models(tmp_path: Path) -> None:
+    """`sweep=finetune` searches freezing, the backbone's LR scale and head settings: every
+    value it can draw composes into a model whose trainable parts follow it."""
+    import optuna
+
+    from genre_lab.sweep.space import parse_space
+
+    cfg = compose(["sweep=finetune", f"paths.root_dir={tmp_path}"], config_name="sweep", output_dir=tmp_path)
+    params = {p.path: p for p in parse_space(cfg.sweep.space, cfg)}
+    assert {"model.freeze", "model.optimizer.backbone_lr_scale", "model.label_smoothing"} <= set(params)
+    trial = optuna.trial.FixedTrial({"model.freeze": "backbone", "model.optimizer.lr": 1e-3,
+                                     "model.optimizer.backbone_lr_scale": 0.1, "model.backbone.dropout": 0.3,
+                                     "model.label_smoothing": 0.1})
+    overrides = [p.override(p.suggest(trial)) for p in params.values()]
+    model = GenreClassifier.from_config(compose(["model=musicnn", "model.weights=none", *overrides]), ["a", "b"])
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"head"} and model.label_smoothing == 0.1
