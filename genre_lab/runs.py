@@ -60,19 +60,20 @@ def mark_dead(client: MlflowClient, runs: list[tuple[Run, Liveness]]) -> list[st
 def table(runs: list[tuple[Run, Liveness]], title: str) -> Table:
     t = Table(title=title)
     t.add_column("run id", no_wrap=True, min_width=32)  # whole, to paste into resume=
-    for name in ("name", "state", "MLflow", "epochs", "started", "heartbeat", "host:pid", "why"):
-        t.add_column(name, justify="right" if name in ("epochs", "heartbeat") else "left")
+    for name in ("name", "state", "MLflow", "epoch", "started", "heartbeat", "host:pid", "why"):
+        t.add_column(name, justify="right" if name in ("epoch", "heartbeat") else "left")
     for run, state in runs:
-        epoch = run.data.metrics.get("epoch")
+        epoch = run.data.metrics.get("epoch")  # Lightning's, from 0; max_epochs once fit is over
+        live = state.state in ("RUNNING", "DEAD")
         started = dt.datetime.fromtimestamp(run.info.start_time / 1000).strftime("%Y-%m-%d %H:%M:%S")
         tags = run.data.tags
         t.add_row(
             run.info.run_id, run.info.run_name or "",
             f"[{_STYLE.get(state.state, '')}]{state.state}[/]" if _STYLE.get(state.state) else state.state,
-            run.info.status, "" if epoch is None else str(int(epoch) + 1), started,
-            "" if state.heartbeat_age is None else f"{state.heartbeat_age:.0f} s ago",
+            run.info.status, "" if epoch is None else str(int(epoch)), started,
+            f"{state.heartbeat_age:.0f} s ago" if live and state.heartbeat_age is not None else "",
             f"{tags.get(HOST, '?')}:{tags.get(PID, '?')}" if HOST in tags else "",
-            state.reason if state.state in ("DEAD", "RUNNING") else tags.get("error", "")[:60],
+            state.reason if live else tags.get("error", "")[:60],
         )
     return t
 

@@ -81,6 +81,8 @@ class ResumePoint:
     def take_over(self, client: MlflowClient, heartbeat_seconds: float) -> None:
         """Mark the run RUNNING again under this process."""
         client.update_run(self.run_id, status="RUNNING")
+        if "error" in client.get_run(self.run_id).data.tags:  # the crash is over; a new one sets it again
+            client.delete_tag(self.run_id, "error")
         for key, value in {**process_tags(heartbeat_seconds), RESUMES: str(self.resumes)}.items():
             client.set_tag(self.run_id, key, value)
         if self.new_overrides:
