@@ -314,19 +314,27 @@ def log_tagger_model(
             mlflow.pyfunc.log_model(name=PYFUNC_PATH, model_id=logged.model_id,
                                     **_model_arguments(weights, config, run_id))
     client.log_outputs(run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
-    _link_metrics(client, run_id, logged.model_id, metrics or {})
+    # A metric `val/...` was measured on the run's dataset input of context `val` (the same for
+    # train and test): linked with it, the model page lists the datasets it was scored on.
+    datasets = {tag.value: (d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs
+                for tag in d.tags if tag.key == "mlflow.data.context"}
+    _link_metrics(client, run_id, logged.model_id, metrics or {}, datasets)
     return f"models:/{logged.model_id}"
 
 
-def _link_metrics(client: MlflowClient, run_id: str, model_id: str, metrics: Mapping[str, float]) -> None:
+def _link_metrics(client: MlflowClient, run_id: str, model_id: str, metrics: Mapping[str, float],
+                  datasets: Mapping[str, tuple[str, str]]) -> None:
     """Attach the run's reported metrics (the kept epoch's validation scores, the test scores)
-    to the model: each is logged again at the step and time it was first logged, with the
-    model id, so the run's curves stay as they were."""
+    to the model, with the dataset each was measured on (`datasets`: split -> (name, digest)):
+    each is logged again at the step and time it was first logged, so the run's curves stay
+    as they were."""
     linked = []
     for key, value in metrics.items():
         history = [m for m in client.get_metric_history(run_id, key) if math.isclose(m.value, value, rel_tol=1e-6)]
         if history:
             first = history[-1]
-            linked.append(Metric(key, first.value, first.timestamp, first.step, model_id=model_id, run_id=run_id))
+            name, digest = datasets.get(key.split("/", 1)[0], (None, None))
+            linked.append(Metric(key, first.value, first.timestamp, first.step, model_id=model_id,
+                                 dataset_name=name, dataset_digest=digest, run_id=run_id))
     for i in range(0, len(linked), 1000):  # MLflow's batch limit
         client.log_batch(run_id, metrics=linked[i : i + 1000])
