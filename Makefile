@@ -53,6 +53,7 @@ sweep-workers: setup
 
 ## MLflow UI on http://127.0.0.1:5000 (one worker)
 ui: setup
+	@echo 'In the UI pick "Model training" (top left) for the runs table, or add ?workflowType=machine_learning to an experiment URL'
 	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 clean:
