@@ -84,10 +84,8 @@ def build_ensemble(models: Sequence[str], tracking_uri: str, weights: Sequence[f
             **tracking.source_tags()}
     if first_run:
         tags["dataset"] = client.get_run(first_run).data.tags.get("dataset", "?")
-    run_id = client.create_run(experiment_id, run_name=run_name or f"ensemble-{len(members)}x-{'+'.join(names)}",
-                               tags=tags).info.run_id
-    error: BaseException | None = None
-    try:
+    run_name = run_name or f"ensemble-{len(members)}x-{'+'.join(names)}"
+    with tracking.tracked_run(client, experiment_id, run_name, tags) as run_id:
         params = {f"member{i}": s.run_id or s.spec for i, s in enumerate(sources)}
         params.update({f"member{i}.weight": f"{w:.6g}" for i, w in enumerate(model.weights.tolist())})
         params["members"] = len(members)
@@ -105,11 +103,6 @@ def build_ensemble(models: Sequence[str], tracking_uri: str, weights: Sequence[f
             client.log_artifact(run_id, str(path), str(Path(RUN_CHECKPOINT).parent))
             log_tagger_model(client, run_id, path)
         return EnsembleResult(run_id, [s.spec for s in sources], [s.run_id for s in sources], model.weights.tolist())
-    except BaseException as err:
-        error = err
-        raise
-    finally:
-        tracking.close_run(client, run_id, error)
 
 
 def parser() -> argparse.ArgumentParser:

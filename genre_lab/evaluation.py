@@ -170,14 +170,12 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         "features": model.config["features"].get("name", "?"),
         "dataset": datamodule.source.name,
         "split": cfg.split,
-        "git_commit": tracking.git_commit() or "unknown",
+        **tracking.source_tags(),
     }
     if source.run_id is not None:
         tags["evaluated_run_id"] = source.run_id
     run_name = cfg.get("run_name") or f"eval-{tags['model']}-{tags['dataset']}-{cfg.split}"
-    run_id = client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
-    error: BaseException | None = None
-    try:
+    with tracking.tracked_run(client, experiment, run_name, tags) as run_id:
         resolved = {"run": source.spec, "split": cfg.split, "data": data_cfg}
         params = {"tracks": len(split), "windows": len(loader.dataset), **tracking.flatten(resolved)}
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
@@ -199,8 +197,3 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         if explain.get("enabled", False):
             log_class_explanations(client, run_id, model, split, datamodule.chunk, datamodule.hop, explain)
         return EvaluationResult(run_id, metrics, model.classes, source.run_id, tags)
-    except BaseException as err:
-        error = err
-        raise
-    finally:
-        tracking.close_run(client, run_id, error)

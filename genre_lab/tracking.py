@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,22 @@ def close_run(client: MlflowClient, run_id: str, error: BaseException | None) ->
     status = "KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED"
     client.set_tag(run_id, "error", f"{type(error).__name__}: {error}"[:5000])
     client.set_terminated(run_id, status)
+
+
+@contextmanager
+def tracked_run(client: MlflowClient, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
+    """A new run (its id is yielded) closed by `close_run` whatever happens inside: the one
+    lifecycle of evaluation, ensemble and report runs (training and sweep trials add resume
+    and pruning on top, with the same `close_run`)."""
+    run_id = client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
+    error: BaseException | None = None
+    try:
+        yield run_id
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        close_run(client, run_id, error)
 
 
 def log_test_report(client: MlflowClient, run_id: str, model: Any, prefix: str = "test") -> None:
