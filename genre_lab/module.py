@@ -22,6 +22,7 @@ from torchmetrics.classification import (
 )
 
 from .checkpoint import CONFIG_KEY, ModelSpec
+from .metrics import LOCAL, classification_metrics
 from .freeze import apply as apply_freeze
 from .freeze import frozen_modules as freeze_modules
 from .windows import track_probabilities
@@ -29,14 +30,11 @@ from .features import FrontEnd, SpecAugment, mixup
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
 #: torchmetrics' own cross-rank sync would count each of them once per rank again.
-_LOCAL = {"sync_on_compute": False}
+_LOCAL = LOCAL
 
 
 def _metrics(n: int, prefix: str) -> MetricCollection:
-    return MetricCollection(
-        {"acc": MulticlassAccuracy(n, average="micro", **_LOCAL), "f1": MulticlassF1Score(n, average="macro", **_LOCAL)},
-        prefix=prefix,
-    )
+    return classification_metrics(n, prefix)
 
 
 def unshard(gathered: torch.Tensor, total: int) -> torch.Tensor:

@@ -76,8 +76,11 @@ def test_ddp_two_processes_one_run_and_single_process_metrics(tmp_path: Path, ml
     ddp = {**ddp_val, **{k: logged[k] for k in single if k.startswith("test/")}}
     print("\nDDP (2 processes) vs single process:", {k: (round(ddp[k], 4), round(float(single[k]), 4)) for k in sorted(single)})
     for stage in ("val", "test"):
-        for key in (f"{stage}/track_acc", f"{stage}/track_f1", f"{stage}/chunk_acc", f"{stage}/chunk_f1"):
+        # Every metric of genre_lab.metrics (accuracy, balanced accuracy, F1, AUROC, PR-AUC,
+        # top-2, log loss, ECE), per chunk and per track.
+        for key in [k for k in single if k.startswith(f"{stage}/") and k != f"{stage}/loss"]:
             assert ddp[key] == pytest.approx(float(single[key]), abs=1e-6), key
+        assert f"{stage}/track_auroc" in single and f"{stage}/chunk_ece" in single
         # The loss is a mean over each rank's batches: equal up to float summation order.
         assert ddp[f"{stage}/loss"] == pytest.approx(float(single[f"{stage}/loss"]), rel=1e-4)
     # Not a degenerate case where any metric would agree.
