@@ -47,7 +47,6 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import soundfile as sf
-import torch
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.models import ModelSignature
