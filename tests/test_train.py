@@ -49,9 +49,13 @@ def test_each_model_learns_and_is_tracked(model: str, mlflow_uri: str, tiny_over
     assert any(k.startswith("lr") for k in run.data.metrics)
     arts = _artifacts(client, result.run_id)
     for name in ("config.yaml", "test/confusion_matrix.png", "test/per_class_report.json",
-                 "checkpoints/best.ckpt", "frontend_throughput.json", "data/scan_report.json",
-                 "model/MLmodel", "model/artifacts/weights.pt"):
+                 "checkpoints/best.ckpt", "frontend_throughput.json", "data/scan_report.json"):
         assert name in arts, (name, arts)
+    # The servable pyfunc is an MLflow 3 LoggedModel, output of this run.
+    (logged,) = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{result.run_id}'")
+    model_files = {a.path for a in client.list_logged_model_artifacts(logged.model_id)}
+    model_files |= {a.path for a in client.list_logged_model_artifacts(logged.model_id, "artifacts")}
+    assert {"MLmodel", "artifacts/weights.pt"} <= model_files, model_files
 
 
 def test_crash_marks_run_failed(mlflow_uri: str, tiny_overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
