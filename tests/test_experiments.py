@@ -1,0 +1,64 @@
+"""Experiment configs as a Hydra group: `python -m genre_lab.train experiment=<name>`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from mlflow import MlflowClient
+
+from genre_lab.config import CONF_DIR, PROJECT_ROOT, compose
+from tests.conftest import TINY
+
+#: Each experiment with the settings it needs from the user.
+EXPERIMENTS = {"gtzan_filtered": ["data.root=/music"], "synthetic_compare": []}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_sets_its_grid_and_mlflow_experiment(name: str) -> None:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=[f"experiment={name}", *EXPERIMENTS[name]],
+                            return_hydra_config=True)
+    assert cfg.logger.mlflow.experiment_name == name
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert dict(cfg.hydra.sweeper.params) == {"model": "cnn,rnn,crnn", "seed": "0,1,2"}
+    # A command-line override still wins over the experiment's settings.
+    assert compose([f"experiment={name}", *EXPERIMENTS[name], "trainer.max_epochs=2"]).trainer.max_epochs == 2
+
+
+def test_experiments_choose_their_dataset() -> None:
+    gtzan = compose(["experiment=gtzan_filtered", "data.root=/music"])
+    assert gtzan.data.source._target_ == "genre_lab.data.GTZANSource" and gtzan.data.split == "filtered"
+    synthetic = compose(["experiment=synthetic_compare"])
+    assert synthetic.data.source.difficulty == "medium" and synthetic.throughput_seconds == 0
+    assert compose([]).logger.mlflow.experiment_name == "genre_lab"  # no experiment: the defaults
+
+
+@pytest.mark.slow
+def test_train_experiment_runs_its_grid_into_its_mlflow_experiment(tmp_path: Path, mlflow_uri: str) -> None:
+    quick = [o for o in TINY if not o.startswith("trainer.max_epochs")]
+    grid = ["hydra.sweeper.params.model=cnn", "hydra.sweeper.params.seed='0,1'"]  # 2 runs, not 9
+    proc = subprocess.run(
+        [sys.executable, "-m", "genre_lab.train", "experiment=synthetic_compare", *grid, *quick,
+         "trainer.max_epochs=1", "data.train_chunks_per_clip=1", f"paths.root_dir={tmp_path}"],
+        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("synthetic_compare").experiment_id])
+    assert sorted((r.data.tags["model"], r.data.params["seed"]) for r in runs) == [("cnn", "0"), ("cnn", "1")]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    # The old form, from the experiment's folder, composes the same settings.
+    old = subprocess.run(
+        [sys.executable, "-m", "genre_lab.train", "--config-dir", "experiments/synthetic_compare",
+         "--config-name", "synthetic_compare", "--cfg", "job"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert old.returncode == 0, old.stderr[-2000:]
+    assert "experiment_name: synthetic_compare" in old.stdout and "difficulty: medium" in old.stdout
