@@ -44,13 +44,17 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("genre_lab.bench.__main__", "benchmarks: front ends, training, tagging", hydra=False),
     "runs": Command("genre_lab.runs", "training runs with their true state (dead processes found; --mark-dead)", hydra=False),
     "report": Command("genre_lab.report", "mean ± std over seeds and paired tests of an MLflow experiment's runs", hydra=False),
+    "ensemble": Command("genre_lab.ensemble", "combine trained models into one ensemble model", hydra=False),
+    "explain": Command("genre_lab.explain", "why a model hears a genre: attributions per song", hydra=False),
+    "embed": Command("genre_lab.embed", "embeddings of songs from a trained model", hydra=False),
+    "pretrained": Command("genre_lab.pretrained.__main__", "convert pretrained music networks (musicnn) to weights", hydra=False),
 }
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genre-lab",
-        description="Music genre classification from raw audio: train, sweep, evaluate, predict, bench.",
+        description="Music genre classification from raw audio: every genre_lab tool as one command.",
         epilog="`genre-lab COMMAND --help` shows a command's options (Hydra commands: its config groups).",
     )
     p.add_argument("--version", action="store_true", help="print the installed genre_lab version")
