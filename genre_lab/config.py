@@ -47,9 +47,6 @@ def home() -> Path:
 # directory and the environment may change within one process (tests, notebooks).
 if not OmegaConf.has_resolver("genre_lab_home"):
     OmegaConf.register_new_resolver("genre_lab_home", lambda: str(home()))
-# The former name, kept while configs written against it are in flight; same meaning.
-if not OmegaConf.has_resolver("project_root"):
-    OmegaConf.register_new_resolver("project_root", lambda: str(home()))
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train", output_dir: str | Path | None = None) -> DictConfig:
