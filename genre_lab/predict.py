@@ -25,6 +25,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--workers", type=int, default=2, help="decoding threads running ahead of the model (0: none)")
+    p.add_argument("--processes", type=int, metavar="N",
+                   help="worker processes tagging whole files (default: one per core for a few files or more; "
+                        "0: tag in this process with --workers decoding threads)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return run_predict(PredictOptions(
         model=a.model, paths=a.paths, top_k=a.top_k, segments=a.segments, hop=a.hop, format=a.format,
-        output=a.output, overwrite=a.overwrite, workers=a.workers, batch_size=a.batch_size,
+        output=a.output, overwrite=a.overwrite, workers=a.workers, processes=a.processes, batch_size=a.batch_size,
         device=a.device, tracking_uri=a.tracking_uri, progress=not a.no_progress,
         min_content=a.min_content,
     ))

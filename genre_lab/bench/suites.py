@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import soundfile as sf
+import torch
 
 from ..data.synthetic import render_clip
-from . import features, tag, train
-from .common import Result, report
+from . import features, gpu, serve, tag, train
+from .common import Result, environment_tags, report
 
 
 def _features(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
@@ -21,19 +22,31 @@ def _features(quick: bool, repeats: int | None, **_: object) -> tuple[list[Resul
 
 def _train(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
     extra = ["data.source.clips_per_class={train: 4, val: 1, test: 1}"] if quick else []
-    params = dict(steps=4 if quick else 40, extra=extra, folder_clips_per_genre=3 if quick else 10,
-                  folder_seconds=4.0 if quick else 30.0)
+    params = dict(steps=4 if quick else 30, extra=extra, folder_clips_per_genre=3 if quick else 6,
+                  folder_seconds=4.0 if quick else 30.0, num_workers=(0, 2) if quick else (0, 1, 2))
     return train.run(**params), params
 
 
-def _tag(quick: bool, repeats: int | None, songs: str | None = None, max_songs: int | None = None, **_: object) -> tuple[list[Result], dict]:
+def _tag(quick: bool, repeats: int | None, songs: str | None = None, max_songs: int | None = None,
+         serve_requests: int | None = None, **_: object) -> tuple[list[Result], dict]:
+    per_client = serve_requests or (1 if quick else 4)
+    clip = 4.0 if quick else 30.0
     if quick and songs is None:
         with tempfile.TemporaryDirectory() as tmp:
             files = _quick_songs(Path(tmp))
-            return tag.run(files, repeats=1, librosa_baseline=False), {"songs": "synthetic", "n": len(files)}
-    files = tag.find_songs([songs] if songs else tag.DEBIAN_MUSIC, max_songs)
-    params = {"songs": songs or ",".join(tag.DEBIAN_MUSIC), "n": len(files), "repeats": repeats or 1}
-    return tag.run(files, repeats=repeats or 1), params
+            results = tag.run(files, repeats=1, librosa_baseline=False)
+        params = {"songs": "synthetic", "n": len(files)}
+    else:
+        files = tag.find_songs([songs] if songs else tag.DEBIAN_MUSIC, max_songs)
+        params = {"songs": songs or ",".join(tag.DEBIAN_MUSIC), "n": len(files), "repeats": repeats or 1}
+        results = tag.run(files, repeats=repeats or 1)
+    results += serve.run(tag.default_model(), clients=4, requests_per_client=per_client, clip_seconds=clip)
+    return results, {**params, "serve_clients": 4, "serve_requests_per_client": per_client, "serve_clip_seconds": clip}
+
+
+def _gpu(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
+    results = gpu.run(quick=quick)
+    return results, {"amp": gpu.amp_precision(), "cuda": torch.cuda.is_available()}
 
 
 def _quick_songs(folder: Path) -> list[Path]:
@@ -46,9 +59,17 @@ def _quick_songs(folder: Path) -> list[Path]:
     return out
 
 
-SUITES: dict[str, Callable[..., tuple[list[Result], dict]]] = {"features": _features, "train": _train, "tag": _tag}
+SUITES: dict[str, Callable[..., tuple[list[Result], dict]]] = {
+    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu}
+#: What `python -m genre_lab.bench` runs with no suite named (`gpu` is asked for by name).
+DEFAULT_SUITES = ("features", "train", "tag")
 
 
 def run_suite(name: str, quick: bool = False, repeats: int | None = None, **kwargs: object) -> tuple[str, list[Result]]:
     results, params = SUITES[name](quick=quick, repeats=repeats, **kwargs)
-    return report(name, results, {**params, "quick": quick}), results
+    run_id = report(name, results, {**params, "quick": quick})
+    if name == "gpu":
+        from rich.console import Console
+
+        Console(width=220).print(gpu.readme_table(results, environment_tags()["device"]), highlight=False)
+    return run_id, results

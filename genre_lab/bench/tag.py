@@ -1,17 +1,28 @@
-"""Tagging whole songs against decoding them: how close to the decode limit tagging runs.
+"""Tagging whole songs against the machine's limit: decoding them with every core.
 
-Contenders on the same files, in audio seconds per wall-second:
-- `decode_1proc` (baseline): soundfile decodes every file, nothing else, in this process;
-- `decode_2proc`: the same in two processes, the most this machine's decoder can give;
+Every contender is compared with `decode_<N>proc`: soundfile decoding the same files in as many
+processes as cores, nothing else. Nothing that must decode the songs can tag faster than that,
+so its ratio is the share of the machine's limit a contender reaches. In audio seconds per
+wall-second, on the same files, all measured in one run:
+- `decode_1proc`: the same decoding in this process;
 - `decode_resample`: genre_lab's loader, decode + mono + soxr resample to the model rate;
 - `decode_resample_torchaudio`: the same with torchaudio's resampler (why soxr is the default);
 - `librosa_script`: what a typical script does: `librosa.load(sr=22050)` + mel + dB;
-- `tag_overlap`: genre_lab's Tagger with decoding threads running ahead of the model;
-- `tag_serial`: the same Tagger decoding inline, to show what the overlap buys.
+- `tag_serial`, `tag_overlap`: the Tagger in this process, decoding inline / in threads;
+- `tag_processes`: the Tagger in one worker process per core (`genre_lab.inference.workers`);
+- `tag_int8`: `tag_processes` with int8 dynamic quantization of the GRU and Linear layers;
+- `predict_command` / `predict_command_threads`: the real `python -m genre_lab.predict MODEL
+  FILES` process (start-up and model loading included), by default and with `--processes 0`
+  (the decode-thread path); their JSON reports are compared (`bench.command.compare`);
+- `ensemble3` vs `members_one_by_one`: a 3-member ensemble (one decode per file) against its
+  members tagging the same songs one after another (issue 12).
 """
 
 from __future__ import annotations
 
+import copy
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -19,13 +30,16 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from ..audio import load_audio, resample, to_mono
 from ..config import compose
 from ..data.files import find_audio
 from ..data.synthetic import GENRES
+from ..inference.ensemble import EnsembleClassifier
 from ..inference.tagger import Tagger
 from ..module import GenreClassifier
+from . import command
 from .common import Result
 
 #: Where Debian's music packages (installed by `make bench`) put their songs.
@@ -33,6 +47,10 @@ DEBIAN_MUSIC = (
     "/usr/share/games/wesnoth/1.16/data/core/music",
     "/usr/share/games/singularity/music",
 )
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def find_songs(folders: Sequence[str | Path], limit: int | None = None) -> list[Path]:
@@ -64,35 +82,95 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
+def default_model(overrides: Sequence[str] = (), seed: int = 0) -> GenreClassifier:
+    """The default model (CRNN, log-mel, 16 kHz, 3 s chunks) with fresh seeded weights: the
+    cost of tagging does not depend on what the weights learned."""
+    torch.manual_seed(seed)
+    return GenreClassifier.from_config(compose(list(overrides)), list(GENRES)).eval()
+
+
 def default_tagger(overrides: Sequence[str] = ()) -> Tagger:
-    """The default model (CRNN, log-mel, 16 kHz, 3 s chunks) with fresh weights: the cost of
-    tagging does not depend on what the weights learned."""
-    cfg = compose(list(overrides))
-    return Tagger(GenreClassifier.from_config(cfg, list(GENRES)), device="cpu")
+    return Tagger(default_model(overrides), device="cpu")
 
 
-def run(songs: Sequence[Path], repeats: int = 1, librosa_baseline: bool = True) -> list[Result]:
+def quantized(tagger: Tagger) -> Tagger:
+    """int8 dynamic quantization of the GRU and Linear layers (weights int8, activations
+    quantized on the fly); the convolutions and the front end stay float32."""
+    from torch.ao.quantization import quantize_dynamic
+
+    model = quantize_dynamic(copy.deepcopy(tagger.model), {torch.nn.GRU, torch.nn.Linear}, dtype=torch.qint8)
+    out = copy.copy(tagger)
+    out.model = model
+    return out
+
+
+def max_prob_diff(a: Sequence, b: Sequence) -> float:
+    return max((abs(x.distribution[c] - y.distribution.get(c, 0.0)) for x, y in zip(a, b) if x.ok and y.ok
+                for c in x.distribution), default=0.0)
+
+
+def run(songs: Sequence[Path], repeats: int = 1, librosa_baseline: bool = True, command_check: bool = True,
+        ensemble: bool = True) -> list[Result]:
     if not songs:
         raise ValueError("no songs to tag: pass --songs DIR or install Debian's wesnoth-1.16-music / singularity-music")
     paths = [str(p) for p in songs]
     total = sum(sf.info(p).duration for p in paths)
+    n = cores()
     tagger = default_tagger()
     tagger.tag(paths[0])  # warm-up: allocator, kernels, first decode of a file
 
     def rate(fn: Callable[[], object]) -> float:
         return total / float(np.median([_timed(fn) for _ in range(max(1, repeats))]))
 
-    base = "decode_1proc"
-    results = [Result(base, rate(lambda: [_decode(p) for p in paths]), "audio s/s")]
-    with ProcessPoolExecutor(2) as pool:
-        list(pool.map(_decode, paths[:2]))  # start the workers before timing
-        results.append(Result("decode_2proc", rate(lambda: list(pool.map(_decode, paths))), "audio s/s", base))
-    results.append(Result("decode_resample", rate(lambda: [load_audio(p, tagger.sample_rate) for p in paths]), "audio s/s", base))
-    results.append(Result("decode_resample_torchaudio", rate(lambda: [_decode_resample_torchaudio(p, tagger.sample_rate) for p in paths]), "audio s/s", base))
+    limit = f"decode_{n}proc"
+    with ProcessPoolExecutor(n) as pool:
+        list(pool.map(_decode, paths[:n]))  # start the workers before timing
+        results = [Result(limit, rate(lambda: list(pool.map(_decode, paths))), "audio s/s")]
+    results.append(Result("decode_1proc", rate(lambda: [_decode(p) for p in paths]), "audio s/s", limit))
+    results.append(Result("decode_resample", rate(lambda: [load_audio(p, tagger.sample_rate) for p in paths]), "audio s/s", limit))
+    results.append(Result("decode_resample_torchaudio", rate(lambda: [_decode_resample_torchaudio(p, tagger.sample_rate) for p in paths]), "audio s/s", limit))
     if librosa_baseline:
-        results.append(Result("librosa_script", rate(lambda: [_librosa_script(p) for p in paths]), "audio s/s", base))
-    results.append(Result("tag_overlap", rate(lambda: list(tagger.tag_files(paths, workers=2))), "audio s/s", base))
-    results.append(Result("tag_serial", rate(lambda: list(tagger.tag_files(paths, workers=0))), "audio s/s", base))
+        results.append(Result("librosa_script", rate(lambda: [_librosa_script(p) for p in paths]), "audio s/s", limit))
+    results.append(Result("tag_serial", rate(lambda: list(tagger.tag_files(paths, workers=0))), "audio s/s", limit))
+    results.append(Result("tag_overlap", rate(lambda: list(tagger.tag_files(paths, workers=2))), "audio s/s", limit))
+    results.append(Result("tag_processes", rate(lambda: list(tagger.tag_files(paths, processes=n))), "audio s/s", limit))
+    # int8: speed and how far its probabilities move (accuracy on the synthetic test split: README).
+    q = quantized(tagger)
+    reference = list(tagger.tag_files(paths, workers=0))
+    int8 = Result("tag_int8", rate(lambda: list(q.tag_files(paths, processes=n))), "audio s/s", limit)
+    int8.extra["max_prob_diff"] = max_prob_diff(reference, list(q.tag_files(paths, workers=0)))
+    results.append(int8)
+    if command_check:
+        results += _commands(tagger.model, paths, total, limit)
+    if ensemble:
+        results += _ensemble(paths, total, rate, n)
     for r in results:
-        r.extra.update({"songs": len(paths), "audio_hours": total / 3600})
+        r.extra.update({"songs": len(paths), "audio_hours": total / 3600, "cores": n})
+    return results
+
+
+def _commands(model: GenreClassifier, paths: list[str], total: float, limit: str) -> list[Result]:
+    """The predict process, default (worker processes) and `--processes 0` (today's decode
+    threads), once each; the second's JSON is the reference the first is compared with."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = command.save_model(model, Path(tmp))
+        fast_s, fast = command.run_predict(ckpt, paths)
+        slow_s, slow = command.run_predict(ckpt, paths, ["--processes", "0"])
+    check = command.compare(slow, fast)
+    return [Result("predict_command", total / fast_s, "audio s/s", limit, dict(check, seconds=fast_s)),
+            Result("predict_command_threads", total / slow_s, "audio s/s", limit, {"seconds": slow_s})]
+
+
+def _ensemble(paths: list[str], total: float, rate: Callable[[Callable[[], object]], float], n: int) -> list[Result]:
+    """Issue 12: three CRNN members as one ensemble (each file decoded once, the window batch
+    through the three models) against the three members tagging the songs one after another."""
+    members = [default_model(seed=s) for s in (1, 2, 3)]
+    one = Tagger(EnsembleClassifier(members), device="cpu")
+    each = [Tagger(m, device="cpu") for m in members]
+    base = "members_one_by_one"
+    results = [Result(base, rate(lambda: [list(t.tag_files(paths, workers=2)) for t in each]), "audio s/s")]
+    results.append(Result("ensemble3", rate(lambda: list(one.tag_files(paths, workers=2))), "audio s/s", base))
+    results.append(Result("members_one_by_one_processes", rate(lambda: [list(t.tag_files(paths, processes=n)) for t in each]), "audio s/s"))
+    results.append(Result("ensemble3_processes", rate(lambda: list(one.tag_files(paths, processes=n))), "audio s/s",
+                          "members_one_by_one_processes"))
     return results

@@ -95,9 +95,12 @@ def run(
     extra: Sequence[str] = (),
     folder_clips_per_genre: int = 0,
     folder_seconds: float = 30.0,
+    num_workers: Sequence[int] = (0, 1, 2),
 ) -> list[Result]:
     """Each model on the default (in-memory synthetic) data; then, when `folder_clips_per_genre`
-    > 0, the CRNN on a folder of wav files read through a warm decode cache."""
+    > 0, each model on a GTZAN-like folder of `folder_seconds` wav clips read through a warm
+    decode cache, with every DataLoader `num_workers`: clips/s and the share of step time spent
+    waiting for data."""
     base = "loader_only"
     results = [Result(base, loader_only(list(extra), steps), "clips/s")]
     for name in models:
@@ -105,13 +108,23 @@ def run(
         results.append(Result(f"train_{name}", m["clips_per_s"], "clips/s", base, extra=m))
     if folder_clips_per_genre:
         with tempfile.TemporaryDirectory() as tmp:
-            root = write_folder_dataset(Path(tmp) / "songs", folder_clips_per_genre, folder_seconds)
-            # At least one clip per genre in val and test, whatever the folder size.
-            share = max(0.1, 1.0 / folder_clips_per_genre)
-            folder = ["data=folder", f"data.root={root}", f"data.cache_dir={tmp}/cache",
-                      f"data.val_fraction={share}", f"data.test_fraction={share}"]
-            build(compose(folder, output_dir=tmp))  # first pass decodes and fills the cache
-            results.append(Result("loader_only_folder_cached", loader_only(folder, steps), "clips/s"))
-            m = measure(["model=crnn", *folder], steps)
-            results.append(Result("train_crnn_folder_cached", m["clips_per_s"], "clips/s", "loader_only_folder_cached", extra=m))
+            results += _folder(Path(tmp), models, steps, folder_clips_per_genre, folder_seconds, num_workers)
+    return results
+
+
+def _folder(tmp: Path, models: Sequence[str], steps: int, clips_per_genre: int, seconds: float,
+            num_workers: Sequence[int]) -> list[Result]:
+    root = write_folder_dataset(tmp / "songs", clips_per_genre, seconds)
+    # At least one clip per genre in val and test, whatever the folder size.
+    share = max(0.1, 1.0 / clips_per_genre)
+    folder = ["data=folder", f"data.root={root}", f"data.cache_dir={tmp}/cache",
+              f"data.val_fraction={share}", f"data.test_fraction={share}"]
+    build(compose(folder, output_dir=str(tmp)))  # first pass decodes and fills the cache
+    base = "loader_only_folder_cached"
+    results = [Result(base, loader_only(folder, steps), "clips/s", extra={"clip_seconds": seconds})]
+    for name in models:
+        for workers in num_workers:
+            m = measure([f"model={name}", *folder, f"data.num_workers={workers}"], steps)
+            results.append(Result(f"train_{name}_folder_w{workers}", m["clips_per_s"], "clips/s", base,
+                                  extra={**m, "num_workers": float(workers), "clip_seconds": seconds}))
     return results

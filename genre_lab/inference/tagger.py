@@ -245,14 +245,22 @@ class Tagger:
         workers: int = 2,
         on_result: Callable[[TagResult], None] | None = None,
         min_content: bool = False,
+        processes: int = 0,
     ) -> Iterator[TagResult]:
         """Tag files in order, one result each, never raising for a bad file (with
         `min_content`, a file without music content is an error row too).
 
         `workers` threads decode (and resample) the next files while the model runs on the
         current one: libsndfile and torch release the GIL, so the two overlap. 0 decodes inline.
+        `processes` > 1 (on a CPU model) instead tags whole files in that many worker processes
+        (`genre_lab.inference.workers`), the faster way to use several cores.
         """
         paths = [str(p) for p in paths]
+        if processes > 1 and self.device.type == "cpu" and len(paths) > 1:
+            from .workers import tag_in_processes
+
+            yield from tag_in_processes(self, paths, k, segment_seconds, processes, min_content, on_result)
+            return
         if workers <= 0:
             for path in paths:
                 result = self._tag_decoded(path, self._decode_caught(path), k, segment_seconds, min_content)
