@@ -30,6 +30,9 @@ CONFIG_KEY = "genre_lab"
 SAMPLE_RATES = (1000, 384_000)
 MAX_CHUNK_SECONDS = 600.0
 MAX_CLASSES = 10_000
+#: What the head predicts: one class per clip (softmax) or any set of tags (independent
+#: sigmoids, `task=multilabel`). Specs written before the task existed are `multiclass`.
+TASKS = ("multiclass", "multilabel")
 
 
 class CheckpointError(ValueError):
@@ -46,6 +49,11 @@ class ModelSpec:
     sample_rate: int
     chunk_seconds: float
     eval_hop_seconds: float
+    task: str = "multiclass"
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
 
     # -- reading ----------------------------------------------------------------------------
     @classmethod
@@ -66,6 +74,7 @@ class ModelSpec:
             "model": OmegaConf.to_container(cfg.model, resolve=True),
             "data": {k: data.get(k) for k in ("sample_rate", "chunk_seconds", "eval_hop_seconds")},
             "classes": list(classes),
+            "task": cfg.get("task", "multiclass"),
         }
         return cls._parse(registry.plain(resolved, ""))
 
@@ -93,7 +102,10 @@ class ModelSpec:
         frontend_rate = features["frontend"].get("sample_rate", rate)
         if frontend_rate != rate:
             raise ConfigSecurityError(f"features.frontend.sample_rate={frontend_rate} differs from data.sample_rate={rate}")
-        return cls(features, model, tuple(classes), rate, chunk, hop)
+        task = config.get("task", "multiclass")
+        if task not in TASKS:
+            raise ConfigSecurityError(f"task={task!r} must be one of {', '.join(TASKS)}")
+        return cls(features, model, tuple(classes), rate, chunk, hop, task)
 
     # -- writing ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +116,7 @@ class ModelSpec:
             "data": {"sample_rate": self.sample_rate, "chunk_seconds": self.chunk_seconds,
                      "eval_hop_seconds": self.eval_hop_seconds},
             "classes": list(self.classes),
+            "task": self.task,
         }
 
     # -- building ---------------------------------------------------------------------------

@@ -37,12 +37,15 @@ def dataset_label(cfg: DictConfig, source_name: str) -> str:
 
 
 def run_name(cfg: DictConfig, source_name: str) -> str:
-    """`<model>-<features>-<dataset>-s<seed>`, plus `-split<k>` for a non-default split seed:
-    the folds of a cross-validation and the seeds of a repeat differ by name."""
+    """`<model>-<features>-<dataset>-s<seed>`, plus `-split<k>` for a non-default split seed and
+    `-fold<k>of<n>` under cross-validation (`data.folds`): the folds of a cross-validation and
+    the seeds of a repeat differ by name."""
     parts = [str(cfg.model.name), str(cfg.features.name), dataset_label(cfg, source_name), f"s{cfg.seed}"]
     split_seed = cfg.data.get("split_seed")
     if split_seed not in (None, 0):
         parts.append(f"split{split_seed}")
+    if cfg.data.get("folds"):
+        parts.append(f"fold{cfg.data.get('fold', 0)}of{cfg.data.folds}")
     return "-".join(parts)
 
 
@@ -83,5 +86,7 @@ def describe_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule:
     mlflow_cfg = cfg.logger.mlflow
     if not mlflow_cfg.get("run_name") and not mlflow_cfg.get("run_id"):
         client.set_tag(run_id, "mlflow.runName", run_name(cfg, datamodule.source.name))
+    if cfg.data.get("folds"):  # `genre_lab.report` pairs and aggregates runs by data.fold
+        client.set_tag(run_id, "fold", f"{cfg.data.get('fold', 0)}/{cfg.data.folds}")
     if datamodule.splits:
         client.log_inputs(run_id, datasets=dataset_inputs(cfg, datamodule.source.name, datamodule.splits, datamodule.classes))

@@ -1,6 +1,9 @@
 """The one LightningModule: features -> backbone -> linear head, with loss, metrics and
 optimiser from config. Validation and test report chunk-level metrics and track-level
-metrics (mean of chunk probabilities over the whole clip)."""
+metrics (mean of chunk probabilities over the whole clip).
+
+`task="multiclass"`: one genre per clip, softmax and cross-entropy. `task="multilabel"`: any
+set of tags per clip (multi-hot targets), independent sigmoids and binary cross-entropy."""
 
 from __future__ import annotations
 
@@ -19,22 +22,24 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
+    MultilabelAccuracy,
 )
 
 from .checkpoint import CONFIG_KEY, ModelSpec
-from .metrics import LOCAL, classification_metrics
+from .metrics import LOCAL, classification_metrics, multilabel_metrics
 from .freeze import apply as apply_freeze
 from .freeze import frozen_modules as freeze_modules
 from .windows import track_probabilities
 from .features import FrontEnd, SpecAugment, mixup
+from .features import learned
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
 #: torchmetrics' own cross-rank sync would count each of them once per rank again.
 _LOCAL = LOCAL
 
 
-def _metrics(n: int, prefix: str) -> MetricCollection:
-    return classification_metrics(n, prefix)
+def _metrics(n: int, prefix: str, multilabel: bool = False) -> MetricCollection:
+    return multilabel_metrics(n, prefix) if multilabel else classification_metrics(n, prefix)
 
 
 def unshard(gathered: torch.Tensor, total: int) -> torch.Tensor:
@@ -62,8 +67,13 @@ class GenreClassifier(pl.LightningModule):
         config: dict | None = None,
         freeze: str = "none",
         backbone_lr_scale: float = 1.0,
+        task: str = "multiclass",
     ) -> None:
         super().__init__()
+        if task not in ("multiclass", "multilabel"):
+            raise ValueError(f"task must be multiclass or multilabel, got {task!r}")
+        self.task = task
+        self.multilabel = task == "multilabel"
         self.frontend, self.backbone = frontend, backbone
         self.head = nn.Linear(backbone.out_dim, len(classes))
         self.augment = augment or nn.Identity()
@@ -78,13 +88,15 @@ class GenreClassifier(pl.LightningModule):
         self._frozen = freeze_modules(frontend, backbone, freeze)
         apply_freeze(self._frozen)
         n = len(classes)
-        self.train_acc = MulticlassAccuracy(n, average="micro")
-        self.chunk_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/chunk_") for s in ("val", "test")})
-        self.track_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/track_") for s in ("val", "test")})
+        self.train_acc = MultilabelAccuracy(n, average="macro") if self.multilabel else MulticlassAccuracy(n, average="micro")
+        self.chunk_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/chunk_", self.multilabel) for s in ("val", "test")})
+        self.track_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/track_", self.multilabel) for s in ("val", "test")})
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         #: After `trainer.test`: track-level confusion matrix and per-class report.
         self.test_confusion: torch.Tensor | None = None
         self.test_report: dict[str, dict[str, float]] = {}
+        #: A learned front end's filterbank when fitting started (see `on_fit_end`).
+        self._filterbank_start: torch.Tensor | None = None
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -109,6 +121,7 @@ class GenreClassifier(pl.LightningModule):
             config=spec.to_dict(),
             freeze=str(spec.model.get("freeze", "none")),
             backbone_lr_scale=float((spec.model.get("optimizer") or {}).get("backbone_lr_scale", 1.0)),
+            task=spec.task,
         )
 
     @property
@@ -124,15 +137,28 @@ class GenreClassifier(pl.LightningModule):
         """(batch, samples) audio -> (batch, classes) logits."""
         return self.head(self.backbone(self.frontend(wave)))
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class distribution (softmax) or independent tag probabilities (sigmoid), in float32."""
+        return logits.float().sigmoid() if self.multilabel else logits.float().softmax(1)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.multilabel:
+            return F.binary_cross_entropy_with_logits(logits, target.float())
+        return F.cross_entropy(logits, target)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         wave, y = batch
         x = self.augment(self.frontend(wave))
-        target = F.one_hot(y, len(self.classes)).float()
+        target = y.float() if self.multilabel else F.one_hot(y, len(self.classes)).float()
         if self.mixup_alpha > 0:
             x, target = mixup(x, target, self.mixup_alpha)
         logits = self.head(self.backbone(x))
-        loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
-        self.train_acc(logits, target.argmax(1))
+        if self.multilabel:
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+            self.train_acc(logits.sigmoid(), (target > 0.5).long())
+        else:
+            loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+            self.train_acc(logits, target.argmax(1))
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
@@ -140,9 +166,9 @@ class GenreClassifier(pl.LightningModule):
     def _eval_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
         wave, y, clip = batch
         logits = self(wave)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=stage == "val", sync_dist=True)
+        self.log(f"{stage}/loss", self._loss(logits, y), on_epoch=True, prog_bar=stage == "val", sync_dist=True)
         # float32 whatever the trainer precision: track sums accumulate into float32.
-        self._outputs.append((logits.float().softmax(1).detach(), y, clip))
+        self._outputs.append((self.probabilities(logits).detach(), y, clip))
 
     def _eval_epoch_end(self, stage: str) -> None:
         probs, labels, clips = (torch.cat(t) for t in zip(*self._outputs))
@@ -152,11 +178,13 @@ class GenreClassifier(pl.LightningModule):
             total = len(self._eval_dataset(stage))
             probs, labels, clips = (unshard(self.all_gather(t), total) for t in (probs, labels, clips))
         track_probs, track_labels = track_probabilities(probs, labels, clips)
+        if self.multilabel:  # torchmetrics' multilabel metrics take integer multi-hot targets
+            labels, track_labels = labels.long(), track_labels.long()
         self.log_dict(self.chunk_metrics[stage](probs, labels))
         self.log_dict(self.track_metrics[stage](track_probs, track_labels), prog_bar=stage == "val")
         self.chunk_metrics[stage].reset()
         self.track_metrics[stage].reset()
-        if stage == "test":
+        if stage == "test" and not self.multilabel:  # a confusion matrix needs one class per track
             self._report(track_probs, track_labels)
 
     def _eval_dataset(self, stage: str) -> Any:
@@ -176,6 +204,30 @@ class GenreClassifier(pl.LightningModule):
             c: {**{k: float(v[i]) for k, v in per_class.items()}, "support": int(support[i])}
             for i, c in enumerate(self.classes)
         }
+
+    def _kernel_parameters(self) -> list[nn.Parameter]:
+        """The learned front end's STFT/mel kernels (`features.frontend.trainable`), if any."""
+        kernels = getattr(self.frontend, "kernel_parameters", None)
+        return [p for p in kernels() if p.requires_grad] if kernels else []
+
+    def on_fit_start(self) -> None:
+        if self._kernel_parameters():
+            self._filterbank_start = self.frontend.filterbank().cpu().clone()
+
+    def on_fit_end(self) -> None:
+        """A learned front end: its filterbank before and after training, to the run."""
+        before, self._filterbank_start = self._filterbank_start, None
+        logger = self.logger
+        if before is None or not self.trainer.is_global_zero or not hasattr(logger, "run_id"):
+            return
+        after = self.frontend.filterbank().cpu()
+        client, run_id = logger.experiment, logger.run_id
+        client.log_metric(run_id, learned.CHANGE_METRIC, learned.relative_change(before, after))
+        fig = learned.filterbank_figure(before, after, self.frontend.sample_rate)
+        client.log_figure(run_id, fig, learned.FIGURE)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -197,13 +249,20 @@ class GenreClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         head = [p for p in self.head.parameters() if p.requires_grad]
-        pretrained = [p for m in (self.frontend, self.backbone) for p in m.parameters() if p.requires_grad]
-        if self.backbone_lr_scale == 1.0:
-            groups: Any = head + pretrained
+        kernels = self._kernel_parameters()
+        in_kernels = {id(p) for p in kernels}
+        pretrained = [p for m in (self.frontend, self.backbone) for p in m.parameters()
+                      if p.requires_grad and id(p) not in in_kernels]
+        kernel_scale = float(getattr(self.frontend, "lr_scale", 1.0))
+        lr = self.optimizer_factory.keywords.get("lr", 1e-3)
+        if self.backbone_lr_scale == 1.0 and (not kernels or kernel_scale == 1.0):
+            groups: Any = head + pretrained + kernels
         else:
-            # The pretrained part learns `backbone_lr_scale` times slower than the new head.
-            lr = self.optimizer_factory.keywords.get("lr", 1e-3)
+            # The pretrained part learns `backbone_lr_scale` times slower than the new head, a
+            # learned front end's kernels at `features.frontend.lr_scale` times the head's rate.
             groups = [{"params": head}, {"params": pretrained, "lr": lr * self.backbone_lr_scale}]
+            if kernels:
+                groups.append({"params": kernels, "lr": lr * kernel_scale})
         opt = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return opt

@@ -40,9 +40,11 @@ def windows(wave: np.ndarray | torch.Tensor, chunk: int, hop: int) -> tuple[torc
 def track_probabilities(
     probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average window probabilities per clip id -> (track probs, track labels), clips in id order."""
+    """Average window probabilities per clip id -> (track probs, track labels), clips in id order.
+    `labels` are class indices (batch,) or multi-hot tag rows (batch, tags)."""
     ids, inverse = torch.unique(clips, return_inverse=True)
     summed = torch.zeros(len(ids), probs.shape[1], device=probs.device, dtype=probs.dtype).index_add_(0, inverse, probs)
     counts = torch.bincount(inverse, minlength=len(ids)).unsqueeze(1)
-    track_labels = torch.zeros(len(ids), dtype=labels.dtype, device=labels.device).scatter_(0, inverse, labels)
+    track_labels = labels.new_zeros((len(ids), *labels.shape[1:]))
+    track_labels[inverse] = labels  # every window of a clip carries the clip's label
     return summed / counts, track_labels

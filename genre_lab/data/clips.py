@@ -27,10 +27,19 @@ class AudioSplit:
     waves: list[np.ndarray]
     #: Files that were assigned to this split but could not be used: (path or id, reason).
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Multi-label datasets: every class index of each clip (`labels[i]` is the first of them,
+    #: used for stratified splits); None when each clip has one label.
+    tags: list[tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         if not (len(self.ids) == len(self.labels) == len(self.waves)):
             raise ValueError("AudioSplit needs one id, label and wave per clip")
+        if self.tags is not None and len(self.tags) != len(self.ids):
+            raise ValueError("AudioSplit needs one tag set per clip")
+
+    def tag_sets(self) -> list[tuple[int, ...]]:
+        """Every clip's class indices (one each for a single-label dataset)."""
+        return list(self.tags) if self.tags is not None else [(label,) for label in self.labels]
 
     def __len__(self) -> int:
         return len(self.ids)

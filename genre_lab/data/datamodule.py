@@ -8,6 +8,10 @@ LightningModule can average chunk probabilities into one prediction per track.
 A clip shorter than one window is handled by `data.short_clips`: `skip` (default) leaves it out
 and reports it, `pad` zero-pads its window at the end (as the tagger pads a short song),
 `error` stops with its name. Every class needs a usable clip in every split.
+
+With `task="multilabel"` every label is a multi-hot float row over the classes (a clip may
+carry several tags, see `manifest.py`); with the default `multiclass`, a clip listed with
+several labels is an error naming it.
 """
 
 from __future__ import annotations
@@ -29,13 +33,27 @@ from .unreadable import UnreadableClips
 log = logging.getLogger(__name__)
 
 SHORT_CLIPS = ("pad", "skip", "error")
+TASKS = ("multiclass", "multilabel")
+
+
+def targets(split: AudioSplit, n_classes: int, multilabel: bool) -> list[Any]:
+    """Per clip: its class index, or (multi-label) its multi-hot float tags."""
+    if not multilabel:
+        return list(split.labels)
+    out = []
+    for tags in split.tag_sets():
+        row = torch.zeros(n_classes)
+        row[list(tags)] = 1.0
+        out.append(row)
+    return out
 
 
 class RandomChunks(Dataset):
     """`per_clip` random windows of `chunk` samples from each clip, re-drawn every epoch."""
 
-    def __init__(self, split: AudioSplit, chunk: int, per_clip: int = 1) -> None:
+    def __init__(self, split: AudioSplit, chunk: int, per_clip: int = 1, labels: list[Any] | None = None) -> None:
         self.split, self.chunk, self.per_clip = split, chunk, per_clip
+        self.labels = split.labels if labels is None else labels
         self.unreadable = UnreadableClips(split)
 
     def __len__(self) -> int:
@@ -47,14 +65,15 @@ class RandomChunks(Dataset):
         wave = self.split.waves[i]
         # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
         start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
-        return window(wave, start, self.chunk), self.split.labels[i]
+        return window(wave, start, self.chunk), self.labels[i]
 
 
 class TrackChunks(Dataset):
     """Every window of every clip, as (chunk, label, clip index)."""
 
-    def __init__(self, split: AudioSplit, chunk: int, hop: int) -> None:
+    def __init__(self, split: AudioSplit, chunk: int, hop: int, labels: list[Any] | None = None) -> None:
         self.split, self.chunk = split, chunk
+        self.labels = split.labels if labels is None else labels
         self.index = [
             (i, s) for i, w in enumerate(split.waves) for s in chunk_starts(len(w), chunk, hop)
         ]
@@ -68,7 +87,7 @@ class TrackChunks(Dataset):
         # readable window (of another clip, under that clip's own index and label).
         idx = self.unreadable.next_readable(idx, len(self.index), lambda p: self.index[p][0])
         i, s = self.index[idx]
-        return window(self.split.waves[i], s, self.chunk), self.split.labels[i], i
+        return window(self.split.waves[i], s, self.chunk), self.labels[i], i
 
 
 class GenreDataModule(pl.LightningDataModule):
@@ -83,6 +102,7 @@ class GenreDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         short_clips: str = "skip",
+        task: str = "multiclass",
         **dataset_settings: Any,
     ) -> None:
         """`dataset_settings` are the dataset's user-facing settings (`data.root`, ...): the
@@ -98,6 +118,8 @@ class GenreDataModule(pl.LightningDataModule):
             )
         if short_clips not in SHORT_CLIPS:
             raise ValueError(f"data.short_clips must be one of {', '.join(SHORT_CLIPS)}, got {short_clips!r}")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         if int(sample_rate) < 4000:
             raise ValueError(f"data.sample_rate must be an integer >= 4000 Hz, got {sample_rate}")
         if chunk_seconds <= 0:
@@ -115,6 +137,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         self.short_clips = short_clips
+        self.task = task
         self.splits: dict[str, AudioSplit] | None = None
         #: Files the source left out before making the splits (path, reason).
         self.unassigned: list[tuple[str, str]] = []
@@ -142,6 +165,7 @@ class GenreDataModule(pl.LightningDataModule):
                     f"dataset '{self.source.name}' has no usable clips in split '{name}' "
                     f"({len(reasons)} file(s) skipped{hint}, each logged above with its reason)"
                 )
+        self._check_task(splits)
         self._check_classes(splits, len(reasons))
         self.splits, self.unassigned = splits, unassigned
 
@@ -168,12 +192,28 @@ class GenreDataModule(pl.LightningDataModule):
             labels=[split.labels[i] for i in keep],
             waves=[split.waves[i] for i in keep],
             skipped=[*split.skipped, *lost],
+            tags=None if split.tags is None else [split.tags[i] for i in keep],
         )
+
+    def _check_task(self, splits: Mapping[str, AudioSplit]) -> None:
+        """Several labels on one clip need `task=multilabel`: a softmax head would learn only one."""
+        if self.task == "multilabel":
+            return
+        for name, split in splits.items():
+            for clip, tags in zip(split.ids, split.tag_sets()):
+                if len(tags) > 1:
+                    raise ValueError(
+                        f"dataset '{self.source.name}': clip '{clip}' ({name}) has {len(tags)} labels "
+                        f"({';'.join(self.classes[t] for t in tags)}); train with task=multilabel"
+                    )
 
     def _check_classes(self, splits: Mapping[str, AudioSplit], skipped: int) -> None:
         """Every class needs a clip in every split: a class absent from validation or test is
         never measured, and one absent from training is never learnt."""
-        counts = {name: np.bincount(split.labels, minlength=len(self.classes)) for name, split in splits.items()}
+        counts = {
+            name: np.bincount(np.array([t for tags in split.tag_sets() for t in tags], dtype=int), minlength=len(self.classes))
+            for name, split in splits.items()
+        }
         problems, absent = [], []
         for label, cls in enumerate(self.classes):
             missing = [name for name in SPLITS if counts[name][label] == 0]
@@ -203,14 +243,20 @@ class GenreDataModule(pl.LightningDataModule):
                 for name, (n, skipped) in entries.items()}
 
     def train_dataloader(self) -> DataLoader:
-        ds = RandomChunks(self._split("train"), self.chunk, self.train_chunks_per_clip)
+        split = self._split("train")
+        ds = RandomChunks(split, self.chunk, self.train_chunks_per_clip, self._targets(split))
         return self._loader(ds, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(TrackChunks(self._split("val"), self.chunk, self.hop), self.eval_batch_size)
+        split = self._split("val")
+        return self._loader(TrackChunks(split, self.chunk, self.hop, self._targets(split)), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(TrackChunks(self._split("test"), self.chunk, self.hop), self.eval_batch_size)
+        split = self._split("test")
+        return self._loader(TrackChunks(split, self.chunk, self.hop, self._targets(split)), self.eval_batch_size)
+
+    def _targets(self, split: AudioSplit) -> list[Any]:
+        return targets(split, len(self.classes), self.task == "multilabel")
 
     def teardown(self, stage: str) -> None:
         """Count in the run the clips skipped because their audio became unreadable during it

@@ -16,7 +16,7 @@ from typing import ClassVar
 from ..audio import AUDIO_EXTENSIONS
 from .clips import SPLITS, AudioSplit, ClipSource
 from .screen import log_skipped, screen
-from .stratify import check_fractions, stratified_split
+from .stratify import check_fractions, fold_split, stratified_split
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,10 @@ class LabelledFile:
     label: int
     #: Stable, human-readable id (the MLflow reports and the track predictions use it).
     clip_id: str
+    #: Every class index of a multi-label file (`label` is the first); empty: just `label`.
+    tags: tuple[int, ...] = ()
+    #: Files of one group (an artist, an album) always share a split (`data.group_column`).
+    group: str | None = None
 
 
 def existing_folder(value: str | Path | None, setting: str, what: str) -> Path:
@@ -55,7 +59,9 @@ class FileSource(ClipSource):
     """Settings shared by the sources that read labelled files: the seeded stratified split
     (fractions and seed) and the decode cache with its worker threads."""
 
-    settings: ClassVar[tuple[str, ...]] = ("val_fraction", "test_fraction", "split_seed", "cache_dir", "decode_workers")
+    settings: ClassVar[tuple[str, ...]] = (
+        "val_fraction", "test_fraction", "split_seed", "folds", "fold", "cache_dir", "decode_workers",
+    )
 
     def __init__(
         self,
@@ -64,9 +70,15 @@ class FileSource(ClipSource):
         seed: int = 0,
         cache_dir: str | Path | None = None,
         workers: int | None = None,
+        folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
         self.seed = int(seed)
+        #: K-fold cross-validation (`data.folds`, `data.fold`) instead of the fractions.
+        self.folds, self.fold = (int(folds), int(fold)) if folds else (None, 0)
+        if self.folds is not None:
+            fold_split([], self.folds, self.fold, self.seed)  # checks the two settings now
         self.cache_dir = cache_dir
         self.workers = workers
         self.unassigned: list[tuple[str, str]] = []
@@ -94,12 +106,22 @@ class FileSource(ClipSource):
         rejected = result.rejected
         self.unassigned = list(unassigned)
         if isinstance(files, Mapping):
+            if self.folds is not None:
+                raise ValueError(f"data.folds={self.folds}: {dataset} fixes its own split (a split column, "
+                                 "or GTZAN's filtered lists); cross-validation needs a dataset without one")
             assignment = {s: list(files.get(s, ())) for s in SPLITS}
         else:
             self.unassigned += [(str(f.path), rejected[str(f.path)]) for f in candidates if str(f.path) in rejected]
             usable = [f for f in candidates if str(f.path) not in rejected]
-            assignment = stratified_split(usable, self.val_fraction, self.test_fraction, self.seed)
+            if self.folds is not None:
+                assignment = fold_split(usable, self.folds, self.fold, self.seed)
+            elif any(f.group for f in usable):
+                raise ValueError(f"data.group_column groups {dataset}'s files for cross-validation: "
+                                 "set data.folds (e.g. data.folds=5 data.fold=0)")
+            else:
+                assignment = stratified_split(usable, self.val_fraction, self.test_fraction, self.seed)
         out: dict[str, AudioSplit] = {}
+        multilabel = any(len(f.tags) > 1 for f in candidates)
         for split in SPLITS:
             kept = [f for f in assignment[split] if str(f.path) not in rejected]
             lost = [(str(f.path), rejected[str(f.path)]) for f in assignment[split] if str(f.path) in rejected]
@@ -108,6 +130,7 @@ class FileSource(ClipSource):
                 labels=[f.label for f in kept],
                 waves=[result.waves[str(f.path)] for f in kept],
                 skipped=[*(skipped or {}).get(split, ()), *lost],
+                tags=[f.tags or (f.label,) for f in kept] if multilabel else None,
             )
         log_skipped(dataset, [*self.unassigned, *(entry for s in out.values() for entry in s.skipped)])
         return out

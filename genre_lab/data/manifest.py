@@ -5,6 +5,14 @@ Paths are relative to the manifest's folder (absolute paths work too); an option
 every row names its split (`train`, `val`/`valid`/`validation`, `test`); without it, the split
 is stratified and seeded like the folder dataset's, from the usable files only.
 
+A multi-label dataset (`task=multilabel`, MagnaTagATune / MTG-Jamendo style) lists every tag
+of a file in its label cell, separated by `;` (`clips/a.wav,rock;guitar;male vocal`). Classes
+are then the sorted unique tags; the first tag listed stratifies the split.
+
+With a header row naming its columns, a manifest may carry more columns (in any order):
+`path,label,artist` with `data.group_column=artist` keeps each artist's files on one side of
+every split (the seeded split and `data.folds` cross-validation, see `stratify.py`).
+
 A malformed manifest is an error naming the file and line; a listed file that is missing or
 does not decode is skipped and reported, like in every other dataset.
 
@@ -22,35 +30,47 @@ from .clips import SPLITS, AudioSplit
 from .files import FileSource, LabelledFile
 
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+#: Separates the tags of a multi-label row's label cell.
+TAG_SEPARATOR = ";"
+
+
+def split_tags(label: str) -> tuple[str, ...]:
+    """The tags of a label cell, in the order written, without blanks or repeats."""
+    return tuple(dict.fromkeys(t.strip() for t in label.split(TAG_SEPARATOR) if t.strip()))
 
 
 class ManifestSource(FileSource):
     name = "csv"
-    settings: ClassVar[tuple[str, ...]] = ("manifest", *FileSource.settings)
+    settings: ClassVar[tuple[str, ...]] = ("manifest", "group_column", *FileSource.settings)
 
     def __init__(
         self,
         manifest: str | Path | None,
+        group_column: str | None = None,
         **split_and_cache: Any,
     ) -> None:
         self.manifest = manifest
-        super().__init__(**split_and_cache)  # fractions, seed, cache: see FileSource
-        self._rows: list[tuple[Path, str, str | None, str]] | None = None
+        self.group_column = group_column or None
+        super().__init__(**split_and_cache)  # fractions, seed, folds, cache: see FileSource
+        self._rows: list[tuple[Path, str, str | None, str, str | None]] | None = None
 
-    def rows(self) -> list[tuple[Path, str, str | None, str]]:
-        """(absolute path, label, split or None, path as written) per row; read once."""
+    def rows(self) -> list[tuple[Path, str, str | None, str, str | None]]:
+        """(absolute path, label, split or None, path as written, group or None) per row; read once."""
         if self._rows is None:
-            self._rows = read_manifest(self.manifest)
+            self._rows = read_manifest(self.manifest, self.group_column)
         return self._rows
 
     @property
     def classes(self) -> list[str]:
-        return sorted({label for _, label, _, _ in self.rows()})
+        return sorted({tag for _, label, _, _, _ in self.rows() for tag in split_tags(label)})
 
     def load(self, sample_rate: int, min_samples: int = 0) -> dict[str, AudioSplit]:
         rows = self.rows()
         index = {label: i for i, label in enumerate(self.classes)}
-        files = [LabelledFile(path, index[label], written) for path, label, _, written in rows]
+        files = []
+        for path, label, _, written, group in rows:
+            tags = [index[t] for t in split_tags(label)]
+            files.append(LabelledFile(path, tags[0], written, tuple(sorted(tags)) if len(tags) > 1 else (), group))
         dataset = f"manifest {self.manifest}"
         if rows[0][2] is None:
             return self.usable_splits(files, sample_rate, min_samples, dataset)
@@ -58,7 +78,9 @@ class ManifestSource(FileSource):
         return self.usable_splits(assignment, sample_rate, min_samples, dataset)
 
 
-def read_manifest(manifest: str | Path | None) -> list[tuple[Path, str, str | None, str]]:
+def read_manifest(
+    manifest: str | Path | None, group_column: str | None = None
+) -> list[tuple[Path, str, str | None, str, str | None]]:
     """Parse and check a manifest; every problem is a ValueError naming `data.manifest` and the line."""
     if manifest is None or str(manifest).strip() == "":
         raise ValueError("data.manifest is not set: point it at a CSV of path,label[,split] rows")
@@ -71,17 +93,32 @@ def read_manifest(manifest: str | Path | None) -> list[tuple[Path, str, str | No
             table = [(n, row) for n, row in enumerate(csv.reader(f), start=1) if any(c.strip() for c in row)]
     except (UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"{where} is not a readable CSV file: {err}") from err
-    if table and [c.strip().lower() for c in table[0][1][:2]] == ["path", "label"]:
-        table = table[1:]
+    header: list[str] | None = None
+    if table and {"path", "label"} <= {c.strip().lower() for c in table[0][1]}:
+        header, table = [c.strip().lower() for c in table[0][1]], table[1:]
+    if group_column and (header is None or group_column.strip().lower() not in header):
+        raise ValueError(f"data.group_column={group_column!r} is not a column of {where} "
+                         f"(its header: {','.join(header) if header else 'none; name the columns in a first row'})")
     if not table:
         raise ValueError(f"{where} lists no files (expected rows of path,label[,split])")
 
-    rows: list[tuple[Path, str, str | None, str]] = []
+    rows: list[tuple[Path, str, str | None, str, str | None]] = []
     seen: dict[Path, int] = {}
-    with_split = len(table[0][1]) == 3
+    with_split = "split" in header if header else len(table[0][1]) == 3
     for line, row in table:
         cells = [c.strip() for c in row]
-        if len(cells) not in (2, 3) or not cells[0] or not cells[1]:
+        group = None
+        if header is not None:  # named columns: pick path, label[, split] (and the group) by name
+            if len(cells) != len(header):
+                raise ValueError(f"{where}, line {line}: expected the {len(header)} columns of the header "
+                                 f"({','.join(header)}), got {','.join(row)!r}")
+            named = dict(zip(header, cells))
+            cells = [named["path"], named["label"], *([named["split"]] if with_split else [])]
+            if group_column:
+                group = named[group_column.strip().lower()]
+                if not group:
+                    raise ValueError(f"{where}, line {line}: empty {group_column} (data.group_column)")
+        if len(cells) not in (2, 3) or not cells[0] or not split_tags(cells[1]):
             raise ValueError(f"{where}, line {line}: expected path,label[,split], got {','.join(row)!r}")
         if (len(cells) == 3) != with_split:
             raise ValueError(f"{where}, line {line}: every row needs a split column, or none does")
@@ -96,5 +133,5 @@ def read_manifest(manifest: str | Path | None) -> list[tuple[Path, str, str | No
         if path in seen:
             raise ValueError(f"{where}, line {line}: {cells[0]} is already listed on line {seen[path]}")
         seen[path] = line
-        rows.append((path, cells[1], split, cells[0]))
+        rows.append((path, cells[1], split, cells[0], group))
     return rows

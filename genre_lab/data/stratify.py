@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
@@ -54,6 +54,53 @@ def stratified_split(
         out["test"] += group[:n_test]
         out["val"] += group[n_test : n_test + n_val]
         out["train"] += group[n_test + n_val :]
+    for split in out.values():
+        split.sort(key=lambda f: (f.label, f.clip_id))
+    return out
+
+
+def fold_split(files: Sequence[T], folds: int, fold: int, seed: int) -> dict[str, list[T]]:
+    """K-fold cross-validation: test is fold `fold`, validation the next fold (mod `folds`),
+    training the other `folds - 2` folds, so over `fold = 0..folds-1` every file is tested once.
+
+    Folds are stratified: per class, each file (or group) goes to the fold holding the fewest
+    files of that class so far, ties to the smaller fold, then in a seeded order of folds.
+    Files with the same `group` (an artist, `data.group_column`) form one unit, placed by its
+    most common class, largest units first: a group never sits on two sides of a split.
+    """
+    folds, fold = int(folds), int(fold)
+    if folds < 3:
+        raise ValueError(f"data.folds must be at least 3 (test fold, validation fold, training folds), got {folds}")
+    if not 0 <= fold < folds:
+        raise ValueError(f"data.fold must be in 0..{folds - 1} for data.folds={folds}, got {fold}")
+    units: dict[str, list[T]] = defaultdict(list)
+    for f in files:
+        group = getattr(f, "group", None)
+        units[f"group:{group}" if group else f"file:{f.clip_id}"].append(f)
+
+    def digest(text: str) -> str:
+        return hashlib.sha1(f"{seed}:{text}".encode()).hexdigest()
+
+    by_class: dict[int, list[str]] = defaultdict(list)
+    for key, members in units.items():
+        labels = Counter(m.label for m in members)
+        by_class[min(labels, key=lambda label: (-labels[label], label))].append(key)
+    sizes = [0] * folds
+    place: dict[str, int] = {}
+    for label in sorted(by_class):
+        # Seeded tie order of the folds per class, so small classes do not all start in fold 0.
+        order = sorted(range(folds), key=lambda i: digest(f"fold{i}:class{label}"))
+        rank = {f: r for r, f in enumerate(order)}
+        held = [0] * folds
+        for key in sorted(by_class[label], key=lambda k: (-len(units[k]), digest(k))):
+            target = min(range(folds), key=lambda i: (held[i], sizes[i], rank[i]))
+            place[key] = target
+            held[target] += len(units[key])
+            sizes[target] += len(units[key])
+    side = {fold: "test", (fold + 1) % folds: "val"}
+    out: dict[str, list[T]] = {s: [] for s in SPLITS}
+    for key, members in units.items():
+        out[side.get(place[key], "train")] += members
     for split in out.values():
         split.sort(key=lambda f: (f.label, f.clip_id))
     return out

@@ -4,6 +4,11 @@ Kinds: `logmel`, `mfcc`, `stft` (log magnitude) and `cqt`. Each has an nnAudio
 implementation (1-D convolutions, fastest on a GPU) and, except CQT, a torchaudio one
 (FFT-based, several times faster on a CPU). `backend: auto` keeps both and picks per call by
 the device the audio is on, so one checkpoint runs at its best on either.
+
+`trainable=True` (logmel, mfcc) makes the front end a learned one: nnAudio's STFT and mel
+kernels become parameters, initialised as the fixed log-mel, trained with the model at
+`lr_scale` times the head's learning rate. Only the nnAudio implementation exists then (on
+every device): torchaudio's FFT has no kernels to learn.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ BACKENDS = ("auto", "nnaudio", "torchaudio")
 #: on a 2-core CPU torchaudio's FFT is several times faster than nnAudio's conv STFT, while on
 #: CUDA nnAudio's convolutions are the fast path. CQT exists only in nnAudio.
 AUTO_BACKEND = {"cpu": "torchaudio", "cuda": "nnaudio", "mps": "nnaudio"}
+
+#: Kinds whose kernels can be trained (`features.frontend.trainable`).
+TRAINABLE_KINDS = ("logmel", "mfcc")
 
 #: Clips per front-end call on a CPU (see `FrontEnd.spectrogram`).
 CPU_MICRO_BATCH = 8
@@ -43,8 +51,17 @@ class FrontEnd(nn.Module):
         bins_per_octave: int = 12,
         cqt_fmin: float = 32.7,
         normalize: bool = True,
+        trainable: bool = False,
+        lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if trainable and kind not in TRAINABLE_KINDS:
+            raise ValueError(f"features.frontend.trainable needs kind {' or '.join(TRAINABLE_KINDS)}, got '{kind}'")
+        if trainable and backend == "torchaudio":
+            raise ValueError("features.frontend.trainable needs backend nnaudio or auto (torchaudio's FFT has no kernels)")
+        if not lr_scale > 0:
+            raise ValueError(f"features.frontend.lr_scale must be positive, got {lr_scale}")
+        self.trainable, self.lr_scale = bool(trainable), float(lr_scale)
         if kind not in KINDS:
             raise ValueError(f"features.frontend.kind must be one of {KINDS}, got '{kind}'")
         if backend not in BACKENDS:
@@ -57,13 +74,13 @@ class FrontEnd(nn.Module):
         self.sample_rate, self.hop_length = sample_rate, hop_length
         fmax = fmax or sample_rate / 2
         names = ["nnaudio", "torchaudio"] if backend == "auto" else [backend]
-        if kind == "cqt":
+        if kind == "cqt" or trainable:
             names = ["nnaudio"]
         self.impls = nn.ModuleDict(
             {
                 name: _spectrogram(
                     name, kind, sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
-                    cqt_bins, bins_per_octave, cqt_fmin,
+                    cqt_bins, bins_per_octave, cqt_fmin, trainable,
                 )
                 for name in names
             }
@@ -75,6 +92,20 @@ class FrontEnd(nn.Module):
         # Per-band normalisation with running statistics: at inference it depends only on the
         # training data, never on how many clips share a batch.
         self.norm = nn.BatchNorm1d(self.n_bins) if normalize else nn.Identity()
+
+    def kernel_parameters(self) -> list[nn.Parameter]:
+        """The learned STFT and mel kernels (empty unless `trainable`); not the normalisation."""
+        return list(self.impls.parameters()) if self.trainable else []
+
+    def filterbank(self) -> torch.Tensor:
+        """The (mels, frequency bins) mel filterbank in use (nnAudio's, else torchaudio's)."""
+        impl = self.impls["nnaudio"] if "nnaudio" in self.impls else self.impls["torchaudio"]
+        fb = getattr(impl, "mel_basis", None)
+        if fb is None:
+            fb = getattr(impl, "fb", None)
+        if fb is None:
+            raise ValueError(f"features.frontend.kind={self.kind} has no mel filterbank")
+        return fb.detach()
 
     def backend_for(self, device: torch.device) -> str:
         if len(self.impls) == 1:
@@ -123,7 +154,7 @@ def _float32(wave: torch.Tensor) -> torch.autocast:
 
 def _spectrogram(
     backend: str, kind: str, sr: int, n_fft: int, hop: int, n_mels: int, fmin: float, fmax: float,
-    cqt_bins: int, bins_per_octave: int, cqt_fmin: float,
+    cqt_bins: int, bins_per_octave: int, cqt_fmin: float, trainable: bool = False,
 ) -> nn.Module:
     """The raw (linear-amplitude) transform of `kind` in `backend`; both use Slaney mel filters."""
     if kind == "cqt":
@@ -138,7 +169,7 @@ def _spectrogram(
         if mel:
             return nnf.MelSpectrogram(
                 sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=fmax,
-                htk=False, norm=1, power=2.0, verbose=False,
+                htk=False, norm=1, power=2.0, verbose=False, trainable_mel=trainable, trainable_STFT=trainable,
             )
         return nnf.STFT(n_fft=n_fft, hop_length=hop, sr=sr, output_format="Magnitude", verbose=False)
     if mel:
