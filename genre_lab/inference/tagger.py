@@ -3,7 +3,8 @@
 A song of any length is decoded at the model's sample rate and cut into windows of the training
 chunk length, by default as far apart as the model's validation and test windows
 (`data.eval_hop_seconds` at training, else one chunk), the last one aligned to the song's end;
-the softmax of every window is averaged into the song's genre distribution. Windows and averaging
+the softmax of every window is averaged into the song's genre distribution (a multi-label
+model's sigmoids into independent tag probabilities, whose top k are the song's tags). Windows and averaging
 are the ones `python -m genre_lab.evaluate` uses (`genre_lab.windows`), so a
 file gets the same distribution from both. Optionally the windows are also grouped into
 fixed-length segments for a timeline. Songs shorter than one window are zero-padded to one window.
@@ -122,6 +123,8 @@ class Tagger:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.classes: list[str] = list(model.classes)
+        #: Tags (independent probabilities, `task=multilabel`) rather than one genre distribution.
+        self.multilabel = bool(getattr(spec, "multilabel", False))
         self.sample_rate = spec.sample_rate
         self.chunk_seconds = spec.chunk_seconds
         self.chunk = samples(self.chunk_seconds, self.sample_rate)
@@ -152,9 +155,11 @@ class Tagger:
 
     @torch.inference_mode()
     def window_probabilities(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-        """(windows, classes) softmax of every window and the windows' start samples."""
+        """(windows, classes) softmax of every window (a multi-label model: the sigmoid of every
+        tag, each independent) and the windows' start samples."""
         batch, starts = windows(wave, self.chunk, self.hop)  # a short song: one zero-padded window
-        probs = [self.model(part.to(self.device)).softmax(1).float().cpu() for part in batch.split(self.batch_size)]
+        scale = torch.sigmoid if self.multilabel else (lambda logits: logits.softmax(1))
+        probs = [scale(self.model(part.to(self.device)).float()).cpu() for part in batch.split(self.batch_size)]
         return torch.cat(probs), starts
 
     def tag_wave(
