@@ -107,6 +107,8 @@ def test_every_trainable_parameter_gets_a_gradient() -> None:
 def test_bad_settings_name_the_setting() -> None:
     with pytest.raises(ValueError, match="model.backbone.weights"):
         MusiCNN(weights="imagenet")
+    with pytest.raises(ValueError, match="model.backbone.bn_momentum"):
+        MusiCNN(bn_momentum=0.0)
     with pytest.raises(ValueError, match="96 mel bands"):
         MusiCNN(n_bins=128, weights="msd")
     with pytest.raises(ValueError, match="features.frontend.backend"):
