@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
+import torch
+
 from genre_lab.bench.__main__ import main
+from genre_lab.bench.command import TOLERANCE, compare
 from genre_lab.bench.common import EXPERIMENT
+from genre_lab.bench.gpu import SKIP_MESSAGE
+from genre_lab.bench.tag import cores
 
 
 @pytest.mark.slow
@@ -18,7 +23,7 @@ def test_quick_bench_logs_every_suite(mlflow_uri: str, capsys: pytest.CaptureFix
     client = MlflowClient(mlflow_uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
     runs = {r.data.tags["suite"]: r for r in client.search_runs([exp.experiment_id])}
-    assert set(runs) == {"features", "train", "tag"}
+    assert set(runs) == {"features", "train", "tag"}  # `gpu` runs only when named
     for run in runs.values():
         assert run.info.status == "FINISHED"
         for tag in ("device", "torch", "torchaudio", "nnAudio", "threads"):
@@ -36,10 +41,53 @@ def test_quick_bench_logs_every_suite(mlflow_uri: str, capsys: pytest.CaptureFix
     train = runs["train"].data.metrics
     assert 0 <= train["train_crnn.data_wait_share"] <= 1
     assert "train_crnn_folder_cached_speedup_vs_loader_only_folder_cached" in train
+    # Folder clips: every model with DataLoader workers 0 and 2 (quick mode).
+    for name in ("cnn", "rnn", "crnn"):
+        for workers in (0, 2):
+            assert 0 <= train[f"train_{name}_folder_w{workers}.data_wait_share"] <= 1
     tag = runs["tag"].data.metrics
-    assert "tag_overlap_speedup_vs_decode_1proc" in tag
+    limit = f"decode_{cores()}proc"
+    for contender in ("decode_1proc", "tag_overlap", "tag_processes", "tag_int8", "predict_command",
+                      "predict_command_threads"):
+        assert tag[f"{contender}_speedup_vs_{limit}"] > 0, contender
+    # The command's default (worker processes) tags like today's thread path, within tolerance.
+    assert tag["predict_command.within_tolerance"] == 1.0
+    assert tag["predict_command.max_prob_diff"] <= TOLERANCE
+    assert tag["tag_int8.max_prob_diff"] < 0.05
+    assert tag["ensemble3_speedup_vs_members_one_by_one"] > 0
+    # The serving load test ran against a real server and stopped by itself.
+    assert tag["mlflow_serve_4clients_speedup_vs_in_process_tagger"] > 0
+    assert tag["mlflow_serve_4clients.p95_latency_s"] > 0
     arts = {a.path for a in client.list_artifacts(runs["tag"].info.run_id)}
     assert "bench_tag.json" in arts
+
+
+def test_gpu_bench_quick_on_cpu_skips_cuda_and_logs(mlflow_uri: str, capsys: pytest.CaptureFixture) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU-only behaviour")
+    assert main(["gpu", "--quick"]) == 0
+    printed = capsys.readouterr().out
+    assert SKIP_MESSAGE in printed.replace("\n", " ") or "no CUDA device" in printed
+    assert "| measured on" in printed  # the README table
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    assert run.data.tags["suite"] == "gpu" and run.data.tags["cuda"] == "False" and run.data.tags["device"]
+    metrics = run.data.metrics
+    assert metrics["librosa_logmel"] > 0 and metrics["nnaudio_logmel_cpu_b2_speedup_vs_librosa_logmel"] > 0
+    assert not any("cuda" in k for k in metrics)
+
+
+def test_compare_flags_a_changed_top1_and_a_large_difference() -> None:
+    def row(probs: dict[str, float], error: str | None = None) -> dict:
+        genres = [{"label": k, "probability": v} for k, v in sorted(probs.items(), key=lambda kv: -kv[1])]
+        return {"path": "a.ogg", "genres": genres if not error else [], "error": error}
+
+    ref = [row({"rock": 0.6, "jazz": 0.4})]
+    assert compare(ref, [row({"rock": 0.59, "jazz": 0.41})])["within_tolerance"] == 1.0
+    moved = compare(ref, [row({"rock": 0.45, "jazz": 0.55})])
+    assert moved["files_top1_changed"] == 1 and moved["within_tolerance"] == 0.0
+    assert compare(ref, [row({"rock": 0.57, "jazz": 0.43})])["max_prob_diff"] > TOLERANCE
+    assert compare(ref, [row({}, error="boom")])["files_top1_changed"] == 1
 
 
 def test_unknown_suite_is_rejected(capsys: pytest.CaptureFixture) -> None:
