@@ -224,9 +224,10 @@ def test_source_passes_its_difficulty_and_names_its_setting():
         SyntheticSource(counts, difficulty="brutal")
 
 
+@pytest.mark.slow
 def test_medium_is_harder_than_easy_for_spectral_and_rhythm_features(clips):
-    """The same classifier as above loses accuracy at `medium` (measured: easy 0.94, medium
-    see the README), while staying far above chance (0.10)."""
+    """The same classifier as above loses accuracy at `medium` (measured with 30 training and
+    15 test clips per class: easy 0.94, medium 0.53), while staying far above chance (0.10)."""
     def make(first, n):
         waves = [render_clip(g, first + i, SECONDS, SR, "medium") for g in GENRES for i in range(n)]
         return np.array([_rich_features(x) for x in waves]), np.repeat(np.arange(len(GENRES)), n)
