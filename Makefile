@@ -3,7 +3,7 @@ PY        := .venv/bin/python
 VENV_STAMP := .venv/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup services train test test-fast bench sweep sweep-workers ui clean
+.PHONY: setup services train test test-fast bench bench-gpu sweep sweep-workers ui clean
 
 setup: $(VENV_STAMP)
 
@@ -40,6 +40,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 bench: setup
 	dpkg -s $(MUSIC_PKGS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(MUSIC_PKGS); }
 	$(PY) -m genre_lab.bench $(ARGS)
+
+## The GPU pass on a CUDA machine, from a fresh clone (creates .venv first): front ends on CUDA
+## vs librosa, AMP training per model with its data-loading share, tagging; logged to MLflow
+## `benchmarks`, then prints the README's GPU table. Without CUDA it says so and skips those parts.
+bench-gpu: setup
+	$(PY) -m genre_lab.bench gpu $(ARGS)
 
 ## Optuna sweep: make sweep ARGS="sweep=crnn sweep.n_trials=20"
 sweep: setup
