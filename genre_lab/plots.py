@@ -42,8 +42,10 @@ def explanation_figure(
     axes[0].set_title(title)
     axes[1].imshow(spectrogram, origin="lower", aspect="auto", cmap="gray", extent=extent)
     positive = np.clip(attribution, 0, None)
-    scale = positive.max() or 1.0
-    axes[1].imshow(positive / scale, origin="lower", aspect="auto", cmap="inferno", alpha=0.6, extent=extent, vmin=0, vmax=1)
+    # The 99th percentile, not the maximum: a few extreme cells would otherwise leave the rest
+    # of a long song's map invisible.
+    scale = float(np.percentile(positive, 99)) or float(positive.max()) or 1.0
+    axes[1].imshow(np.clip(positive / scale, 0, 1), origin="lower", aspect="auto", cmap="inferno", alpha=0.6, extent=extent, vmin=0, vmax=1)
     axes[1].set_ylabel("band (attribution)")
     axes[2].imshow(taggram.T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1,
                    extent=(0, seconds, -0.5, len(classes) - 0.5), interpolation="nearest")
