@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from . import registry, tracking
 from .data import SPLITS, AudioSplit, GenreDataModule
-from .data.datamodule import TrackChunks
+from .data.datamodule import TrackChunks, targets
 from .inference.loading import ModelSource, load_classifier, resolve
 from .inference.ensemble import EnsembleClassifier
 from .module import GenreClassifier
@@ -91,7 +91,8 @@ def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: 
     if dataset_classes == model_classes:
         return split
     index = [model_classes.index(c) for c in dataset_classes]
-    return AudioSplit(split.ids, [index[y] for y in split.labels], split.waves, split.skipped)
+    tags = None if split.tags is None else [tuple(index[t] for t in clip) for clip in split.tags]
+    return AudioSplit(split.ids, [index[y] for y in split.labels], split.waves, split.skipped, tags)
 
 
 @torch.inference_mode()
@@ -154,10 +155,12 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     data_cfg = data_config(cfg, source, model, client)
     # A run's config.yaml is downloaded data: it may only name registered dataset classes.
     datamodule: GenreDataModule = registry.build(data_cfg, registry.DATA, "data")
+    multilabel = bool(getattr(model, "multilabel", False))
+    datamodule.task = "multilabel" if multilabel else datamodule.task  # the model's task decides
     datamodule.setup()
     split = align_classes(datamodule.splits[cfg.split], datamodule.classes, model.classes)
-    loader = DataLoader(TrackChunks(split, datamodule.chunk, datamodule.hop), batch_size=datamodule.eval_batch_size,
-                        num_workers=datamodule.num_workers)
+    windows = TrackChunks(split, datamodule.chunk, datamodule.hop, targets(split, len(model.classes), multilabel))
+    loader = DataLoader(windows, batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers)
 
     if source.run_id is not None:
         experiment = client.get_run(source.run_id).info.experiment_id

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from genre_lab import checkpoint
 from genre_lab.config import compose
+from genre_lab.evaluation import evaluate
 from genre_lab.data.synthetic import render_clip
 from genre_lab.inference.pyfunc import save_tagger_model
 from genre_lab.inference.tagger import Tagger
@@ -104,6 +105,11 @@ def test_multilabel_trains_evaluates_tags_and_serves(tmp_path: Path, mlflow_uri:
     auroc = roc_auc_score(np.array(truth), np.array(scores), average="macro")
     assert auroc == pytest.approx(metrics["test/track_auroc"], abs=1e-4)  # tagging == evaluation
 
+    # `genre_lab.evaluate` on the run gives the same multilabel metrics as the training run's test.
+    evaluated = evaluate(compose([f"run={result.run_id}", "progress=false"], config_name="evaluate"))
+    for key in ("test/track_auroc", "test/track_pr_auc", "test/chunk_auroc"):
+        assert evaluated.metrics[key] == pytest.approx(metrics[key], abs=1e-5), key
+
     # Serving: the pyfunc model answers each record's top-k tags with the same probabilities.
     folder = save_tagger_model(tmp_path / "served", result.best_checkpoint)
     served = mlflow.pyfunc.load_model(str(folder))
@@ -114,3 +120,14 @@ def test_multilabel_trains_evaluates_tags_and_serves(tmp_path: Path, mlflow_uri:
     local = {g.label: g.probability for g in tagger.tag(str(path), k=3).genres}
     for genre in rows[0]["genres"]:
         assert genre["probability"] == pytest.approx(local[genre["label"]], abs=1e-5)
+
+
+def test_task_is_part_of_the_model_spec() -> None:
+    cfg = compose(["model=cnn", "task=multilabel"])
+    spec = checkpoint.ModelSpec.from_config(cfg, list(TAGS))
+    assert spec.task == "multilabel" and spec.to_dict()["task"] == "multilabel"
+    assert checkpoint.ModelSpec.from_dict(spec.to_dict()).multilabel
+    older = {k: v for k, v in spec.to_dict().items() if k != "task"}  # written before tasks existed
+    assert checkpoint.ModelSpec.from_dict(older).task == "multiclass"
+    with pytest.raises(checkpoint.CheckpointError, match="task='regression' must be one of multiclass, multilabel"):
+        checkpoint.ModelSpec.from_dict({**spec.to_dict(), "task": "regression"})
