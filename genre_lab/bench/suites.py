@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from ..data.synthetic import render_clip
-from . import features, gpu, serve, tag, train
+from . import features, gpu, quant, serve, tag, train
 from .common import Result, environment_tags, report
 
 
@@ -59,8 +59,14 @@ def _quick_songs(folder: Path) -> list[Path]:
     return out
 
 
+def _quant(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
+    size = "{train: 6, val: 2, test: 2}" if quick else "{train: 24, val: 6, test: 12}"
+    params = dict(overrides=[f"data.source.clips_per_class={size}"], epochs=1 if quick else 5)
+    return quant.run(**params), params
+
+
 SUITES: dict[str, Callable[..., tuple[list[Result], dict]]] = {
-    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu}
+    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu, "quant": _quant}
 #: What `python -m genre_lab.bench` runs with no suite named (`gpu` is asked for by name).
 DEFAULT_SUITES = ("features", "train", "tag")
 
