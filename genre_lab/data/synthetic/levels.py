@@ -4,8 +4,10 @@
 bit-identical to those rendered before levels existed. `medium` and `hard` add what makes
 real genre recognition hard: neighbouring genres share parts, parts go missing, tempo, level,
 tuning and production vary more, rooms and noise blur the mix, and a voice may sing over any
-genre. The numbers of `medium` were tuned so that the default models land at test track
-accuracies of roughly 0.70-0.90 (measurements in the README).
+genre. `medium` aims at test track accuracies of roughly 0.70-0.90 for the default models;
+its first setting below landed there (cnn 0.83-0.87, crnn 0.75-0.76, rnn 0.70-0.72 over
+training seeds 0 and 1, `experiments/synthetic_compare/`), so it was not tuned further.
+`hard` scales every knob up and is not calibrated against a target.
 """
 
 from __future__ import annotations
