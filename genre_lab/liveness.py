@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psutil
@@ -123,3 +126,22 @@ def _float(value: str | None) -> float | None:
 def _age(value: str | None, now: float) -> float | None:
     beat = _float(value)
     return None if beat is None else max(0.0, now - beat)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a preempted VM, `kill`, a scheduler) stops the process like Ctrl-C, so training
+    writes `last.ckpt` and closes its run KILLED, and a sweep worker fails its running trial,
+    instead of vanishing with runs left RUNNING. Only the main thread may set signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from .data import GenreDataModule
 from .features import frontend_throughput
 from .inference.pyfunc import log_tagger_model
 from .lineage import describe_run
-from .liveness import Heartbeat, process_tags
+from .liveness import Heartbeat, process_tags, sigterm_as_interrupt
 from .module import GenreClassifier
 from .resume import ResumePoint
 from .stores import store_lock
@@ -109,7 +107,7 @@ def fit_and_test(
     error: BaseException | None = None
     with ExitStack() as stack:
         try:
-            stack.enter_context(_signals_interrupt())
+            stack.enter_context(sigterm_as_interrupt())
             if rank_zero:
                 if resume_point:
                     resume_point.take_over(client, heartbeat_seconds)
@@ -164,25 +162,6 @@ def _start_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule: G
     _log_scan_report(client, run_id, datamodule)
     describe_run(client, run_id, cfg, datamodule)  # run name, dataset inputs
     resume.write_run_file(cfg.paths.output_dir, run_id, client.get_run(run_id).info.experiment_id)
-
-
-@contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM (a preempted VM, `kill`, a scheduler) stops training like Ctrl-C: Lightning then
-    writes `last.ckpt` (InterruptCheckpoint) and the run closes KILLED, instead of the process
-    vanishing with its run left RUNNING. Only the main thread may set signal handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class BestEpochMetrics(Callback):

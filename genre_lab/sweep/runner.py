@@ -8,11 +8,8 @@ import copy
 import difflib
 import logging
 import re
-import signal
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import compose
+from ..liveness import sigterm_as_interrupt
 from ..stores import store_lock
 from ..tracking import experiment_id, open_client, redact_url
 from . import study as studies
@@ -91,23 +89,6 @@ def _check_enqueue(enqueue: list[dict[str, Any]], params: Sequence[Param]) -> No
                 f"sweep.enqueue[{i}]={fixed!r}: give a mapping of searched settings to values; "
                 f"searched settings: {sorted(known)}"
             )
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """`kill <pid>` stops a worker like Ctrl-C: the running trial is failed, not left RUNNING."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def best_config_yaml(trial: FrozenTrial, study_name: str) -> str:
@@ -187,7 +168,7 @@ def run_sweep(overrides: Sequence[str] = (), output_dir: str | Path | None = Non
     error: BaseException | None = None
     try:
         if remaining > 0:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 study.optimize(
                     objective, timeout=s.timeout, n_jobs=s.n_jobs,
                     catch=(Exception,),  # a failing trial is recorded FAIL and the sweep goes on
