@@ -26,12 +26,11 @@ from torchmetrics.classification import (
 )
 
 from .checkpoint import CONFIG_KEY, ModelSpec
-from .metrics import LOCAL, classification_metrics, multilabel_metrics
+from .features import FrontEnd, SpecAugment, learned, mixup
 from .freeze import apply as apply_freeze
 from .freeze import frozen_modules as freeze_modules
+from .metrics import LOCAL, classification_metrics, multilabel_metrics
 from .windows import track_probabilities
-from .features import FrontEnd, SpecAugment, mixup
-from .features import learned
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
 #: torchmetrics' own cross-rank sync would count each of them once per rank again.

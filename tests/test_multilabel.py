@@ -18,8 +18,8 @@ from sklearn.metrics import roc_auc_score
 
 from genre_lab import checkpoint
 from genre_lab.config import compose
-from genre_lab.evaluation import evaluate
 from genre_lab.data.synthetic import render_clip
+from genre_lab.evaluation import evaluate
 from genre_lab.inference.pyfunc import save_tagger_model
 from genre_lab.inference.tagger import Tagger
 from genre_lab.training import build, fit_and_test
@@ -62,7 +62,7 @@ def test_several_labels_need_task_multilabel(tmp_path: Path) -> None:
     cfg = compose([*_data(manifest, tmp_path), "data.chunk_seconds=0.5", "data.eval_hop_seconds=0.5", "task=multilabel"])
     datamodule, model = build(cfg)
     assert datamodule.classes == list(TAGS) and model.multilabel
-    wave, target = datamodule.train_dataloader().dataset[0]
+    _, target = datamodule.train_dataloader().dataset[0]
     assert target.dtype == torch.float32 and target.shape == (3,) and target.sum() >= 1
     pairs = [tags for split in datamodule.splits.values() for tags in split.tag_sets() if len(tags) == 2]
     assert len(pairs) == 3 * 3  # every mixed clip kept both of its tags
