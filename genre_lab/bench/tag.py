@@ -10,7 +10,6 @@ wall-second, on the same files, all measured in one run:
 - `librosa_script`: what a typical script does: `librosa.load(sr=22050)` + mel + dB;
 - `tag_serial`, `tag_overlap`: the Tagger in this process, decoding inline / in threads;
 - `tag_processes`: the Tagger in one worker process per core (`genre_lab.inference.workers`);
-- `tag_int8`: `tag_processes` with int8 dynamic quantization of the GRU and Linear layers;
 - `predict_command` / `predict_command_threads`: the real `python -m genre_lab.predict MODEL
   FILES` process (start-up and model loading included), by default and with `--processes 0`
   (the decode-thread path); their JSON reports are compared (`bench.command.compare`);
@@ -20,7 +19,6 @@ wall-second, on the same files, all measured in one run:
 
 from __future__ import annotations
 
-import copy
 import os
 import tempfile
 import time
@@ -93,22 +91,6 @@ def default_tagger(overrides: Sequence[str] = ()) -> Tagger:
     return Tagger(default_model(overrides), device="cpu")
 
 
-def quantized(tagger: Tagger) -> Tagger:
-    """int8 dynamic quantization of the GRU and Linear layers (weights int8, activations
-    quantized on the fly); the convolutions and the front end stay float32."""
-    from torch.ao.quantization import quantize_dynamic
-
-    model = quantize_dynamic(copy.deepcopy(tagger.model), {torch.nn.GRU, torch.nn.Linear}, dtype=torch.qint8)
-    out = copy.copy(tagger)
-    out.model = model
-    return out
-
-
-def max_prob_diff(a: Sequence, b: Sequence) -> float:
-    return max((abs(x.distribution[c] - y.distribution.get(c, 0.0)) for x, y in zip(a, b) if x.ok and y.ok
-                for c in x.distribution), default=0.0)
-
-
 def run(songs: Sequence[Path], repeats: int = 1, librosa_baseline: bool = True, command_check: bool = True,
         ensemble: bool = True) -> list[Result]:
     if not songs:
@@ -134,12 +116,6 @@ def run(songs: Sequence[Path], repeats: int = 1, librosa_baseline: bool = True, 
     results.append(Result("tag_serial", rate(lambda: list(tagger.tag_files(paths, workers=0))), "audio s/s", limit))
     results.append(Result("tag_overlap", rate(lambda: list(tagger.tag_files(paths, workers=2))), "audio s/s", limit))
     results.append(Result("tag_processes", rate(lambda: list(tagger.tag_files(paths, processes=n))), "audio s/s", limit))
-    # int8: speed and how far its probabilities move (accuracy on the synthetic test split: README).
-    q = quantized(tagger)
-    reference = list(tagger.tag_files(paths, workers=0))
-    int8 = Result("tag_int8", rate(lambda: list(q.tag_files(paths, processes=n))), "audio s/s", limit)
-    int8.extra["max_prob_diff"] = max_prob_diff(reference, list(q.tag_files(paths, workers=0)))
-    results.append(int8)
     if command_check:
         results += _commands(tagger.model, paths, total, limit)
     if ensemble:

@@ -8,7 +8,7 @@ contenders `tag_processes` vs `tag_overlap`).
 
 Workers are started with `spawn` (never `fork`: forking a process whose OpenMP pool already ran
 can deadlock the child). Each receives the Tagger itself once, pickled in memory by this
-process (our own object, never read from a file). Results come back in input order, at most
+process (our own object, never read from a file or received from outside). Results come back in input order, at most
 `2 * processes` files in flight, so memory stays at one decoded song per worker. A worker that
 dies (a decoder crash) never stops the folder: the files it held are retried one at a time in
 a fresh pool, and a file that kills a worker again gets an error row naming it.
@@ -17,6 +17,7 @@ a fresh pool, and a file that kills a worker again gets an error row naming it.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -31,10 +32,12 @@ if TYPE_CHECKING:
 _TAGGER: Tagger | None = None
 
 
-def _start(tagger: Tagger, threads: int) -> None:
+def _start(tagger: bytes, threads: int) -> None:
     global _TAGGER
     torch.set_num_threads(threads)
-    _TAGGER = tagger
+    # Bytes this parent process pickled from its own in-memory Tagger a moment ago, never a
+    # file or anything received from outside.
+    _TAGGER = pickle.loads(tagger)  # noqa: S301
 
 
 def _tag_one(path: str, k: int, segment_seconds: float | None, min_content: bool) -> TagResult:
@@ -55,11 +58,14 @@ def tag_in_processes(
     from .tagger import TagResult
 
     threads = max(1, torch.get_num_threads() // processes)
+    # Plain pickle, by value: multiprocessing's own pickler would share tensors through file
+    # descriptors, which failed to spawn for an int8-quantized model ("bad value(s) in fds_to_keep").
+    state = pickle.dumps(tagger)
     todo = deque(paths)
     suspects: deque[str] = deque()  # files in flight when a worker died: retried one at a time
     while todo or suspects:
         pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start, initargs=(tagger, threads))
+                                   initializer=_start, initargs=(state, threads))
         pending: deque[tuple[str, Future]] = deque()
         try:
             while todo or suspects or pending:
