@@ -116,3 +116,39 @@ def test_fold_setting_errors_name_the_setting(tmp_path: Path) -> None:
     fixed = _manifest(tmp_path / "fixed", split_column=True)
     with pytest.raises(ValueError, match="data.folds=4: .* fixes its own split"):
         instantiate(_cfg(fixed, tmp_path, "data.folds=4").data).setup()
+
+
+@pytest.mark.slow
+def test_fold_multirun_is_aggregated_by_the_report(tmp_path: Path, mlflow_uri: str) -> None:
+    """`-m data.fold=0,1,2`: three runs named by fold; `genre_lab.report` counts them as 3 runs
+    of one configuration (mean ± std over folds), each paired by its data.fold."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from genre_lab import report
+    from genre_lab.config import PROJECT_ROOT
+
+    (tmp_path / "audio").mkdir()
+    manifest = _manifest(tmp_path / "audio")
+    overrides = ["data=csv", f"data.manifest={manifest}", "data.sample_rate=8000", "data.chunk_seconds=0.5",
+                 f"data.cache_dir={tmp_path / 'cache'}", "data.folds=3", "data.group_column=artist", "model=cnn",
+                 "trainer.max_epochs=1", "callbacks.progress_bar=null", "throughput_seconds=0",
+                 "logger.mlflow.experiment_name=folds", f"paths.root_dir={tmp_path}"]
+    proc = subprocess.run([sys.executable, "-m", "genre_lab.train", "-m", "data.fold=0,1,2", *overrides],
+                          cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PYTHONPATH": str(PROJECT_ROOT)},
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("folds").experiment_id])
+    assert sorted(r.data.tags["fold"] for r in runs) == ["0/3", "1/3", "2/3"]
+    assert all(r.data.tags["mlflow.runName"].endswith(f"-fold{r.data.params['data.fold']}of3") for r in runs)
+
+    out = tmp_path / "report"
+    assert report.main(["folds", "--group-by", "model", "--metric", "test/track_acc", "--out", str(out),
+                        "--tracking-uri", mlflow_uri, "--no-log"]) == 0
+    (row,) = json.loads((out / "report.json").read_text())["tables"]["test/track_acc"]
+    assert row["group"] == ["cnn"] and row["n"] == 3
+    assert sorted(row["values"]) == [f"seed=42, data.fold={k}" for k in range(3)]  # folds, not repeats
+    assert row["mean"] == pytest.approx(sum(r.data.metrics["test/track_acc"] for r in runs) / 3)
