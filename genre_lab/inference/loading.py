@@ -51,6 +51,8 @@ def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
     # The same store training writes to: the argument, else MLFLOW_TRACKING_URI, else the
     # project's sqlite file.
     tracking_uri = tracking_uri or tracking.tracking_uri()
+    if text.startswith("pretrained:"):
+        return _pretrained(text)
     if Path(text).is_file():
         return ModelSource(text, Path(text))
     if Path(text).is_dir():
@@ -60,9 +62,36 @@ def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
     if _RUN_ID.match(text):
         return _from_run(text, tracking_uri)
     raise ModelSourceError(
-        f"model '{text}' is not an existing checkpoint file, an MLflow run id (32 hex digits) "
-        "or a models:/ or runs:/ URI"
+        f"model '{text}' is not an existing checkpoint file, an MLflow run id (32 hex digits), "
+        "a models:/ or runs:/ URI, or pretrained:musicnn-msd|mtt"
     )
+
+
+def _pretrained(ref: str) -> ModelSource:
+    """A shipped pretrained network as an ordinary genre_lab weights file (written once per
+    process into the private cache): its own tags as the classes, `task=multilabel` (each tag
+    an independent sigmoid, as the original tagger reports them), its own 3 s windows without
+    overlap. Everything that takes a model file then takes it: predict, the Tagger, evaluate,
+    serving (`save_tagger_model`) and ensembles."""
+    from ..pretrained import zoo
+
+    try:
+        name = zoo.pretrained_name(ref)
+    except ValueError as err:
+        raise ModelSourceError(str(err)) from err
+    config = zoo.pretrained_config(ref)
+    frontend, backbone = zoo.build_pretrained(ref)
+    spec = checkpoint.ModelSpec.from_dict({**config, "classes": list(backbone.tag_names), "task": "multilabel"}, ref)
+    model = GenreClassifier.from_spec(spec)
+    model.frontend.load_state_dict(frontend.state_dict())
+    model.backbone.load_state_dict(backbone.state_dict())
+    # The original 50-tag output layer is the head.
+    model.head.load_state_dict(backbone.tag_head.state_dict())
+    path = cache_root() / f"pretrained-{name}.pt"
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    checkpoint.write(partial, spec, model.state_dict())
+    os.replace(partial, path)
+    return ModelSource(ref, path)
 
 
 def cache_root() -> Path:
