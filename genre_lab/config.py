@@ -25,8 +25,8 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 #: The source checkout holding this package (tests, notebooks and experiments/ live there);
 #: never a default location for data.
 PROJECT_ROOT = _PACKAGE_DIR.parent
-# The configs inside the package; until `conf/` is moved there, the checkout's folder.
-CONF_DIR = _PACKAGE_DIR / "conf" if (_PACKAGE_DIR / "conf").is_dir() else PROJECT_ROOT / "conf"
+#: The Hydra configs, shipped inside the package (Hydra's app-packaging convention).
+CONF_DIR = _PACKAGE_DIR / "conf"
 
 
 def home() -> Path:

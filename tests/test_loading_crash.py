@@ -133,7 +133,7 @@ TRAINING = """
         "data.sample_rate=8000", "data.chunk_seconds=1.0", "data.eval_hop_seconds=0.5",
         "data.val_fraction=0.25", "data.test_fraction=0.25", "data.batch_size=8",
         "model=cnn", "trainer.max_epochs=4", "callbacks.early_stopping=null",
-        "callbacks.progress_bar=null", "throughput_seconds=0", "+log_model=false",
+        "callbacks.progress_bar=null", "throughput_seconds=0", "log_model=false",
         f"paths.root_dir={out}",
     ], output_dir=out / "run")
     result = fit_and_test(cfg, callbacks=[Damage()])

@@ -42,7 +42,7 @@ TRIAL = [
     *(o for o in TINY if not o.startswith(("trainer.max_epochs", "data.source.clips_per_class",
                                           "data.train_chunks_per_clip", "throughput_seconds"))),
     "data.source.clips_per_class={train: 8, val: 3, test: 2}", "data.train_chunks_per_clip=2",
-    "trainer.max_epochs=2", "throughput_seconds=0", "++log_model=false",
+    "trainer.max_epochs=2", "throughput_seconds=0", "log_model=false",
 ]
 
 

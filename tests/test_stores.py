@@ -90,7 +90,7 @@ def test_training_evaluation_and_sweep_started_together(tmp_path: Path) -> None:
     quick = [*(o for o in TINY if not o.startswith(("trainer.max_epochs", "throughput_seconds",
                                                    "data.source.clips_per_class"))),
              "data.source.clips_per_class={train: 8, val: 3, test: 2}", "trainer.max_epochs=1",
-             "throughput_seconds=0", "++log_model=false"]
+             "throughput_seconds=0", "log_model=false"]
     # A checkpoint to evaluate, trained into another store beforehand.
     ckpt_root = tmp_path / "pretrained"
     before = subprocess.run(

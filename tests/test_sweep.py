@@ -399,7 +399,7 @@ def test_rerun_right_after_kill_9_reuses_the_dead_trials_budget(tmp_path: Path, 
     rule cannot tell yet): the dead trial is failed by its PID record and replaced, and the
     study ends with all `sweep.n_trials` trials, not one short."""
     args = [*QUICK, "trainer.max_epochs=4", f"paths.root_dir={tmp_path}", "sweep=cnn", "sweep.n_trials=2",
-            "sweep.pruner.type=none", "++log_model=false"]
+            "sweep.pruner.type=none", "log_model=false"]
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     worker = subprocess.Popen(
         [sys.executable, "-m", "genre_lab.sweep", *args, f"hydra.run.dir={tmp_path}/w1"], cwd=PROJECT_ROOT,
