@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +24,10 @@ from genre_lab.inference import Tagger
 from genre_lab.inference.ensemble import EnsembleClassifier, EnsembleError
 from genre_lab.module import GenreClassifier
 from genre_lab.predict import main as predict_main
+from genre_lab.servers import free_port, stop_session, wait_ready
 from genre_lab.training import fit_and_test
 from tests.conftest import TINY
-from tests.test_serving import _free_port, _wait_ready, _wav_base64
+from tests.test_serving import _wav_base64
 
 MEMBERS = (["model=cnn"], ["model=crnn"], ["model=cnn", "data.sample_rate=22050", "seed=7"])
 
@@ -129,7 +129,7 @@ def test_members_must_share_their_classes(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_served_ensemble_answers(runs, ensemble_run: str, tmp_path: Path) -> None:
     uri, _, root = runs
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(root / "cache"),
@@ -140,7 +140,7 @@ def test_served_ensemble_answers(runs, ensemble_run: str, tmp_path: Path) -> Non
              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_ready(proc, url, log)
+        wait_ready(proc, f"{url}/ping", log)
         song = render_clip("metal", seed=5, seconds=5.0, sample_rate=22050)
         response = requests.post(f"{url}/invocations", json={
             "dataframe_records": [{"audio_base64": _wav_base64(song, 22050)}], "params": {"top_k": 2}}, timeout=60)
@@ -148,9 +148,4 @@ def test_served_ensemble_answers(runs, ensemble_run: str, tmp_path: Path) -> Non
         (row,) = response.json()["predictions"]
         assert row["error"] is None and len(row["genres"]) == 2
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_session(proc)

@@ -5,8 +5,6 @@ and the LoggedModel linked to its run and metrics."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from hydra.utils import get_class
 
 from genre_lab.config import compose
 from genre_lab.lineage import run_name
+from genre_lab.servers import free_port, stop_session
 from genre_lab.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from genre_lab.training import fit_and_test
 
@@ -39,19 +38,13 @@ def test_run_names_tell_runs_apart(overrides: list[str], name: str) -> None:
     assert run_name(cfg, source_name) == name
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ui_endpoints_show_kind_name_datasets_and_logged_model(mlflow_uri: str, tmp_path: Path) -> None:
     cfg = compose([*TINY, "model=cnn", "trainer.max_epochs=1", "throughput_seconds=0", "seed=5",
                    f"paths.root_dir={tmp_path}"], output_dir=tmp_path / "out")
     result = fit_and_test(cfg)
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -101,9 +94,4 @@ def test_ui_endpoints_show_kind_name_datasets_and_logged_model(mlflow_uri: str, 
         assert metrics["test/track_acc"]["dataset_digest"] == inputs["test"]["digest"]
         assert metrics["val/loss"]["dataset_digest"] == inputs["val"]["digest"]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_session(proc)

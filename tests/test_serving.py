@@ -6,11 +6,8 @@ import base64
 import copy
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -28,34 +25,15 @@ from genre_lab.data.synthetic import GENRES, render_clip
 from genre_lab.inference.limits import ENV_MAX_SECONDS, ENV_MAX_SEGMENTS, ENV_MAX_UPLOAD_MB, ServingLimits
 from genre_lab.inference.pyfunc import save_tagger_model
 from genre_lab.module import GenreClassifier
+from genre_lab.servers import free_port, stop_session, wait_ready
 from genre_lab.training import fit_and_test
 from tests.conftest import TINY
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wav_base64(wave: np.ndarray, sr: int) -> str:
     buf = io.BytesIO()
     sf.write(buf, wave, sr, format="WAV", subtype="PCM_16")
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log: Path, limit: float = 120.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"server not ready after {limit:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.mark.slow
@@ -78,7 +56,7 @@ def test_served_model_answers_audio_with_top_k_genres(mlflow_uri: str, tiny_over
         assert f"{name}=={version(name)}" in requirements, requirements
     assert not any(r.startswith("pytest") for r in requirements)
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     # `mlflow models serve` starts uvicorn by name: the venv's bin must be on PATH.
@@ -91,7 +69,7 @@ def test_served_model_answers_audio_with_top_k_genres(mlflow_uri: str, tiny_over
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        _wait_ready(proc, url, log)
+        wait_ready(proc, f"{url}/ping", log)
         song = render_clip("rock", seed=3, seconds=5.0, sample_rate=22050)
         request = {
             "dataframe_records": [
@@ -144,12 +122,7 @@ def test_served_model_answers_audio_with_top_k_genres(mlflow_uri: str, tiny_over
             assert all(fragment in r["error"] for r in response.json()["predictions"])
     finally:
         # The server forks workers: end the whole session it leads, then reap it.
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_session(proc)
 
 
 # -- in-process pyfunc: the same schema enforcement as the server, one bound at a time ----------
