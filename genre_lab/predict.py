@@ -26,8 +26,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--workers", type=int, default=2, help="decoding threads running ahead of the model (0: none)")
     p.add_argument("--processes", type=int, metavar="N",
-                   help="worker processes tagging whole files (default: one per core for a few files or more; "
-                        "0: tag in this process with --workers decoding threads)")
+                   help="worker processes tagging whole files (default 0: tag in this process with --workers "
+                        "decoding threads)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")

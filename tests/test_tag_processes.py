@@ -4,7 +4,6 @@ killed by a file never stops the others."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -64,10 +63,7 @@ def test_a_file_that_kills_its_worker_is_an_error_row_and_the_rest_are_tagged(tm
     assert "crashed the worker process" in rows[2].error
 
 
-def test_predict_uses_one_process_per_core_only_for_enough_files() -> None:
-    opts = PredictOptions(model="m", paths=["x"])
-    cores = len(os.sched_getaffinity(0))
-    assert processes_for(opts, 1) == 0
-    assert processes_for(opts, 100) == (cores if cores > 1 else 0)
+def test_predict_uses_processes_only_when_asked() -> None:
+    assert processes_for(PredictOptions(model="m", paths=["x"]), 100) == 0
     assert processes_for(PredictOptions(model="m", paths=["x"], processes=0), 100) == 0
     assert processes_for(PredictOptions(model="m", paths=["x"], processes=3), 1) == 3

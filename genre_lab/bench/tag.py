@@ -11,8 +11,8 @@ wall-second, on the same files, all measured in one run:
 - `tag_serial`, `tag_overlap`: the Tagger in this process, decoding inline / in threads;
 - `tag_processes`: the Tagger in one worker process per core (`genre_lab.inference.workers`);
 - `predict_command` / `predict_command_threads`: the real `python -m genre_lab.predict MODEL
-  FILES` process (start-up and model loading included), by default and with `--processes 0`
-  (the decode-thread path); their JSON reports are compared (`bench.command.compare`);
+  FILES` process (start-up and model loading included), with one worker process per core and
+  with `--processes 0` (the default decode-thread path); their JSON reports are compared (`bench.command.compare`);
 - `ensemble3` vs `members_one_by_one`: a 3-member ensemble (one decode per file) against its
   members tagging the same songs one after another (issue 12).
 """
@@ -130,7 +130,7 @@ def _commands(model: GenreClassifier, paths: list[str], total: float, limit: str
     threads), once each; the second's JSON is the reference the first is compared with."""
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = command.save_model(model, Path(tmp))
-        fast_s, fast = command.run_predict(ckpt, paths)
+        fast_s, fast = command.run_predict(ckpt, paths, ["--processes", str(cores())])
         slow_s, slow = command.run_predict(ckpt, paths, ["--processes", "0"])
     check = command.compare(slow, fast)
     return [Result("predict_command", total / fast_s, "audio s/s", limit, dict(check, seconds=fast_s)),

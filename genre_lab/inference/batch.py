@@ -9,7 +9,6 @@ carries no music (`genre_lab.content`) is tagged with a warning, or is a failed 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +41,8 @@ class PredictOptions:
     output: Path | None = None
     overwrite: bool = False
     workers: int = 2
-    #: Worker processes tagging whole files (None: one per core when there are enough files;
-    #: 0 or 1: this process, with `workers` decoding threads). See `genre_lab.inference.workers`.
+    #: Worker processes tagging whole files (None/0/1: this process, with `workers` decoding
+    #: threads). See `genre_lab.inference.workers`.
     processes: int | None = None
     batch_size: int = 16
     device: str | None = None
@@ -100,19 +99,12 @@ def tag_with_progress(tagger: Tagger, files: Sequence[Path], opts: PredictOption
                                      min_content=opts.min_content, processes=processes_for(opts, len(files))))
 
 
-#: Fewest files for which `predict` starts worker processes by default: each worker imports
-#: torch and receives the model first (about a second on a free core), which pays only when
-#: every worker gets a few songs.
-MIN_FILES_PER_PROCESS = 2
-
-
 def processes_for(opts: PredictOptions, n_files: int) -> int:
-    """Worker processes for this run: `--processes` when given, else one per core when every
-    core gets at least `MIN_FILES_PER_PROCESS` files, else none (0)."""
-    if opts.processes is not None:
-        return max(0, opts.processes)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if cores > 1 and n_files >= cores * MIN_FILES_PER_PROCESS else 0
+    """Worker processes for this run: `--processes` when given, else none (0). Not the default:
+    measured once on 8 Debian songs (machine shared, load ~10 on 2 cores), the whole command
+    ran at 68 audio s/s with 2 worker processes against 84 with decode threads, same JSON
+    (`genre_lab.bench tag`, contenders predict_command*)."""
+    return max(0, opts.processes) if opts.processes is not None else 0
 
 
 def run_predict(opts: PredictOptions) -> int:
