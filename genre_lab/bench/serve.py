@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,16 +28,11 @@ from ..data.synthetic import GENRES, render_clip
 from ..inference.pyfunc import save_tagger_model
 from ..inference.tagger import Tagger
 from ..module import GenreClassifier
+from ..servers import free_port, stop_session, wait_ready
 from .common import Result
 
 #: Seconds a server may take to answer /ping after start-up (imports, model load).
 READY_SECONDS = 300.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clip_bytes(seconds: float, index: int, sample_rate: int = 22050) -> bytes:
@@ -47,20 +40,6 @@ def clip_bytes(seconds: float, index: int, sample_rate: int = 22050) -> bytes:
     sf.write(buf, render_clip(GENRES[index % len(GENRES)], index, seconds, sample_rate), sample_rate,
              format="WAV", subtype="PCM_16")
     return buf.getvalue()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow models serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"mlflow models serve not ready after {READY_SECONDS:.0f} s: {log.read_text()[-2000:]}")
 
 
 def _p95(latencies: list[float]) -> float:
@@ -92,7 +71,7 @@ def run(model: GenreClassifier, clients: int = 4, requests_per_client: int = 4, 
                             extra={"p95_latency_s": _p95(latencies)})
 
         folder = save_tagger_model(Path(tmp) / "model", model)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "serve.log"
         threads = max(1, len(os.sched_getaffinity(0)) // workers)
@@ -105,7 +84,7 @@ def run(model: GenreClassifier, clients: int = 4, requests_per_client: int = 4, 
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         try:
-            _wait_ready(proc, url, log)
+            wait_ready(proc, f"{url}/ping", log, READY_SECONDS)
             for _ in range(workers):  # warm every worker once
                 requests.post(f"{url}/invocations", json=bodies[0], timeout=300).raise_for_status()
 
@@ -123,12 +102,7 @@ def run(model: GenreClassifier, clients: int = 4, requests_per_client: int = 4, 
                 served = list(pool.map(send, bodies))
             wall = time.perf_counter() - t0
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            stop_session(proc)
     server = Result(f"mlflow_serve_{clients}clients", len(bodies) / wall, "requests/s", "in_process_tagger",
                     {"p95_latency_s": _p95(served), "workers": float(workers), "clip_seconds": clip_seconds})
     return [in_process, server]
