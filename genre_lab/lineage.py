@@ -14,6 +14,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 from omegaconf import DictConfig, OmegaConf
 
 from .data.clips import AudioSplit
+from .stores import store_lock
 
 #: MLflow's tag for the role of a dataset input (shown beside the dataset in the UI).
 CONTEXT_TAG = "mlflow.data.context"
@@ -89,4 +90,9 @@ def describe_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule:
     if cfg.data.get("folds"):  # `genre_lab.report` pairs and aggregates runs by data.fold
         client.set_tag(run_id, "fold", f"{cfg.data.get('fold', 0)}/{cfg.data.folds}")
     if datamodule.splits:
-        client.log_inputs(run_id, datasets=dataset_inputs(cfg, datamodule.source.name, datamodule.splits, datamodule.classes))
+        inputs = dataset_inputs(cfg, datamodule.source.name, datamodule.splits, datamodule.classes)
+        # MLflow inserts each new dataset once per experiment: two runs started together on the
+        # same data raced on that insert (UNIQUE constraint failed, seen with a kill -9/resume
+        # test's two trainings), so the insert takes the store's lock.
+        with store_lock(client.tracking_uri):
+            client.log_inputs(run_id, datasets=inputs)
