@@ -40,7 +40,7 @@ def test_quick_bench_logs_every_suite(mlflow_uri: str, capsys: pytest.CaptureFix
     assert feats["torchaudio_logmel_cpu_b2.max_abs_db"] < 0.01
     train = runs["train"].data.metrics
     assert 0 <= train["train_crnn.data_wait_share"] <= 1
-    assert "train_crnn_folder_cached_speedup_vs_loader_only_folder_cached" in train
+    assert "train_crnn_folder_w0_speedup_vs_loader_only_folder_cached" in train
     # Folder clips: every model with DataLoader workers 0 and 2 (quick mode).
     for name in ("cnn", "rnn", "crnn"):
         for workers in (0, 2):
