@@ -4,6 +4,7 @@ killed by a file never stops the others."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
