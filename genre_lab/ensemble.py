@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from .evaluation import training_data_config
 from .inference.ensemble import EnsembleClassifier, EnsembleError
 from .inference.loading import RUN_CHECKPOINT, ModelSourceError, load_classifier, resolve
 from .inference.pyfunc import log_tagger_model
+
+log = logging.getLogger(__name__)
 
 #: Runs that are not trained models and never become members.
 _NOT_MODELS = ("evaluation", "ensemble", "report", "sweep")
@@ -94,8 +97,9 @@ def build_ensemble(models: Sequence[str], tracking_uri: str, weights: Sequence[f
         if first_run:
             try:
                 config["data"] = training_data_config(client, first_run)
-            except ValueError:
-                pass  # the first member has no usable config.yaml: evaluate then needs data=...
+            except ValueError as err:
+                # Still a usable ensemble; only `evaluate run=<ensemble>` then needs data=...
+                log.warning("ensemble run has no dataset config: %s", err)
         client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(RUN_CHECKPOINT).name
