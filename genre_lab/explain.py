@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from .audio import AudioDecodeError, resample
+from .content import rms_dbfs
 from .inference.attribution import METHODS, Explainer, stitch
 from .inference.batch import collect_audio_files
 from .inference.loading import ModelSourceError
@@ -44,13 +45,17 @@ def explain_song(tagger: Tagger, explainer: Explainer, path: str | Path, output:
 
     import matplotlib.pyplot as plt
 
-    wave = tagger.decode(path)
-    tagger.tag_wave(wave, None, 1, name=str(path))  # the tagger's own checks (silence, finite outputs)
     if target is not None and target not in tagger.classes:
         raise ValueError(f"--target '{target}' is not one of the model's classes {tagger.classes}")
+    wave = tagger.decode(path)
+    level = rms_dbfs(wave)
+    if level < tagger.silence_dbfs:  # the tagger's silence rule, without tagging the song twice
+        raise TaggingError(str(path), f"silent audio (RMS {level:.0f} dBFS)")
     if len(wave) < tagger.chunk:  # drawn over one whole (zero-padded) window
         wave = F.pad(wave, (0, tagger.chunk - len(wave)))
     probs, starts = tagger.window_probabilities(wave)
+    if not torch.isfinite(probs).all():
+        raise TaggingError(str(path), "model output is not finite")
     track = probs.mean(0)
     index = tagger.classes.index(target) if target else int(track.argmax())
     batch_windows, _ = windows(wave, tagger.chunk, tagger.hop)
