@@ -62,7 +62,7 @@ def fit_and_test(
     """Train with `cfg`, test the best checkpoint, log everything to one MLflow run.
 
     The run is closed FINISHED, or FAILED with the error as a tag (KILLED on Ctrl-C or
-    SIGTERM, after writing `last.ckpt`). A trial pruned by Optuna is not a failure: it closes
+    SIGTERM, after writing `interrupted.ckpt`). A trial pruned by Optuna is not a failure: it closes
     FINISHED with tag `trial_state=PRUNED`. `overrides` (the command line that composed `cfg`)
     are recorded so that `resume=<run>` can compose the same config again; with `cfg.resume`
     set, the run named there is continued from its `last.ckpt` instead of starting a new one.

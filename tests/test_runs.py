@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from genre_lab.config import PROJECT_ROOT
 from genre_lab.liveness import HEARTBEAT, HOST, INTERVAL, PID, liveness, process_tags
-from genre_lab.resume.checkpoints import load
+from genre_lab.resume.checkpoints import INTERRUPTED, load
 from genre_lab.resume.run import RUN_FILE
 from tests.training_procs import QUICK, history, start, wait_for
 
@@ -87,9 +87,15 @@ def test_liveness_reads_malformed_tags_as_unknown(mlflow_uri: str) -> None:
     assert state.state == "RUNNING" and "no heartbeat" in state.reason
 
 
+EPOCHS = 24
+
+
 @pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_closes_killed_and_resumes(tmp_path: Path, mlflow_uri: str) -> None:
-    args = [*QUICK, f"paths.root_dir={tmp_path}", "heartbeat_seconds=1"]
+    # QUICK trains its 4 epochs in about 2 s here, which the signal could miss (it once landed while
+    # the model was being logged, after fit): 24 epochs keep fit running for the signal.
+    args = [*(o for o in QUICK if not o.startswith("trainer.max_epochs")), f"trainer.max_epochs={EPOCHS}",
+            f"paths.root_dir={tmp_path}", "heartbeat_seconds=1"]
     run_dir = tmp_path / "run"
     proc = start(args, run_dir, mlflow_uri)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -99,15 +105,17 @@ def test_sigterm_writes_a_checkpoint_closes_killed_and_resumes(tmp_path: Path, m
     beat = float(client.get_run(run_id).data.tags[HEARTBEAT])
     wait_for(lambda: float(client.get_run(run_id).data.tags[HEARTBEAT]) > beat, proc, "a heartbeat", timeout=60)
     first = load(last)["global_step"]
-    time.sleep(1.0)  # into the second epoch
+    time.sleep(0.5)  # into the next epoch
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=300) != 0
 
     run = client.get_run(run_id)
     assert run.info.status == "KILLED", run.info.status
     assert "SIGTERM" in run.data.tags["error"]
-    interrupted = load(last)  # written at the signal, mid-epoch: the steps since the epoch's end are kept
-    assert interrupted["global_step"] >= first
+    # The weights at the signal are kept; resume starts from the last finished epoch.
+    interrupted = load(run_dir / "checkpoints" / INTERRUPTED)
+    assert interrupted["global_step"] >= load(last)["global_step"] >= first
+    resumed_from = load(last)["epoch"]
 
     resumed = subprocess.run(
         [sys.executable, "-m", "genre_lab.train", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'resumed'}"],
@@ -119,5 +127,6 @@ def test_sigterm_writes_a_checkpoint_closes_killed_and_resumes(tmp_path: Path, m
     assert run.info.status == "FINISHED" and "error" not in run.data.tags  # the interruption is over
     for key in ("val/loss", "val/track_acc", "train/loss"):
         steps = [s for s, _ in history(client, run_id, key)]
-        assert len(steps) == 4 and len(set(steps)) == 4, (key, steps)
+        assert len(steps) == EPOCHS and len(set(steps)) == EPOCHS, (key, steps)
     assert "test/track_acc" in run.data.metrics
+    assert load(last)["epoch"] > resumed_from

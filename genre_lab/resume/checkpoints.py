@@ -5,7 +5,8 @@ and renames it into place, so `kill -9` or power loss mid-write leaves the previ
 `last.ckpt` intact; it reads checkpoints with `torch.load(weights_only=True)` (a checkpoint is
 data, never code). `ResumeState` stores the RNG streams, so the epochs after a resume draw
 the same random chunks, masks and dropout as an uninterrupted run. `InterruptCheckpoint`
-writes `last.ckpt` when SIGTERM or Ctrl-C stops `fit`.
+writes `interrupted.ckpt` when SIGTERM or Ctrl-C stops `fit`; `resume` continues from
+`last.ckpt`, the last finished epoch (see the class for why).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
+#: The weights and loop state at a SIGTERM or Ctrl-C (see `InterruptCheckpoint`).
+INTERRUPTED = "interrupted.ckpt"
 
 
 class CheckpointLoadError(RuntimeError):
@@ -113,7 +116,17 @@ class ResumeState(Callback):
 
 
 class InterruptCheckpoint(Callback):
-    """On SIGTERM or Ctrl-C during `fit`, write `last.ckpt` (mid-epoch) before the run closes."""
+    """On SIGTERM or Ctrl-C during `fit`, write `interrupted.ckpt` (the weights at the signal,
+    usable by `predict` and `evaluate`) before the run closes KILLED.
+
+    `resume` continues from `last.ckpt` instead, the end of the last finished epoch, so an
+    interruption costs at most the epoch in progress, as `kill -9` does. A mid-epoch state does
+    not resume exactly: Lightning checkpoints neither the epoch's metric accumulators nor the
+    validation outputs nor the loader's position. Resumed from the signal, a run interrupted
+    during validation logged no `train/loss` for that epoch (seen in CI), a validation resumed
+    half-way is scored on the wrong subset of clips, and the rest of the epoch draws other
+    batches than an uninterrupted run.
+    """
 
     def __init__(self) -> None:
         self.saved: str | None = None
@@ -129,9 +142,10 @@ class InterruptCheckpoint(Callback):
             return
         if trainer.world_size > 1:
             # Saving synchronises the ranks, which an interrupted group may never reach.
-            log.warning("interrupted under DDP: keeping the last epoch's checkpoint")
+            log.warning("interrupted under DDP: resume continues from the last epoch's %s", LAST)
             return
-        path = str(Path(ckpt.dirpath) / LAST)
+        path = str(Path(ckpt.dirpath) / INTERRUPTED)
         trainer.save_checkpoint(path)
         self.saved = path
-        log.warning("interrupted: checkpoint written to %s", path)
+        log.warning("interrupted: weights at the signal written to %s; resume continues from %s (the last "
+                    "finished epoch)", path, Path(ckpt.dirpath) / LAST)
