@@ -26,9 +26,9 @@ from rich.console import Console
 
 from . import tracking
 from .evaluation import training_data_config
+from .export import log_tagger_model
 from .inference.ensemble import EnsembleClassifier, EnsembleError
 from .inference.loading import RUN_CHECKPOINT, ModelSourceError, load_classifier, resolve
-from .inference.pyfunc import log_tagger_model
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def build_ensemble(models: Sequence[str], tracking_uri: str, weights: Sequence[f
             path = Path(tmp) / Path(RUN_CHECKPOINT).name
             model.save(path)
             client.log_artifact(run_id, str(path), str(Path(RUN_CHECKPOINT).parent))
-            log_tagger_model(client, run_id, path)
+            log_tagger_model(client, run_id, model)
         return EnsembleResult(run_id, [s.spec for s in sources], [s.run_id for s in sources], model.weights.tolist())
 
 

@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import resume, tracking, transfer
 from .data import GenreDataModule
+from .export import log_tagger_model
 from .features import frontend_throughput
-from .inference.pyfunc import log_tagger_model
 from .lineage import describe_run
 from .liveness import Heartbeat, process_tags, sigterm_as_interrupt
 from .module import GenreClassifier

@@ -20,7 +20,7 @@ from genre_lab import checkpoint
 from genre_lab.config import compose
 from genre_lab.data.synthetic import render_clip
 from genre_lab.evaluation import evaluate
-from genre_lab.inference.pyfunc import save_tagger_model
+from genre_lab.export import save_tagger_model
 from genre_lab.inference.tagger import Tagger
 from genre_lab.training import build, fit_and_test
 

@@ -25,7 +25,7 @@ import requests
 import soundfile as sf
 
 from ..data.synthetic import GENRES, render_clip
-from ..inference.pyfunc import save_tagger_model
+from ..export import save_tagger_model
 from ..inference.tagger import Tagger
 from ..module import GenreClassifier
 from ..servers import free_port, stop_session, wait_ready

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint, tracking
+from ..export import PYFUNC_PATH, WEIGHTS_KEY
 from ..module import GenreClassifier
 from . import ensemble
 from .ensemble import EnsembleClassifier
@@ -26,8 +27,6 @@ from .ensemble import EnsembleClassifier
 #: Where training stores the best checkpoint inside its MLflow run.
 RUN_CHECKPOINT = "checkpoints/best.ckpt"
 #: Artifact path of the pyfunc model inside a training run, and the key of its weights file.
-PYFUNC_PATH = "model"
-WEIGHTS_KEY = "weights"
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -203,7 +202,7 @@ def _from_uri(uri: str, tracking_uri: str) -> ModelSource:
 
 
 def _pyfunc_weights(model_dir: Path, spec: str) -> Path:
-    """The weights file inside a pyfunc model directory logged by `inference.pyfunc`."""
+    """The weights file inside a pyfunc model directory written by `genre_lab.export`."""
     from mlflow.models import Model
 
     if not (model_dir / "MLmodel").is_file():
