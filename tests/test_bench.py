@@ -94,3 +94,13 @@ def test_unknown_suite_is_rejected(capsys: pytest.CaptureFixture) -> None:
         main(["speed"])
     assert err.value.code == 2
     assert "unknown suite" in capsys.readouterr().err
+
+
+def test_musicnn_contender_names_a_missing_side_python(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from genre_lab.bench import musicnn
+
+    monkeypatch.delenv(musicnn.ENV, raising=False)
+    assert musicnn.tf_python() is None  # no side environment: `bench tag` leaves the contender out
+    monkeypatch.setenv(musicnn.ENV, str(tmp_path / "nope" / "python"))
+    with pytest.raises(musicnn.SideEnvError, match="nope/python: no such file"):
+        musicnn.run([tmp_path / "song.wav"], musicnn.tf_python())

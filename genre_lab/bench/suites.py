@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +11,10 @@ import soundfile as sf
 import torch
 
 from ..data.synthetic import render_clip
-from . import features, gpu, quant, serve, tag, train
+from . import features, gpu, musicnn, quant, serve, tag, train
 from .common import Result, environment_tags, report
+
+log = logging.getLogger(__name__)
 
 
 def _features(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
@@ -28,7 +31,8 @@ def _train(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result],
 
 
 def _tag(quick: bool, repeats: int | None, songs: str | None = None, max_songs: int | None = None,
-         serve_requests: int | None = None, **_: object) -> tuple[list[Result], dict]:
+         serve_requests: int | None = None, tf_python: str | None = None, musicnn_songs: int = 4,
+         **_: object) -> tuple[list[Result], dict]:
     per_client = serve_requests or (1 if quick else 4)
     clip = 4.0 if quick else 30.0
     if quick and songs is None:
@@ -41,6 +45,12 @@ def _tag(quick: bool, repeats: int | None, songs: str | None = None, max_songs: 
         params = {"songs": songs or ",".join(tag.DEBIAN_MUSIC), "n": len(files), "repeats": repeats or 1}
         results = tag.run(files, repeats=repeats or 1)
     results += serve.run(tag.default_model(), clients=4, requests_per_client=per_client, clip_seconds=clip)
+    python = musicnn.tf_python(tf_python)
+    if python:  # the original TensorFlow tagger, from its side environment (issue 11)
+        results += musicnn.run(files[:musicnn_songs], python)
+        params["musicnn_songs"] = min(musicnn_songs, len(files))
+    else:
+        log.warning("bench tag: no TensorFlow musicnn contender (give --tf-python or $%s)", musicnn.ENV)
     return results, {**params, "serve_clients": 4, "serve_requests_per_client": per_client, "serve_clip_seconds": clip}
 
 
