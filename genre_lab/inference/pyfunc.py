@@ -26,11 +26,11 @@ The model's probabilities are checked finite: damaged weights give errors, never
 Training logs it as an MLflow 3 LoggedModel (`models:/<model id>`, also `runs:/<run id>/model`)
 through `genre_lab.export`, which writes the model directory and holds the request `SIGNATURE`.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import math
 import tempfile
 from pathlib import Path
@@ -45,8 +45,6 @@ from ..audio import AudioDecodeError
 from ..export import OUTPUT_COLUMNS, WEIGHTS_KEY
 from .limits import LimitError, ServingLimits, check_sample_rate, check_segment_seconds, check_top_k
 from .tagger import Tagger, TaggingError, TagResult
-
-log = logging.getLogger(__name__)
 
 
 def _missing(value: Any) -> bool:
