@@ -333,7 +333,9 @@ def test_sweep_prunes_tracks_and_resumes(tmp_path: Path, mlflow_uri: str) -> Non
     assert parent.data.tags["best_trial"] == str(best.number)
     arts = _artifacts(client, parent.info.run_id)
     assert {"plots/optimization_history.png", "plots/param_importances.png", "plots/parallel_coordinate.png",
-            "best_config.yaml", "trials.csv", "sweep/settings.yaml"} <= arts, arts
+            "best_config.yaml", "trials.csv", "sweep/settings.yaml", "param_importances.json"} <= arts, arts
+    importances = {k.removeprefix("importance/"): v for k, v in parent.data.metrics.items() if k.startswith("importance/")}
+    assert importances and set(importances) <= set(best.params) and sum(importances.values()) == pytest.approx(1.0)
 
     # The best config is a complete training config with the best trial's values.
     assert first.best_config is not None and first.best_config.name == "best_config.yaml"

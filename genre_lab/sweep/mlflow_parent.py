@@ -2,14 +2,15 @@
 
 The parent is found again by its tags (`sweep_study=<name>`, `sweep_role=parent`) so a
 resumed sweep, or a second worker, logs into the same parent. It records the best value and
-parameters as they improve and, when a worker ends, Optuna's plots, a table of all trials and
-the best trial's config.
+parameters as they improve and, when a worker ends, Optuna's plots, a table of all trials,
+the parameter importances (`importance/<setting>` metrics) and the best trial's config.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ matplotlib.use("Agg")  # files only: sweeps run headless
 import matplotlib.pyplot as plt
 import optuna
 from mlflow import MlflowClient
-from mlflow.entities import ViewType
+from mlflow.entities import Metric, ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import FrozenTrial, TrialState
 
@@ -54,6 +55,16 @@ def close_dead_child(client: MlflowClient, study: optuna.Study, trial: FrozenTri
     run_id = trial.user_attrs.get(RUN_ID_ATTR)
     if run_id:
         close_child(client, run_id, TrialState.FAIL.name, RuntimeError(f"worker died ({reason})"))
+
+
+def param_importances(study: optuna.Study, seed: int = 0) -> dict[str, float]:
+    """fANOVA importance of each searched setting for the study's objective (Optuna's default
+    evaluator, with a fixed seed: its random forest otherwise gives other values on every
+    call), most important first. Needs finished trials whose settings differ."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "experimental" notices
+        return dict(optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed)))
 
 
 @dataclass
@@ -156,6 +167,16 @@ class SweepTracker:
                 log.warning("skipped %s: %s", name, err)
             finally:
                 plt.close("all")
+        try:
+            importances = param_importances(study)
+        except (ValueError, RuntimeError) as err:
+            skipped.append(f"importance: {err}")
+            log.warning("no parameter importances: %s", err)
+        else:
+            self.client.log_batch(self.parent_run_id, metrics=[
+                Metric(f"importance/{name}", value, int(time.time() * 1000), len(study.trials))
+                for name, value in importances.items()])
+            tracking.log_json(self.client, self.parent_run_id, importances, "param_importances.json")
         self.client.set_tag(self.parent_run_id, "plots_skipped", "; ".join(skipped)[:5000] or "none")
         return skipped
 
