@@ -22,7 +22,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,14 +77,18 @@ def finished_runs(client: MlflowClient, experiment_id: str, filter_string: str =
             return runs
 
 
-def collect(runs: Sequence[Run], metrics: Sequence[str], group_by: Sequence[str], pair_by: Sequence[str]) -> Collected:
+def collect(runs: Sequence[Run], metrics: Sequence[str], group_by: Sequence[str], pair_by: Sequence[str],
+            missing: Mapping[str, str] | None = None) -> Collected:
     """Observations per metric. A run missing a metric is skipped for it; of two runs with the
-    same group and pairing key (a rerun of a seed), the later one counts."""
+    same group and pairing key (a rerun of a seed), the later one counts. `missing` gives the
+    value of a group or pairing key for runs that did not record it (runs logged before the
+    setting existed); other unrecorded keys read `—`."""
+    missing = missing or {}
     out = Collected({m: [] for m in metrics})
     latest: dict[tuple[tuple[str, ...], tuple[str, ...]], Run] = {}
     for run in runs:
-        group = tuple(_value(run, k) or "—" for k in group_by)
-        pair = tuple(f"{k}={v}" for k in pair_by if (v := _value(run, k)) is not None)
+        group = tuple(_value(run, k) or missing.get(k) or "—" for k in group_by)
+        pair = tuple(f"{k}={v}" for k in pair_by if (v := _value(run, k) or missing.get(k)) is not None)
         key = (group, pair)
         if key in latest:
             out.skipped.append((latest[key].info.run_id, f"replaced by the later run {run.info.run_id} of the same {pair or 'group'}"))
@@ -153,13 +157,13 @@ class Report:
 
 def build(
     client: MlflowClient, experiment: str, metrics: Sequence[str], group_by: Sequence[str],
-    pair_by: Sequence[str], filter_string: str = "",
+    pair_by: Sequence[str], filter_string: str = "", missing: Mapping[str, str] | None = None,
 ) -> Report:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = ", ".join(e.name for e in client.search_experiments()) or "none"
         raise ValueError(f"no MLflow experiment named {experiment!r} (experiments in this store: {names})")
-    collected = collect(finished_runs(client, exp.experiment_id, filter_string), metrics, group_by, pair_by)
+    collected = collect(finished_runs(client, exp.experiment_id, filter_string), metrics, group_by, pair_by, missing)
     empty = [m for m, obs in collected.observations.items() if not obs]
     if empty:
         raise ValueError(f"--metric {', '.join(empty)}: no finished training run of experiment {experiment!r} logged it")
@@ -212,6 +216,13 @@ def log(client: MlflowClient, experiment: str, report: Report, args: argparse.Na
         tracking.close_run(client, run_id, error)
 
 
+def _assignment(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
 def _csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
@@ -226,6 +237,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pair-by", type=_csv, default=["seed", "data.fold"],
                    help="tags or params that match runs across groups for the paired test (default seed,data.fold)")
     p.add_argument("--filter", default="", help="extra MLflow search filter, e.g. \"params.`data.source.difficulty` = 'medium'\"")
+    p.add_argument("--missing", type=_assignment, action="append", default=[], metavar="KEY=VALUE",
+                   help="value of a group or pairing key for runs that did not record it (logged before the setting "
+                        "existed), e.g. features.frontend.trainable=False; repeatable")
     p.add_argument("--out", type=Path, default=None, help="output folder (default <GENRE_LAB_HOME or .>/outputs/reports/<experiment>)")
     p.add_argument("--readme", type=Path, action="append", default=[],
                    help="Markdown file whose report block gets the table (repeatable)")
@@ -243,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for readme in args.readme:  # fail before any work when a README cannot take the table
             replace_block(readme, None)
-        report = build(client, args.experiment, args.metric, args.group_by, args.pair_by, args.filter)
+        report = build(client, args.experiment, args.metric, args.group_by, args.pair_by, args.filter,
+                       dict(args.missing))
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -133,3 +133,26 @@ def test_errors_name_the_experiment_and_metric(store, tmp_path: Path, capsys: py
     readme.write_text("no markers here\n")
     assert report.main(["compare", "--tracking-uri", uri, "--out", str(tmp_path / "r"), "--readme", str(readme)]) == 2
     assert "report:begin" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_missing_gives_older_runs_the_value_of_a_setting_they_predate(store, tmp_path: Path) -> None:
+    uri, client = store
+    exp = client.get_experiment_by_name("compare").experiment_id
+    for seed, acc in ((1, 0.60), (2, 0.62), (3, 0.58)):  # the cnn again, with the new setting on
+        rid = _run(client, exp, "cnn", seed, acc)
+        client.log_param(rid, "frontend.trainable", "True")
+    out = tmp_path / "report"
+    args = ["compare", "--tracking-uri", uri, "--out", str(out), "--group-by", "model,frontend.trainable", "--no-log",
+            "--filter", "tags.model = 'cnn'"]
+    assert report.main(args) == 0
+    groups = {tuple(r["group"]): r["n"] for r in json.loads((out / "report.json").read_text())["tables"]["test/track_acc"]}
+    assert groups == {("cnn", "—"): 3, ("cnn", "True"): 3}  # the older runs never recorded it
+    assert report.main([*args, "--missing", "frontend.trainable=False"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    rows = {tuple(r["group"]): r for r in data["tables"]["test/track_acc"]}
+    assert set(rows) == {("cnn", "False"), ("cnn", "True")}
+    assert rows[("cnn", "False")]["mean"] == pytest.approx(0.71) and rows[("cnn", "True")]["mean"] == pytest.approx(0.60)
+    (c,) = data["comparisons"]["test/track_acc"]
+    assert c["n"] == 3  # paired by seed across the two groups
+    with pytest.raises(SystemExit):
+        report.parser().parse_args(["compare", "--missing", "no-equals-sign"])
