@@ -131,7 +131,7 @@ def _age(value: str | None, now: float) -> float | None:
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a preempted VM, `kill`, a scheduler) stops the process like Ctrl-C, so training
-    writes `last.ckpt` and closes its run KILLED, and a sweep worker fails its running trial,
+    writes `interrupted.ckpt` and closes its run KILLED, and a sweep worker fails its running trial,
     instead of vanishing with runs left RUNNING. Only the main thread may set signal handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -25,7 +25,7 @@ from torchmetrics.classification import (
     MultilabelAccuracy,
 )
 
-from .checkpoint import CONFIG_KEY, ModelSpec
+from .checkpoint import CONFIG_KEY, TASKS, ModelSpec
 from .features import FrontEnd, SpecAugment, learned, mixup
 from .freeze import apply as apply_freeze
 from .freeze import frozen_modules as freeze_modules
@@ -69,8 +69,8 @@ class GenreClassifier(pl.LightningModule):
         task: str = "multiclass",
     ) -> None:
         super().__init__()
-        if task not in ("multiclass", "multilabel"):
-            raise ValueError(f"task must be multiclass or multilabel, got {task!r}")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.task = task
         self.multilabel = task == "multilabel"
         self.frontend, self.backbone = frontend, backbone

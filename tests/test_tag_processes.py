@@ -65,6 +65,6 @@ def test_a_file_that_kills_its_worker_is_an_error_row_and_the_rest_are_tagged(tm
 
 
 def test_predict_uses_processes_only_when_asked() -> None:
-    assert processes_for(PredictOptions(model="m", paths=["x"]), 100) == 0
-    assert processes_for(PredictOptions(model="m", paths=["x"], processes=0), 100) == 0
-    assert processes_for(PredictOptions(model="m", paths=["x"], processes=3), 1) == 3
+    assert processes_for(PredictOptions(model="m", paths=["x"])) == 0
+    assert processes_for(PredictOptions(model="m", paths=["x"], processes=0)) == 0
+    assert processes_for(PredictOptions(model="m", paths=["x"], processes=3)) == 3

@@ -96,14 +96,14 @@ def tag_with_progress(tagger: Tagger, files: Sequence[Path], opts: PredictOption
             progress.update(task, advance=1, description=f"{Path(result.path or '').name}{mark}")
 
         return list(tagger.tag_files(files, opts.top_k, opts.segments, opts.workers, on_result=advance,
-                                     min_content=opts.min_content, processes=processes_for(opts, len(files))))
+                                     min_content=opts.min_content, processes=processes_for(opts)))
 
 
-def processes_for(opts: PredictOptions, n_files: int) -> int:
+def processes_for(opts: PredictOptions) -> int:
     """Worker processes for this run: `--processes` when given, else none (0). Not the default:
-    measured once on 8 Debian songs (machine shared, load ~10 on 2 cores), the whole command
-    ran at 68 audio s/s with 2 worker processes against 84 with decode threads, same JSON
-    (`genre_lab.bench tag`, contenders predict_command*)."""
+    on 8 Debian songs on an idle 2-core machine the whole command ran at 93.7 audio s/s with 2
+    worker processes against 165.8 with decode threads, same JSON (`genre_lab.bench tag`,
+    contenders predict_command*): each spawned worker pays the ~10 s of imports again."""
     return max(0, opts.processes) if opts.processes is not None else 0
 
 

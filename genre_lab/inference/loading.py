@@ -26,7 +26,6 @@ from .ensemble import EnsembleClassifier
 
 #: Where training stores the best checkpoint inside its MLflow run.
 RUN_CHECKPOINT = "checkpoints/best.ckpt"
-#: Artifact path of the pyfunc model inside a training run, and the key of its weights file.
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -67,8 +66,8 @@ def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
 
 
 def _pretrained(ref: str) -> ModelSource:
-    """A shipped pretrained network as an ordinary genre_lab weights file (written once per
-    process into the private cache): its own tags as the classes, `task=multilabel` (each tag
+    """A shipped pretrained network as an ordinary genre_lab weights file (written into the private
+    cache on each call): its own tags as the classes, `task=multilabel` (each tag
     an independent sigmoid, as the original tagger reports them), its own 3 s windows without
     overlap. Everything that takes a model file then takes it: predict, the Tagger, evaluate,
     serving (`save_tagger_model`) and ensembles."""

@@ -261,7 +261,8 @@ class Tagger:
         `workers` threads decode (and resample) the next files while the model runs on the
         current one: libsndfile and torch release the GIL, so the two overlap. 0 decodes inline.
         `processes` > 1 (on a CPU model) instead tags whole files in that many worker processes
-        (`genre_lab.inference.workers`), the faster way to use several cores.
+        (`genre_lab.inference.workers`); slower than the threads on short folders, where each
+        worker's start-up (imports, model) dominates (measured in `genre_lab.bench tag`).
         """
         paths = [str(p) for p in paths]
         if processes > 1 and self.device.type == "cpu" and len(paths) > 1:

@@ -4,7 +4,9 @@ Why processes: on a 2-core machine the decode threads of `Tagger.tag_files` and 
 intra-op threads fight over the same cores, and the model's small convolutions scale poorly
 across threads. One single-threaded tagger per core, each on its own files, keeps every core
 busy with no hand-off of decoded audio between processes (`python -m genre_lab.bench tag`:
-contenders `tag_processes` vs `tag_overlap`).
+contenders `tag_processes` vs `tag_overlap`). Measured so far it does not pay: on 8 Debian songs
+on an idle 2-core machine 122 audio s/s against 413 for the decode threads, the pool's start-up
+(each spawned worker imports torch and Lightning, ~10 s) inside the timing; hence opt-in.
 
 Workers are started with `spawn` (never `fork`: forking a process whose OpenMP pool already ran
 can deadlock the child). Each receives the Tagger itself once, pickled in memory by this

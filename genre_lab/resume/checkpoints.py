@@ -129,7 +129,6 @@ class InterruptCheckpoint(Callback):
     """
 
     def __init__(self) -> None:
-        self.saved: str | None = None
         #: The interruption itself: Lightning turns it into `SystemExit(1)` after this hook.
         self.reason: BaseException | None = None
 
@@ -146,6 +145,5 @@ class InterruptCheckpoint(Callback):
             return
         path = str(Path(ckpt.dirpath) / INTERRUPTED)
         trainer.save_checkpoint(path)
-        self.saved = path
         log.warning("interrupted: weights at the signal written to %s; resume continues from %s (the last "
                     "finished epoch)", path, Path(ckpt.dirpath) / LAST)
