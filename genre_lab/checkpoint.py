@@ -33,6 +33,10 @@ MAX_CLASSES = 10_000
 #: What the head predicts: one class per clip (softmax) or any set of tags (independent
 #: sigmoids, `task=multilabel`). Specs written before the task existed are `multiclass`.
 TASKS = ("multiclass", "multilabel")
+#: Artifact path of the pyfunc model in a run (`runs:/<run id>/model`), and the key of its
+#: weights file (this module's format) among the model folder's artifacts.
+PYFUNC_PATH = "model"
+WEIGHTS_KEY = "weights"
 
 
 class CheckpointError(ValueError):

@@ -35,6 +35,7 @@ from .data.datamodule import TrackChunks, targets
 from .inference.loading import ModelSource, load_classifier, resolve
 from .inference.ensemble import EnsembleClassifier
 from .module import GenreClassifier
+from .network import GenreNet
 from .windows import track_probabilities
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def training_data_config(client: MlflowClient, run_id: str) -> dict:
     return data
 
 
-def data_config(cfg: DictConfig, source: ModelSource, model: GenreClassifier, client: MlflowClient) -> dict:
+def data_config(cfg: DictConfig, source: ModelSource, model: GenreNet, client: MlflowClient) -> dict:
     """The chosen dataset config (or the training one) with the model's rate and chunk length."""
     if cfg.get("data") is not None:
         data = OmegaConf.to_container(cfg.data, resolve=True)  # the user's own command line
@@ -122,7 +123,7 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) 
     return metrics
 
 
-def log_class_explanations(client: MlflowClient, run_id: str, model: GenreClassifier | EnsembleClassifier,
+def log_class_explanations(client: MlflowClient, run_id: str, model: GenreNet | EnsembleClassifier,
                            split: AudioSplit, chunk: int, hop: int, settings: Any) -> None:
     """Per genre: `explain/<genre>.png` (mean attribution over its correctly classified tracks,
     and the frequency profile) and `explain/summary.json` (profiles, peak band, most confident
@@ -188,12 +189,13 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
             tracking.log_json(client, run_id, {"members": model.sources, "member_run_ids": model.run_ids,
                                                "weights": model.weights.tolist()}, "ensemble_members.json")
         else:
+            lightning_model = GenreClassifier.from_network(model)  # Lightning's test loop and metrics
             trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
                                  enable_model_summary=False, enable_progress_bar=bool(cfg.progress))
-            (row,) = trainer.test(model, dataloaders=loader, verbose=False)
+            (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)
             # The module names its metrics test/...; name them after the split actually evaluated.
             metrics = {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
-            tracking.log_test_report(client, run_id, model, cfg.split)
+            tracking.log_test_report(client, run_id, lightning_model, cfg.split)
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         explain = cfg.get("explain") or {}

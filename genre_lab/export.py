@@ -35,13 +35,12 @@ from mlflow.types.schema import AnyType, Array, ColSpec, Object, ParamSchema, Pa
 from packaging.requirements import Requirement
 
 from . import checkpoint
+from .checkpoint import PYFUNC_PATH, WEIGHTS_KEY
 from .module import GenreClassifier
+from .network import GenreNet
 
 log = logging.getLogger(__name__)
 
-#: Artifact path of the pyfunc model in a run (`runs:/<run id>/model`), and its weights' key.
-PYFUNC_PATH = "model"
-WEIGHTS_KEY = "weights"
 
 #: The installed distribution whose dependencies the served model needs.
 _DISTRIBUTION = "genre_lab"
@@ -87,7 +86,7 @@ class SavesItself(Protocol):
     def save(self, path: str | Path) -> None: ...
 
 
-Source = str | Path | GenreClassifier | SavesItself
+Source = str | Path | GenreNet | GenreClassifier | SavesItself
 
 
 def export_weights(source: Source, dst: Path) -> dict[str, Any]:
@@ -98,7 +97,7 @@ def export_weights(source: Source, dst: Path) -> dict[str, Any]:
         spec, weights = checkpoint.parse(checkpoint.load_file(source), source)
         checkpoint.write(dst, spec, weights)
         return spec.to_dict()
-    if isinstance(source, GenreClassifier):
+    if isinstance(source, (GenreNet, GenreClassifier)):
         checkpoint.write(dst, source.spec, source.state_dict())
     else:
         source.save(dst)

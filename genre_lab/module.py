@@ -30,6 +30,7 @@ from .features import FrontEnd, SpecAugment, learned, mixup
 from .freeze import apply as apply_freeze
 from .freeze import frozen_modules as freeze_modules
 from .metrics import LOCAL, classification_metrics, multilabel_metrics
+from .network import GenreNet
 from .windows import track_probabilities
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
@@ -123,23 +124,23 @@ class GenreClassifier(pl.LightningModule):
             task=spec.task,
         )
 
-    @property
-    def spec(self) -> ModelSpec:
-        """The runtime contract this model was built from (see `genre_lab.checkpoint`)."""
-        return ModelSpec.from_dict(self.config, "model config")
+    # The forward pass, the probabilities and the spec are inference's (`genre_lab.network`):
+    # the same parts under the same names, one definition of each.
+    spec = GenreNet.spec
+    forward = GenreNet.forward
+    probabilities = GenreNet.probabilities
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = self.config
 
-    # -- forward ----------------------------------------------------------------------------
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) audio -> (batch, classes) logits."""
-        return self.head(self.backbone(self.frontend(wave)))
+    @classmethod
+    def from_network(cls, net: GenreNet) -> GenreClassifier:
+        """The LightningModule (for `Trainer.test`) with the weights of an inference network."""
+        model = cls.from_spec(net.spec)
+        model.load_state_dict(net.state_dict())
+        return model
 
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Class distribution (softmax) or independent tag probabilities (sigmoid), in float32."""
-        return logits.float().sigmoid() if self.multilabel else logits.float().softmax(1)
-
+    # -- training ---------------------------------------------------------------------------
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.multilabel:
             return F.binary_cross_entropy_with_logits(logits, target.float())

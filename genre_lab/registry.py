@@ -17,17 +17,14 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import yaml
-from lightning.pytorch import callbacks as pl_callbacks
-from lightning.pytorch import loggers as pl_loggers
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from . import data, models
+from . import models
 from .features import FrontEnd, MusicnnFrontEnd
 
 
@@ -47,19 +44,70 @@ SCHEDULERS: dict[str, Callable[..., Any]] = {
     f"torch.optim.lr_scheduler.{name}": getattr(torch.optim.lr_scheduler, name)
     for name in ("CosineAnnealingLR", "CosineAnnealingWarmRestarts", "StepLR", "MultiStepLR", "ExponentialLR", "OneCycleLR")
 }
-DATA: dict[str, Callable[..., Any]] = {
-    f"genre_lab.data.{name}": getattr(data, name)
-    for name in ("GenreDataModule", "SyntheticSource", "FolderSource", "GTZANSource", "ManifestSource")
-}
+
+
+class LazyTable(MutableMapping[str, Callable[..., Any]]):
+    """A table whose names are known up front and whose classes are imported when first
+    looked up. Checking a model file's targets needs only the names: tagging never imports
+    Lightning or the dataset classes (~4 s of the predict command's start-up, measured with
+    `python -X importtime`)."""
+
+    def __init__(self, names: Iterator[str] | tuple[str, ...], load: Callable[[], Mapping[str, Callable[..., Any]]]) -> None:
+        self._names, self._load = tuple(names), load
+        self._added: dict[str, Callable[..., Any]] = {}
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        if name in self._added:
+            return self._added[name]
+        if name not in self._names:
+            raise KeyError(name)
+        return self._load()[name]
+
+    def __setitem__(self, name: str, cls: Callable[..., Any]) -> None:
+        self._added[name] = cls
+
+    def __delitem__(self, name: str) -> None:
+        del self._added[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._names
+        yield from (n for n in self._added if n not in self._names)
+
+    def __len__(self) -> int:
+        return len(set(self._names) | set(self._added))
+
+
+_DATA_NAMES = ("GenreDataModule", "SyntheticSource", "FolderSource", "GTZANSource", "ManifestSource")
+_CALLBACKS = ("ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "RichProgressBar", "TQDMProgressBar")
+
+
+@functools.cache
+def _data_classes() -> dict[str, Callable[..., Any]]:
+    from . import data
+
+    return {f"genre_lab.data.{name}": getattr(data, name) for name in _DATA_NAMES}
+
+
+@functools.cache
+def _lightning_classes() -> dict[str, Callable[..., Any]]:
+    import lightning.pytorch as pl
+    from lightning.pytorch import callbacks as pl_callbacks
+    from lightning.pytorch import loggers as pl_loggers
+
+    return {
+        "lightning.pytorch.Trainer": pl.Trainer,
+        "lightning.pytorch.loggers.MLFlowLogger": pl_loggers.MLFlowLogger,
+        **{f"lightning.pytorch.callbacks.{name}": getattr(pl_callbacks, name) for name in _CALLBACKS},
+    }
+
+
+DATA = LazyTable((f"genre_lab.data.{name}" for name in _DATA_NAMES), _data_classes)
 #: Lightning's own objects, for run configs (trainer, callbacks, logger) read back on resume.
-LIGHTNING: dict[str, Callable[..., Any]] = {
-    "lightning.pytorch.Trainer": pl.Trainer,
-    "lightning.pytorch.loggers.MLFlowLogger": pl_loggers.MLFlowLogger,
-    **{
-        f"lightning.pytorch.callbacks.{name}": getattr(pl_callbacks, name)
-        for name in ("ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "RichProgressBar", "TQDMProgressBar")
-    },
-}
+LIGHTNING = LazyTable(
+    ("lightning.pytorch.Trainer", "lightning.pytorch.loggers.MLFlowLogger",
+     *(f"lightning.pytorch.callbacks.{name}" for name in _CALLBACKS)),
+    _lightning_classes,
+)
 _TABLES = {
     "frontend": FRONTENDS, "backbone": BACKBONES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
     "data": DATA, "lightning": LIGHTNING,
@@ -73,8 +121,9 @@ def register(kind: str, name: str, cls: Callable[..., Any]) -> None:
     _TABLES[kind][name] = cls
 
 
-def all_targets() -> dict[str, Callable[..., Any]]:
-    return {name: cls for table in _TABLES.values() for name, cls in table.items()}
+def all_targets() -> dict[str, Any]:
+    """Every registered name (the values of lazy tables are not imported: only names are checked)."""
+    return {name: table for table in _TABLES.values() for name in table}
 
 
 #: The only underscore keys a node may carry: what to build and whether to build it later.

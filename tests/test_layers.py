@@ -14,3 +14,25 @@ def test_training_and_export_do_not_import_inference() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_tagging_a_file_imports_neither_lightning_nor_mlflow(tmp_path) -> None:
+    """The predict command's path (model file -> Tagger -> tags) stays light: Lightning, MLflow
+    were ~4 s of its start-up (`python -X importtime`)."""
+    from genre_lab import checkpoint
+    from genre_lab.bench.tag import default_model
+    from tests.conftest import write_tone
+
+    model = default_model()
+    ckpt = tmp_path / "model.ckpt"
+    checkpoint.write(ckpt, model.spec, model.state_dict())
+    song = write_tone(tmp_path / "song.wav", seconds=4.0, sr=16000)
+    code = ("import sys, genre_lab.predict\n"
+            "from genre_lab.inference import Tagger\n"
+            f"result = Tagger.load({str(ckpt)!r}).tag({str(song)!r})\n"
+            "assert result.ok and result.genres, result\n"
+            "heavy = ('lightning', 'mlflow', 'torchmetrics', 'hydra', 'optuna', 'pandas')\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout

@@ -19,7 +19,6 @@ wall-second, on the same files, all measured in one run:
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from ..config import compose
 from ..data.files import find_audio
 from ..data.synthetic import GENRES
 from ..inference.ensemble import EnsembleClassifier
-from ..inference.tagger import Tagger
+from ..inference.tagger import Tagger, cores
 from ..module import GenreClassifier
 from . import command
 from .common import Result
@@ -45,10 +44,6 @@ DEBIAN_MUSIC = (
     "/usr/share/games/wesnoth/1.16/data/core/music",
     "/usr/share/games/singularity/music",
 )
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def find_songs(folders: Sequence[str | Path], limit: int | None = None) -> list[Path]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 import torchaudio
-from nnAudio import features as nnf
 from torch import nn
 
 KINDS = ("logmel", "mfcc", "stft", "cqt")
@@ -157,6 +156,10 @@ def _spectrogram(
     cqt_bins: int, bins_per_octave: int, cqt_fmin: float, trainable: bool = False,
 ) -> nn.Module:
     """The raw (linear-amplitude) transform of `kind` in `backend`; both use Slaney mel filters."""
+    if kind == "cqt" or backend == "nnaudio":
+        # Imported here: nnAudio (and the SciPy it loads) adds ~1 s to every start-up that
+        # only needs torchaudio's log-mel, the CPU default (`python -X importtime`).
+        from nnAudio import features as nnf
     if kind == "cqt":
         # Zero padding: the lowest bins' kernels are longer than a short chunk, and reflect
         # padding needs the input to be longer than the pad.

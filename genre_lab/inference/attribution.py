@@ -23,7 +23,7 @@ import torchaudio
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
 from torch import nn
 
-from ..module import GenreClassifier
+from ..network import GenreNet
 from ..windows import windows as clip_windows
 from .ensemble import EnsembleClassifier
 
@@ -42,7 +42,7 @@ def last_conv_block(backbone: nn.Module) -> nn.Module | None:
 class _Scores(nn.Module):
     """Front-end features -> logits: the part of the model attributions are taken through."""
 
-    def __init__(self, model: GenreClassifier) -> None:
+    def __init__(self, model: GenreNet) -> None:
         super().__init__()
         self.backbone, self.head = model.backbone, model.head
 
@@ -54,7 +54,7 @@ class _Scores(nn.Module):
 class Explainer:
     """Attributions of one model (or ensemble) for batches of windows at its sample rate."""
 
-    model: GenreClassifier | EnsembleClassifier
+    model: GenreNet | EnsembleClassifier
     method: str = "integrated_gradients"
     steps: int = 16
 
@@ -70,11 +70,11 @@ class Explainer:
         self.model.eval()
 
     @property
-    def members(self) -> list[GenreClassifier]:
+    def members(self) -> list[GenreNet]:
         return list(self.model.members) if isinstance(self.model, EnsembleClassifier) else [self.model]
 
     @property
-    def reference(self) -> GenreClassifier:
+    def reference(self) -> GenreNet:
         """The model whose feature grid maps are drawn on (the first member of an ensemble)."""
         return self.members[0]
 
@@ -105,7 +105,7 @@ class Explainer:
         return AF.resample(windows, self.model.spec.sample_rate, self.model.rates[i])
 
     @staticmethod
-    def _baseline(member: GenreClassifier, windows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _baseline(member: GenreNet, windows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """What "no evidence" looks like. With per-band normalisation (the default front end)
         zero is the training set's mean spectrum: attributions then explain how this sound
         differs from the average one. Measured on a model trained to tell band-limited noise
@@ -116,7 +116,7 @@ class Explainer:
             return torch.zeros_like(x)
         return member.frontend(torch.zeros_like(windows[:1])).expand_as(x).contiguous()
 
-    def _member(self, member: GenreClassifier, windows: torch.Tensor, target: int) -> torch.Tensor:
+    def _member(self, member: GenreNet, windows: torch.Tensor, target: int) -> torch.Tensor:
         with torch.no_grad():
             x = member.frontend(windows)  # (n, 1, bins, frames)
             silence = self._baseline(member, windows, x)
@@ -136,7 +136,7 @@ class Explainer:
         return attr.detach().squeeze(1).float()
 
 
-def band_hz(model: GenreClassifier) -> np.ndarray | None:
+def band_hz(model: GenreNet) -> np.ndarray | None:
     """Centre frequency (Hz) of each input band of `model`'s front end, for reading attribution
     profiles; None for MFCCs (cepstral coefficients, not bands)."""
     front = model.spec.features["frontend"]

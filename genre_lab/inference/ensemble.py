@@ -22,7 +22,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from ..checkpoint import CONFIG_KEY, CheckpointError, ModelSpec
-from ..module import GenreClassifier
+from ..network import GenreNet
 
 #: Key of an ensemble file (a checkpoint has `CONFIG_KEY` instead).
 ENSEMBLE_KEY = "genre_lab_ensemble"
@@ -48,7 +48,7 @@ class EnsembleSpec:
 class EnsembleClassifier(nn.Module):
     """(batch, samples at `sample_rate`) -> (batch, classes) log mean probabilities."""
 
-    def __init__(self, members: Sequence[GenreClassifier], weights: Sequence[float] | None = None,
+    def __init__(self, members: Sequence[GenreNet], weights: Sequence[float] | None = None,
                  sources: Sequence[str] | None = None, run_ids: Sequence[str | None] | None = None) -> None:
         super().__init__()
         if not 2 <= len(members) <= MAX_MEMBERS:
@@ -114,7 +114,7 @@ def from_state(state: dict[str, Any], path: str | Path) -> EnsembleClassifier:
         if not isinstance(entry, dict) or not isinstance(entry.get("state_dict"), dict):
             raise CheckpointError(f"{path}: member {i} has no state_dict")
         spec = ModelSpec.from_dict(entry.get(CONFIG_KEY), f"member {i} of ensemble {path}")
-        model = GenreClassifier.from_spec(spec)
+        model = GenreNet.from_spec(spec)
         model.load_state_dict(entry["state_dict"])
         members.append(model.eval())
         source, run_id = entry.get("source"), entry.get("run_id")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint, tracking
-from ..export import PYFUNC_PATH, WEIGHTS_KEY
-from ..module import GenreClassifier
+from .. import checkpoint
+from ..checkpoint import PYFUNC_PATH, WEIGHTS_KEY
+from ..network import GenreNet
 from . import ensemble
 from .ensemble import EnsembleClassifier
 
@@ -46,19 +46,20 @@ class ModelSource:
 def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
     """Turn a checkpoint path, run id or `models:/` / `runs:/` URI into a local weights file."""
     text = str(spec)
-    # The same store training writes to: the argument, else MLFLOW_TRACKING_URI, else the
-    # project's sqlite file.
-    tracking_uri = tracking_uri or tracking.tracking_uri()
     if text.startswith("pretrained:"):
         return _pretrained(text)
     if Path(text).is_file():
         return ModelSource(text, Path(text))
     if Path(text).is_dir():
         return ModelSource(text, _pyfunc_weights(Path(text), text))
-    if text.startswith(("models:/", "runs:/")):
-        return _from_uri(text, tracking_uri)
-    if _RUN_ID.match(text):
-        return _from_run(text, tracking_uri)
+    if text.startswith(("models:/", "runs:/")) or _RUN_ID.match(text):
+        # MLflow only from here on (imported lazily: a model file needs none of it). The same
+        # store training writes to: the argument, else MLFLOW_TRACKING_URI, else the project's
+        # sqlite file.
+        from .. import tracking
+
+        uri = tracking_uri or tracking.tracking_uri()
+        return _from_uri(text, uri) if text.startswith(("models:/", "runs:/")) else _from_run(text, uri)
     raise ModelSourceError(
         f"model '{text}' is not an existing checkpoint file, an MLflow run id (32 hex digits), "
         "a models:/ or runs:/ URI, or pretrained:musicnn-msd|mtt"
@@ -80,7 +81,7 @@ def _pretrained(ref: str) -> ModelSource:
     config = zoo.pretrained_config(ref)
     frontend, backbone = zoo.build_pretrained(ref)
     spec = checkpoint.ModelSpec.from_dict({**config, "classes": list(backbone.tag_names), "task": "multilabel"}, ref)
-    model = GenreClassifier.from_spec(spec)
+    model = GenreNet.from_spec(spec)
     model.frontend.load_state_dict(frontend.state_dict())
     model.backbone.load_state_dict(backbone.state_dict())
     # The original 50-tag output layer is the head.
@@ -216,17 +217,17 @@ def _pyfunc_weights(model_dir: Path, spec: str) -> Path:
     return weights
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> GenreClassifier | EnsembleClassifier:
-    """Rebuild a GenreClassifier (or an ensemble of them) from a Lightning checkpoint, exported
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> GenreNet | EnsembleClassifier:
+    """Rebuild a GenreNet (or an ensemble of them) from a Lightning checkpoint, exported
     weights or an ensemble file, weights-only, every part validated and built through
     `genre_lab.checkpoint.ModelSpec`."""
     try:
         state = checkpoint.load_file(path)
         if ensemble.is_ensemble(state):
-            model: GenreClassifier | EnsembleClassifier = ensemble.from_state(state, path)
+            model: GenreNet | EnsembleClassifier = ensemble.from_state(state, path)
         else:
             spec, weights = checkpoint.parse(state, path)
-            model = GenreClassifier.from_spec(spec)
+            model = GenreNet.from_spec(spec)
             model.load_state_dict(weights)
     except checkpoint.CheckpointError as err:
         raise ModelSourceError(str(err)) from err

@@ -42,7 +42,8 @@ import pandas as pd
 import soundfile as sf
 
 from ..audio import AudioDecodeError
-from ..export import OUTPUT_COLUMNS, WEIGHTS_KEY
+from ..checkpoint import WEIGHTS_KEY
+from ..export import OUTPUT_COLUMNS
 from .limits import LimitError, ServingLimits, check_sample_rate, check_segment_seconds, check_top_k
 from .tagger import Tagger, TaggingError, TagResult
 
