@@ -5,18 +5,21 @@ probabilities and its spec from this class, so there is one definition of each. 
 serving and ensembles use GenreNet and never import Lightning or MLflow: that was ~4 s of the
 predict command's start-up (`python -X importtime`).
 
-On CPU the convolutions run in channels-last layout (`for_inference`): the first 3x3 conv of a
-one-channel spectrogram cost more than the rest of the CRNN together in the default layout, and
-the whole default CRNN ran ~1.5x faster per window, outputs equal to ~1e-7
-(`genre_lab.bench tag`, contender `tag_overlap`).
+On CPU (`for_inference`) the convolutions run in channels-last layout, with the batch norm after
+each folded into its weights: in the default layout the first 3x3 conv of the one-channel
+spectrogram cost more than the rest of the CRNN together. The default CRNN, one torch thread, 16
+windows a batch: 0.81 ms per second of song eager against 0.56 channels-last; in another run
+1.16 -> 0.72 ms per window when folding was added to channels-last; probabilities equal to 4e-8.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .checkpoint import TASKS, ModelSpec
 
@@ -58,8 +61,16 @@ class GenreNet(nn.Module):
 
 
 def for_inference(model: nn.Module, device: torch.device) -> nn.Module:
-    """`model` on `device` in eval mode; on CPU with its 4-D weights channels-last (see above)."""
-    model = model.to(device).eval()
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    """`model` on `device` in eval mode. On CPU, a copy with every batch norm that follows a
+    convolution folded into it and the 4-D weights channels-last (see above): the caller's
+    model is left as it was."""
+    if device.type != "cpu":
+        return model.to(device).eval()
+    model = copy.deepcopy(model).to(device).eval()
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
+                    module[i + 1] = nn.Identity()
+    return model.to(memory_format=torch.channels_last)

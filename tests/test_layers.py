@@ -17,7 +17,7 @@ def test_training_and_export_do_not_import_inference() -> None:
 
 
 def test_tagging_a_file_imports_neither_lightning_nor_mlflow(tmp_path) -> None:
-    """The predict command's path (model file -> Tagger -> tags) stays light: Lightning, MLflow
+    """The predict command's path (model file -> Tagger -> tags) stays light: Lightning and MLflow
     were ~4 s of its start-up (`python -X importtime`)."""
     from genre_lab import checkpoint
     from genre_lab.bench.tag import default_model
