@@ -129,6 +129,8 @@ class Tagger:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        #: The model prepared for inference (`genre_lab.network.for_inference`): on CPU a copy
+        #: with batch norms folded into the convolutions, whose state dict is not a checkpoint's.
         self.model = for_inference(model, self.device)
         self.classes: list[str] = list(model.classes)
         #: Tags (independent probabilities, `task=multilabel`) rather than one genre distribution.
