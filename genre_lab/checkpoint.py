@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from . import registry
+from .features.frontend import settings_for_device
 from .registry import ConfigSecurityError
 
 #: Key under which a checkpoint carries the plain-dict spec needed to rebuild the model, so
@@ -132,8 +133,12 @@ class ModelSpec:
     def features_name(self) -> str:
         return str(self.features.get("name", "?"))
 
-    def build_frontend(self) -> nn.Module:
-        return registry.build(self.features["frontend"], registry.FRONTENDS, "features.frontend")
+    def build_frontend(self, device: str | None = None) -> nn.Module:
+        """The front end; for one `device` only (`features.frontend.settings_for_device`) when given."""
+        node = self.features["frontend"]
+        if device is not None and node.get("_target_") == "genre_lab.features.FrontEnd":
+            node = settings_for_device(node, device)
+        return registry.build(node, registry.FRONTENDS, "features.frontend")
 
     def build_backbone(self, n_bins: int) -> nn.Module:
         return registry.build(self.model["backbone"], registry.BACKBONES, "model.backbone", n_bins=n_bins)

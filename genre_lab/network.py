@@ -41,10 +41,18 @@ class GenreNet(nn.Module):
         self.config = config or {}
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> GenreNet:
-        """Build from a validated spec: every part comes from `genre_lab.registry`'s tables."""
-        frontend = spec.build_frontend()
+    def from_spec(cls, spec: ModelSpec, device: str | None = None) -> GenreNet:
+        """Build from a validated spec: every part comes from `genre_lab.registry`'s tables.
+        With `device`, a front end with `backend=auto` holds only the implementation used there."""
+        frontend = spec.build_frontend(device)
         return cls(frontend, spec.build_backbone(frontend.n_bins), list(spec.classes), spec.to_dict(), spec.task)
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """A checkpoint's state dict, strictly, less the buffers of front-end implementations this
+        model was built without (fixed by the settings, see `from_spec`)."""
+        built = getattr(self.frontend, "impls", None)
+        unused = tuple(f"frontend.impls.{name}." for name in ("nnaudio", "torchaudio") if built is not None and name not in built)
+        self.load_state_dict({k: v for k, v in weights.items() if not k.startswith(unused)})
 
     @property
     def spec(self) -> ModelSpec:

@@ -50,5 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     ))
 
 
+def exit_now(status: int) -> None:
+    """End the process with `status` once the output is flushed, skipping the interpreter's
+    teardown of torch and its modules: that took ~0.5 s after every tagging run
+    (`python -c "import torch"` 2.0 s against 1.5 s with `os._exit`). The report file is
+    closed by then and no thread or process is left running."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

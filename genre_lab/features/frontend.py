@@ -25,6 +25,19 @@ BACKENDS = ("auto", "nnaudio", "torchaudio")
 #: CUDA nnAudio's convolutions are the fast path. CQT exists only in nnAudio.
 AUTO_BACKEND = {"cpu": "torchaudio", "cuda": "nnaudio", "mps": "nnaudio"}
 
+
+
+def settings_for_device(settings: dict, device: str) -> dict:
+    """Front-end settings for a model that will only run on `device`: `backend=auto` keeps both
+    implementations so one model moves between CPU and GPU; a model loaded for one device
+    needs only the one `AUTO_BACKEND` picks there. Loading the CPU one without nnAudio's saves
+    importing nnAudio and SciPy (~0.75 s, `python -X importtime`). nnAudio's kernels follow
+    from the settings unless trained, so nothing a checkpoint holds is lost."""
+    if settings.get("backend", "auto") != "auto" or settings.get("trainable") or settings.get("kind") == "cqt":
+        return settings
+    return {**settings, "backend": AUTO_BACKEND.get(device, "nnaudio")}
+
+
 #: Kinds whose kernels can be trained (`features.frontend.trainable`).
 TRAINABLE_KINDS = ("logmel", "mfcc")
 

@@ -217,21 +217,23 @@ def _pyfunc_weights(model_dir: Path, spec: str) -> Path:
     return weights
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> GenreNet | EnsembleClassifier:
+def load_classifier(path: str | Path, device: str | torch.device | None = None) -> GenreNet | EnsembleClassifier:
     """Rebuild a GenreNet (or an ensemble of them) from a Lightning checkpoint, exported
     weights or an ensemble file, weights-only, every part validated and built through
-    `genre_lab.checkpoint.ModelSpec`."""
+    `genre_lab.checkpoint.ModelSpec`. Without `device`: the whole model on the CPU, as portable
+    as the file (training, evaluation, ensembles). With one: built to run only there (a
+    `backend=auto` front end keeps one implementation; `GenreNet.from_spec`) and moved there."""
     try:
         state = checkpoint.load_file(path)
         if ensemble.is_ensemble(state):
             model: GenreNet | EnsembleClassifier = ensemble.from_state(state, path)
         else:
             spec, weights = checkpoint.parse(state, path)
-            model = GenreNet.from_spec(spec)
-            model.load_state_dict(weights)
+            model = GenreNet.from_spec(spec, None if device is None else torch.device(device).type)
+            model.load_weights(weights)
     except checkpoint.CheckpointError as err:
         raise ModelSourceError(str(err)) from err
     # A valid spec can still fail to build or not match its weights: the file's fault.
     except (ValueError, RuntimeError, TypeError, KeyError) as err:
         raise ModelSourceError(f"cannot rebuild the model from checkpoint {path}: {type(err).__name__}: {err}") from err
-    return model.to(device).eval()
+    return model.to(device or "cpu").eval()

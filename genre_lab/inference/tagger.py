@@ -96,6 +96,11 @@ class TagResult:
         return out
 
 
+def inference_device(device: str | torch.device | None) -> torch.device:
+    """`device`, else CUDA when there is one, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def cores() -> int:
     """CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -128,7 +133,7 @@ class Tagger:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = inference_device(device)
         #: The model prepared for inference (`genre_lab.network.for_inference`): on CPU a copy
         #: with batch norms folded into the convolutions, whose state dict is not a checkpoint's.
         self.model = for_inference(model, self.device)
@@ -154,7 +159,8 @@ class Tagger:
         """The one way to get a Tagger: from a checkpoint or exported weights file, a pyfunc
         model folder, an MLflow run id, or a `models:/` / `runs:/` URI (weights-only, validated)."""
         source = resolve(model, tracking_uri)
-        tagger = cls(load_classifier(source.checkpoint), source=source.spec, **kwargs)
+        device = inference_device(kwargs.pop("device", None))
+        tagger = cls(load_classifier(source.checkpoint, device), source=source.spec, device=device, **kwargs)
         tagger.run_id = source.run_id
         return tagger
 
