@@ -79,6 +79,10 @@ class ContentStats:
     steadiness: float | None  # median frame-to-mean spectral similarity; None: too short to judge
     tonal_fraction: float | None  # fraction of bins holding 90% of the mean spectrum's energy
     duration: float
+    #: RMS with the DC offset, the silence rule's measure (`rms_dbfs`, from the same pass).
+    rms_level_dbfs: float = -math.inf
+    #: Every sample is finite (NaN or infinity make every other measure meaningless).
+    finite: bool = True
 
     def problem(self) -> str | None:
         """Why the clip carries no music to classify, or None when it does."""
@@ -108,6 +112,8 @@ def measure_content(wave: torch.Tensor | np.ndarray, sample_rate: int) -> Conten
     duration = len(x) / sample_rate
     if len(x) == 0:
         return ContentStats(0.0, -math.inf, 0.0, None, None, 0.0)
+    # One pass serves the tagger's three checks (finite samples, silence, content): three passes
+    # over every song cost 0.093-0.098 ms per second of audio, one 0.047 (8 Debian songs, 16 kHz).
     # float32 throughout: torch's float64-accumulating reductions of float32 took three times
     # as long (1.6 s against 0.5 s for 20 minutes at 16 kHz), and float32 sums are pairwise.
     dc = float(x.mean())
@@ -123,13 +129,20 @@ def measure_content(wave: torch.Tensor | np.ndarray, sample_rate: int) -> Conten
         total += float(squares.sum())
         whole = len(squares) // frame
         power[start // frame : start // frame + whole] = squares[: whole * frame].reshape(whole, frame).mean(1)
+    if not (math.isfinite(dc) and math.isfinite(total)):
+        # NaN or infinity reach the sums; so do finite samples beyond ~1e19 (their squares
+        # overflow): the samples decide.
+        if not all(bool(torch.isfinite(part).all()) for part in x.split(_BLOCK_SAMPLES)):
+            return ContentStats(dc, math.nan, 0.0, None, None, duration, math.nan, finite=False)
     level = 10 * math.log10(total / len(x)) if total > 0 else -math.inf
+    mean_square = total / len(x) + dc * dc
+    rms_level = 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
     if level < NEAR_SILENCE_DBFS or n == 0:
-        return ContentStats(dc, level, 0.0 if n else 1.0, None, None, duration)
+        return ContentStats(dc, level, 0.0 if n else 1.0, None, None, duration, rms_level)
     frame_db = 10 * torch.log10(power.clamp_min(1e-30))
     active = frame_db > max(float(frame_db.max()) - ACTIVE_RANGE_DB, SILENCE_DBFS)
     steadiness, tonal = _spectral_shape(x, dc, sample_rate)
-    return ContentStats(dc, level, float(active.double().mean()), steadiness, tonal, duration)
+    return ContentStats(dc, level, float(active.double().mean()), steadiness, tonal, duration, rms_level)
 
 
 def content_problem(wave: torch.Tensor | np.ndarray, sample_rate: int) -> str | None:

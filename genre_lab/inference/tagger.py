@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..audio import AudioDecodeError, load_audio, resample
-from ..content import SILENCE_DBFS, content_problem, rms_dbfs
+from ..content import SILENCE_DBFS, measure_content
 from ..windows import chunk_starts, samples, window
 from ..network import GenreNet, for_inference
 from .limits import LimitError, check_sample_rate, check_segment_seconds
@@ -212,15 +212,16 @@ class Tagger:
             x = x.mean(int(x.shape[0] > x.shape[1]))
         if x.dim() != 1 or x.numel() == 0:
             raise TaggingError(name, f"expected a non-empty 1-D or 2-D (channels and samples) waveform, got shape {tuple(x.shape)}")
-        if not all(bool(torch.isfinite(part).all()) for part in x.split(1 << 20)):  # no whole-song mask
-            raise TaggingError(name, "waveform contains NaN or infinite samples")
         if sample_rate is not None and sample_rate != self.sample_rate:
             x = resample(x, sample_rate, self.sample_rate)
-        level = rms_dbfs(x)
+        # Measured on the song itself, before a short one is padded to one window.
+        stats = measure_content(x, self.sample_rate)
+        if not stats.finite:
+            raise TaggingError(name, "waveform contains NaN or infinite samples")
+        level = stats.rms_level_dbfs
         if level < self.silence_dbfs:
             raise TaggingError(name, f"silent audio (RMS {level:.0f} dBFS, threshold {self.silence_dbfs:.0f} dBFS)")
-        # Measured on the song itself, before a short one is padded to one window.
-        warning = content_problem(x, self.sample_rate)
+        warning = stats.problem()
         if warning and min_content:
             raise TaggingError(name, f"no music to classify: {warning}")
         probs, starts = self.window_probabilities(x)
