@@ -93,7 +93,7 @@ def load_audio(
             frames = -1 if duration_seconds is None else int(duration_seconds * sr)
             streamed: tuple[np.ndarray, int] | None = None
             try:
-                if whole and declared > STREAM_FRAMES:
+                if whole:
                     streamed = _read_streaming(f, path, sample_rate)
                     audio = np.empty((streamed[1], 0), dtype=np.float32)  # only its length is used
                 else:
@@ -121,28 +121,38 @@ def load_audio(
     return resample(to_mono(audio), sr, sample_rate)
 
 
-#: Files longer than this (frames at their own rate; 10 minutes at 48 kHz) are decoded in blocks,
-#: each mixed to mono and resampled as it arrives: a 2-hour stereo 44.1 kHz file held whole as
-#: float32 took 2.5 GB before its mono mix and resampling even started.
-STREAM_FRAMES = 48000 * 600
-_BLOCK_FRAMES = 1 << 20
+#: A whole file is decoded in blocks of this many frames, each mixed to mono and resampled as it
+#: arrives, through buffers reused from block to block. Holding a song whole cost memory (a
+#: 2-hour stereo 44.1 kHz file took 2.5 GB as float32) and time: every song's fresh arrays were
+#: page-faulted in and streamed through memory. On 20 Debian songs (Ogg Vorbis, 44.1/48 kHz
+#: stereo -> 16 kHz) decode + mono + resample ran at 872 audio s/s whole and 1,143 in blocks
+#: of 64K frames with 2 threads (537 and 595 with one); blocks of 256K frames (2 MB of stereo
+#: float32, past the per-core cache) fell back to 673-685 with 2 threads, 16K gave 1,062-1,072.
+_BLOCK_FRAMES = 1 << 16
 
 
 def _read_streaming(f: sf.SoundFile, path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
     """(mono audio at `sample_rate`, frames read) from an open file, block by block. soxr's
     stream gives the same samples as its one-shot resampler (checked: max difference 0)."""
-    sr = f.samplerate
+    sr, channels = f.samplerate, f.channels
     stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
-    out = np.empty(int(np.ceil(f.frames * sample_rate / sr)) + 64, dtype=np.float32)
+    out = np.empty(int(np.ceil(max(f.frames, 0) * sample_rate / sr)) + 64, dtype=np.float32)
+    block = np.empty((_BLOCK_FRAMES, channels), dtype=np.float32)
+    mono = np.empty(_BLOCK_FRAMES, dtype=np.float32)
+    weights = np.full(channels, 1.0 / channels, dtype=np.float32)  # the channel mean, as `to_mono`
+    # No further than the frames the header declares, as one whole read stops: past them
+    # libsndfile's FLAC reader decodes a trailing ID3 tag and fails ("lost sync").
+    declared = f.frames if f.frames > 0 else None
     filled = read = 0
     while True:
-        block = f.read(frames=_BLOCK_FRAMES, dtype="float32", always_2d=True)
-        last = len(block) < _BLOCK_FRAMES
-        if not np.isfinite(block).all():
+        want = _BLOCK_FRAMES if declared is None else max(0, min(_BLOCK_FRAMES, declared - read))
+        frames = f.read(frames=want, dtype="float32", always_2d=True, out=block[:want])
+        last = len(frames) < want or want == 0 or (declared is not None and read + len(frames) >= declared)
+        if not np.isfinite(frames).all():
             raise AudioDecodeError(path, "audio contains NaN or infinite samples")
-        read += len(block)
-        mono = to_mono(block)
-        part = stream.resample_chunk(mono, last=last) if stream is not None else mono
+        read += len(frames)
+        mixed = np.matmul(frames, weights, out=mono[: len(frames)])
+        part = stream.resample_chunk(mixed, last=last) if stream is not None else mixed
         if filled + len(part) > len(out):
             out = np.concatenate([out[:filled], np.empty(len(part) + _BLOCK_FRAMES, dtype=np.float32)])
         out[filled : filled + len(part)] = part

@@ -1,5 +1,5 @@
-"""Long files are decoded in blocks (mono and resampled as they arrive): the same samples as a
-whole decode, and the same errors."""
+"""Files are decoded in blocks (mono and resampled as they arrive): the same samples as decoding,
+mixing and resampling the whole file at once, and the same errors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 import genre_lab.audio as audio
 from genre_lab.audio import AudioDecodeError, load_audio
@@ -19,18 +20,19 @@ def test_block_decoding_equals_whole_decoding(tmp_path: Path, monkeypatch: pytes
     path = tmp_path / f"song.{fmt}"
     y = render_clip("rock", 1, 6.0, 44100)
     sf.write(str(path), np.stack([y, 0.5 * y], 1), 44100)
-    whole = load_audio(path, 16000)
-    monkeypatch.setattr(audio, "STREAM_FRAMES", 1000)
-    monkeypatch.setattr(audio, "_BLOCK_FRAMES", 30000)
-    streamed = load_audio(path, 16000)
-    assert len(streamed) == len(whole) == 96000
-    assert float((streamed - whole).abs().max()) == 0.0
-    same_rate = load_audio(path, 44100)
+    decoded, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    whole = soxr.resample(audio.to_mono(decoded), sr, 16000, quality="HQ")
+    for block in (30000, 1 << 16):  # several blocks, and one block longer than the file
+        monkeypatch.setattr(audio, "_BLOCK_FRAMES", block)
+        streamed = load_audio(path, 16000).numpy()
+        assert len(streamed) == len(whole) == 96000
+        assert float(np.abs(streamed - whole).max()) == 0.0
+    same_rate = load_audio(path, 44100).numpy()
     assert len(same_rate) == len(y)
+    assert float(np.abs(same_rate - audio.to_mono(decoded)).max()) == 0.0
 
 
 def test_block_decoding_reports_nan_and_truncation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audio, "STREAM_FRAMES", 1000)
     monkeypatch.setattr(audio, "_BLOCK_FRAMES", 30000)
     y = render_clip("jazz", 2, 4.0, 22050).astype(np.float32)
     y[70000] = np.nan  # in the third block
