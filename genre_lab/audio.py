@@ -136,7 +136,9 @@ def _read_streaming(f: sf.SoundFile, path: Path, sample_rate: int) -> tuple[np.n
     stream gives the same samples as its one-shot resampler (checked: max difference 0)."""
     sr, channels = f.samplerate, f.channels
     stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
-    out = np.empty(int(np.ceil(max(f.frames, 0) * sample_rate / sr)) + 64, dtype=np.float32)
+    # Sized from the header, which may lie (a streamed WAV's placeholder size): at most 4 hours
+    # up front, grown past that.
+    out = np.empty(min(int(np.ceil(max(f.frames, 0) * sample_rate / sr)), 4 * 3600 * sample_rate) + 64, dtype=np.float32)
     block = np.empty((_BLOCK_FRAMES, channels), dtype=np.float32)
     mono = np.empty(_BLOCK_FRAMES, dtype=np.float32)
     weights = np.full(channels, 1.0 / channels, dtype=np.float32)  # the channel mean, as `to_mono`
@@ -154,7 +156,8 @@ def _read_streaming(f: sf.SoundFile, path: Path, sample_rate: int) -> tuple[np.n
         mixed = np.matmul(frames, weights, out=mono[: len(frames)])
         part = stream.resample_chunk(mixed, last=last) if stream is not None else mixed
         if filled + len(part) > len(out):
-            out = np.concatenate([out[:filled], np.empty(len(part) + _BLOCK_FRAMES, dtype=np.float32)])
+            # More frames than declared (or none declared): grow geometrically.
+            out = np.concatenate([out[:filled], np.empty(max(len(part) + _BLOCK_FRAMES, filled), dtype=np.float32)])
         out[filled : filled + len(part)] = part
         filled += len(part)
         if last:

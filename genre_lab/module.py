@@ -25,12 +25,12 @@ from torchmetrics.classification import (
     MultilabelAccuracy,
 )
 
-from .checkpoint import CONFIG_KEY, TASKS, ModelSpec
+from .checkpoint import CONFIG_KEY, ModelSpec
 from .features import FrontEnd, SpecAugment, learned, mixup
 from .freeze import apply as apply_freeze
 from .freeze import frozen_modules as freeze_modules
 from .metrics import LOCAL, classification_metrics, multilabel_metrics
-from .network import GenreNet
+from .network import GenreNet, assemble
 from .windows import track_probabilities
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
@@ -70,17 +70,10 @@ class GenreClassifier(pl.LightningModule):
         task: str = "multiclass",
     ) -> None:
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-        self.task = task
-        self.multilabel = task == "multilabel"
-        self.frontend, self.backbone = frontend, backbone
-        self.head = nn.Linear(backbone.out_dim, len(classes))
+        assemble(self, frontend, backbone, classes, config, task)
         self.augment = augment or nn.Identity()
-        self.classes = list(classes)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.mixup_alpha, self.label_smoothing = mixup_alpha, label_smoothing
-        self.config = config or {}
         if not backbone_lr_scale > 0:
             raise ValueError(f"model.optimizer.backbone_lr_scale must be positive, got {backbone_lr_scale}")
         self.backbone_lr_scale = float(backbone_lr_scale)

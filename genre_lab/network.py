@@ -24,6 +24,20 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .checkpoint import TASKS, ModelSpec
 
 
+def assemble(model: nn.Module, frontend: nn.Module, backbone: nn.Module, classes: list[str],
+             config: dict[str, Any] | None, task: str) -> None:
+    """Give `model` (a GenreNet, or training's GenreClassifier) the parts and the description
+    of a genre model under the names both use: front end, backbone, linear head, classes, task."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    model.task = task
+    model.multilabel = task == "multilabel"
+    model.frontend, model.backbone = frontend, backbone
+    model.head = nn.Linear(backbone.out_dim, len(classes))
+    model.classes = list(classes)
+    model.config = config or {}
+
+
 class GenreNet(nn.Module):
     """(batch, samples) audio -> (batch, classes) logits; `classes`, `config` and `spec`
     describe what it was trained on."""
@@ -31,14 +45,7 @@ class GenreNet(nn.Module):
     def __init__(self, frontend: nn.Module, backbone: nn.Module, classes: list[str],
                  config: dict[str, Any] | None = None, task: str = "multiclass") -> None:
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-        self.task = task
-        self.multilabel = task == "multilabel"
-        self.frontend, self.backbone = frontend, backbone
-        self.head = nn.Linear(backbone.out_dim, len(classes))
-        self.classes = list(classes)
-        self.config = config or {}
+        assemble(self, frontend, backbone, classes, config, task)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, device: str | None = None) -> GenreNet:

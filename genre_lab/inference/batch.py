@@ -101,9 +101,9 @@ def tag_with_progress(tagger: Tagger, files: Sequence[Path], opts: PredictOption
 
 def processes_for(opts: PredictOptions) -> int:
     """Worker processes for this run: `--processes` when given, else none (0). Not the default:
-    on 8 Debian songs on an idle 2-core machine the whole command ran at 93.7 audio s/s with 2
-    worker processes against 165.8 with decode threads, same JSON (`genre_lab.bench tag`,
-    contenders predict_command*): each spawned worker pays the ~10 s of imports again."""
+    on the 57 Debian songs (3.2 h) on an idle 2-core machine the whole command ran at 724 audio
+    s/s with decoding threads against 617 with 2 worker processes, same JSON (`genre_lab.bench
+    tag`, contenders predict_command*): each spawned worker imports torch and rebuilds the model."""
     return max(0, opts.processes) if opts.processes is not None else 0
 
 

@@ -276,10 +276,10 @@ class Tagger:
         `min_content`, a file without music content is an error row too).
 
         `workers` threads decode (and resample) the next files while the model runs on the
-        current one: libsndfile and torch release the GIL, so the two overlap. 0 decodes inline.
-        `processes` > 1 (on a CPU model) instead tags whole files in that many worker processes
-        (`genre_lab.inference.workers`); slower than the threads on short folders, where each
-        worker's start-up (imports, model) dominates (measured in `genre_lab.bench tag`).
+        current one, on CPU with the cores left over (`_threads_beside`): libsndfile, soxr and
+        torch release the GIL, so they overlap. 0 decodes inline. `processes` > 1 (on a CPU
+        model) instead tags whole files in that many worker processes
+        (`genre_lab.inference.workers`); slower than the threads (measured in `genre_lab.bench tag`).
         """
         paths = [str(p) for p in paths]
         if processes > 1 and self.device.type == "cpu" and len(paths) > 1:

@@ -1,12 +1,11 @@
 """Tagging files in worker processes: each process decodes a whole file and runs the model on it.
 
-Why processes: on a 2-core machine the decode threads of `Tagger.tag_files` and torch's two
-intra-op threads fight over the same cores, and the model's small convolutions scale poorly
-across threads. One single-threaded tagger per core, each on its own files, keeps every core
-busy with no hand-off of decoded audio between processes (`python -m genre_lab.bench tag`:
-contenders `tag_processes` vs `tag_overlap`). Measured so far it does not pay: on 8 Debian songs
-on an idle 2-core machine 122 audio s/s against 413 for the decode threads, the pool's start-up
-(each spawned worker imports torch and Lightning, ~10 s) inside the timing; hence opt-in.
+Why processes: one single-threaded tagger per core, each on its own files, keeps every core
+busy with no hand-off of decoded audio and no shared interpreter lock. Measured, it does not
+pay against the decode threads of `Tagger.tag_files` (which give the model one torch thread
+beside them): on the 57 Debian songs on an idle 2-core machine 570 audio s/s against 819, the
+pool's start-up (each spawned worker imports torch and rebuilds the model) inside the timing
+(`python -m genre_lab.bench tag`: contenders `tag_processes` vs `tag_overlap`); hence opt-in.
 
 Workers are started with `spawn` (never `fork`: forking a process whose OpenMP pool already ran
 can deadlock the child). Each receives the Tagger itself once, pickled in memory by this
