@@ -86,6 +86,8 @@ class ContentStats:
 
     def problem(self) -> str | None:
         """Why the clip carries no music to classify, or None when it does."""
+        if not self.finite:
+            return "the waveform contains NaN or infinite samples"
         if self.level_dbfs < NEAR_SILENCE_DBFS:
             # A resampled DC signal keeps some ringing at its ends (-62 dBFS for 0.5 resampled
             # from 11.025 to 16 kHz): judge the offset against near-silence, not silence.

@@ -37,7 +37,7 @@ from packaging.requirements import Requirement
 from . import checkpoint
 from .checkpoint import PYFUNC_PATH, WEIGHTS_KEY
 from .module import GenreClassifier
-from .network import GenreNet
+from .network import GenreNet, exportable
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,9 @@ def export_weights(source: Source, dst: Path) -> dict[str, Any]:
     """Write a weights-only file (state dict + spec, no optimiser state; or what a model that
     saves itself writes) for the model dir, through the one checkpoint reader and writer;
     returns the config."""
+    if not isinstance(source, (str, Path)) and not exportable(source):
+        raise ValueError("this model was prepared to run on one device (Tagger.model, or load_classifier(path, device)): "
+                         "its state dict is not a checkpoint's; export the model as trained or loaded without a device")
     if isinstance(source, (str, Path)):
         spec, weights = checkpoint.parse(checkpoint.load_file(source), source)
         checkpoint.write(dst, spec, weights)

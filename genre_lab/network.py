@@ -2,8 +2,8 @@
 `ModelSpec`. Training's LightningModule (`genre_lab.module.GenreClassifier`) has the same parts
 under the same names (its state dict loads here unchanged) and takes its forward pass, its
 probabilities and its spec from this class, so there is one definition of each. Tagging,
-serving and ensembles use GenreNet and never import Lightning or MLflow: that was ~4 s of the
-predict command's start-up (`python -X importtime`).
+serving and ensembles use GenreNet, and the predict command imports neither Lightning nor
+MLflow: they were ~4 s of its start-up (`python -X importtime`).
 
 On CPU (`for_inference`) the convolutions run in channels-last layout, with the batch norm after
 each folded into its weights: in the default layout the first 3x3 conv of the one-channel
@@ -52,14 +52,23 @@ class GenreNet(nn.Module):
         """Build from a validated spec: every part comes from `genre_lab.registry`'s tables.
         With `device`, a front end with `backend=auto` holds only the implementation used there."""
         frontend = spec.build_frontend(device)
-        return cls(frontend, spec.build_backbone(frontend.n_bins), list(spec.classes), spec.to_dict(), spec.task)
+        net = cls(frontend, spec.build_backbone(frontend.n_bins), list(spec.classes), spec.to_dict(), spec.task)
+        settings = spec.features["frontend"]
+        if device is not None and hasattr(frontend, "impls") and frontend.backend != settings.get("backend", "auto"):
+            # `backend=auto` built for one device: the other implementation's buffers are
+            # not here, so this model's state dict is not a checkpoint's (see `exportable`).
+            net.only_for = device
+        return net
+
+    #: The device this model was built to run on only (`from_spec(spec, device)`), else None.
+    only_for: str | None = None
 
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        """A checkpoint's state dict, strictly, less the buffers of front-end implementations this
-        model was built without (fixed by the settings, see `from_spec`)."""
-        built = getattr(self.frontend, "impls", None)
-        unused = tuple(f"frontend.impls.{name}." for name in ("nnaudio", "torchaudio") if built is not None and name not in built)
-        self.load_state_dict({k: v for k, v in weights.items() if not k.startswith(unused)})
+        """A checkpoint's state dict, strictly; for a model built for one device, less the
+        buffers of the front-end implementation it was built without (fixed by the settings)."""
+        built = self.frontend.impls if self.only_for else {}
+        unused = tuple(f"frontend.impls.{name}." for name in ("nnaudio", "torchaudio") if built and name not in built)
+        self.load_state_dict({k: v for k, v in weights.items() if not (unused and k.startswith(unused))})
 
     @property
     def spec(self) -> ModelSpec:
@@ -82,6 +91,7 @@ def for_inference(model: nn.Module, device: torch.device) -> nn.Module:
     if device.type != "cpu":
         return model.to(device).eval()
     model = copy.deepcopy(model).to(device).eval()
+    model.inference_copy = True  # see `exportable`
     for module in model.modules():
         if isinstance(module, nn.Sequential):
             for i in range(len(module) - 1):
@@ -89,3 +99,11 @@ def for_inference(model: nn.Module, device: torch.device) -> nn.Module:
                     module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
                     module[i + 1] = nn.Identity()
     return model.to(memory_format=torch.channels_last)
+
+
+def exportable(model: nn.Module) -> bool:
+    """Whether `model`'s state dict is a checkpoint's, loadable anywhere: not a model built for
+    one device (`GenreNet.from_spec(spec, device)`) nor an inference copy (`for_inference`,
+    `Tagger.model`: batch norms folded)."""
+    return not getattr(model, "inference_copy", False) and not any(
+        getattr(m, "only_for", None) for m in model.modules())

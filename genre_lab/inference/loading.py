@@ -223,13 +223,14 @@ def load_classifier(path: str | Path, device: str | torch.device | None = None) 
     `genre_lab.checkpoint.ModelSpec`. Without `device`: the whole model on the CPU, as portable
     as the file (training, evaluation, ensembles). With one: built to run only there (a
     `backend=auto` front end keeps one implementation; `GenreNet.from_spec`) and moved there."""
+    only_for = None if device is None else torch.device(device).type
     try:
         state = checkpoint.load_file(path)
         if ensemble.is_ensemble(state):
             model: GenreNet | EnsembleClassifier = ensemble.from_state(state, path)
         else:
             spec, weights = checkpoint.parse(state, path)
-            model = GenreNet.from_spec(spec, None if device is None else torch.device(device).type)
+            model = GenreNet.from_spec(spec, only_for)
             model.load_weights(weights)
     except checkpoint.CheckpointError as err:
         raise ModelSourceError(str(err)) from err

@@ -294,7 +294,7 @@ class Tagger:
                     on_result(result)
                 yield result
             return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool, self._threads_beside(workers):
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
             # Bounded read-ahead: at most workers + 1 decoded songs held in memory at once.
             pending: deque[tuple[str, Future]] = deque()
             todo = iter(paths)
@@ -307,7 +307,11 @@ class Tagger:
                 nxt = next(todo, None)
                 if nxt is not None:
                     pending.append((nxt, pool.submit(self._decode_caught, nxt)))
-                result = self._tag_decoded(path, future.result(), k, segment_seconds, min_content)
+                decoded = future.result()
+                # Set per song, never across a `yield` (the caller's own torch work between
+                # results keeps the thread count it had); the last song gets every core.
+                with self._threads_beside(min(len(pending), workers)):
+                    result = self._tag_decoded(path, decoded, k, segment_seconds, min_content)
                 if on_result:
                     on_result(result)
                 yield result
@@ -316,14 +320,17 @@ class Tagger:
     @contextmanager
     def _threads_beside(self, decoders: int) -> Iterator[None]:
         """On CPU, the model's torch threads while `decoders` threads decode: the cores left
-        (at least one), restored afterwards. With torch's default (one thread per core) the
-        two pools fought over the cores: on 8 Debian songs on 2 cores, 2 decoding threads
-        and 1 torch thread tagged at 715 audio s/s against 390 with 2 torch threads."""
-        if self.device.type != "cpu":
+        over, at least one and never more than it had, restored afterwards (torch's thread
+        count is the process's: two taggers tagging at once in one process may leave it
+        lowered). With torch's default (one thread per core) the two pools fought over the
+        cores: on 8 Debian songs on 2 cores, 2 decoding threads and 1 torch thread tagged at
+        715 audio s/s against 390 with 2 torch threads."""
+        before = torch.get_num_threads()
+        wanted = max(1, min(before, cores() - decoders))
+        if self.device.type != "cpu" or wanted == before:
             yield
             return
-        before = torch.get_num_threads()
-        torch.set_num_threads(max(1, cores() - decoders))
+        torch.set_num_threads(wanted)
         try:
             yield
         finally:

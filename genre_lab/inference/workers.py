@@ -2,8 +2,8 @@
 
 Why processes: one single-threaded tagger per core, each on its own files, keeps every core
 busy with no hand-off of decoded audio and no shared interpreter lock. Measured, it does not
-pay against the decode threads of `Tagger.tag_files` (which give the model one torch thread
-beside them): on the 57 Debian songs on an idle 2-core machine 570 audio s/s against 819, the
+pay against the decode threads of `Tagger.tag_files` (which give the model the cores they
+leave over): on the 57 Debian songs on an idle 2-core machine 570 audio s/s against 819, the
 pool's start-up (each spawned worker imports torch and rebuilds the model) inside the timing
 (`python -m genre_lab.bench tag`: contenders `tag_processes` vs `tag_overlap`); hence opt-in.
 
