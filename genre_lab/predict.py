@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from .inference.batch import PredictOptions, run_predict
 from .inference.report import FORMATS
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ))
 
 
-def exit_now(status: int) -> None:
+def exit_now(status: int) -> NoReturn:
     """End the process with `status` once the output is flushed, skipping the interpreter's
     teardown of torch and its modules: that took ~0.5 s after every tagging run
     (`python -c "import torch"` 2.0 s against 1.5 s with `os._exit`). The report file is

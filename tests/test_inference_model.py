@@ -69,3 +69,23 @@ def test_tagging_leaves_the_callers_thread_count(model_file: Path, tmp_path: Pat
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_predict_command_flushes_its_report_and_exit_status(model_file: Path, tmp_path: Path) -> None:
+    """`python -m genre_lab.predict` leaves through `os._exit`: the report on stdout, the summary
+    on stderr and the exit status (1: a file could not be tagged) must all get out."""
+    import json
+    import subprocess
+    import sys
+
+    from genre_lab.config import PROJECT_ROOT
+
+    song = write_tone(tmp_path / "song.wav", seconds=4.0, sr=16000)
+    proc = subprocess.run([sys.executable, "-m", "genre_lab.predict", str(model_file), str(song),
+                           str(tmp_path / "missing.wav"), "--format", "json", "--no-progress"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    rows = json.loads(proc.stdout)
+    assert [Path(r["path"]).name for r in rows] == ["song.wav", "missing.wav"]
+    assert rows[0]["genres"] and rows[0]["error"] is None and "no such file" in rows[1]["error"]
+    assert "1 of 2 file(s) could not be tagged" in proc.stderr

@@ -26,7 +26,7 @@ import soundfile as sf
 
 from ..data.synthetic import GENRES, render_clip
 from ..export import save_tagger_model
-from ..inference.tagger import Tagger
+from ..inference.tagger import Tagger, cores
 from ..module import GenreClassifier
 from ..servers import free_port, stop_session, wait_ready
 from .common import Result
@@ -48,7 +48,7 @@ def _p95(latencies: list[float]) -> float:
 
 def run(model: GenreClassifier, clients: int = 4, requests_per_client: int = 4, clip_seconds: float = 30.0,
         workers: int | None = None) -> list[Result]:
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or cores()
     clips = [clip_bytes(clip_seconds, i) for i in range(clients * requests_per_client)]
     bodies = [{"dataframe_records": [{"audio_base64": base64.b64encode(c).decode("ascii")}], "params": {"top_k": 3}}
               for c in clips]
@@ -74,7 +74,7 @@ def run(model: GenreClassifier, clients: int = 4, requests_per_client: int = 4, 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "serve.log"
-        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        threads = max(1, cores() // workers)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         with log.open("w") as out:

@@ -26,7 +26,6 @@ BACKENDS = ("auto", "nnaudio", "torchaudio")
 AUTO_BACKEND = {"cpu": "torchaudio", "cuda": "nnaudio", "mps": "nnaudio"}
 
 
-
 def settings_for_device(settings: dict, device: str) -> dict:
     """Front-end settings for a model that will only run on `device`: `backend=auto` keeps both
     implementations so one model moves between CPU and GPU; a model loaded for one device
