@@ -43,7 +43,7 @@ bench: setup
 
 ## The GPU pass on a CUDA machine, from a fresh clone (creates .venv first): front ends on CUDA
 ## vs librosa, AMP training per model with its data-loading share, tagging; logged to MLflow
-## `benchmarks`, then prints the README's GPU table. Without CUDA it says so and skips those parts.
+## `benchmarks`, then prints the GPU table of docs/benchmarks.md. Without CUDA it says so and skips those parts.
 bench-gpu: setup
 	$(PY) -m genre_lab.bench gpu $(ARGS)
 

@@ -4,11 +4,19 @@ Decoding uses soundfile (libsndfile: wav, flac, ogg/vorbis, opus, mp3, au/snd, a
 resampling uses torchaudio's band-limited sinc resampler. Every failure is raised as an
 `AudioDecodeError` that names the file, so dataset scans and batch tagging can report the
 file and carry on with the rest.
+
+A file is untrusted data: before anything is decoded or allocated, its header must declare a
+sample rate within `MIN_SAMPLE_RATE`..`MAX_SAMPLE_RATE`, at most `max_seconds` of audio
+(`DEFAULT_MAX_SECONDS`, 4 hours) and a container whose truncation can be checked
+(`genre_lab.truncation`).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +25,19 @@ import soxr
 import torch
 import torchaudio.functional as AF
 
-from .truncation import ogg_truncation, truncation
+from .truncation import sniffed_truncation, truncation, unchecked_container
 
 #: File endings that the dataset scanners and the tagger pick up from folders.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".au", ".snd", ".aif", ".aiff")
+#: Sample rates a file's header may declare, in Hz: below 1 kHz nothing of a song's spectrum
+#: survives; 384 kHz is the highest rate audio interfaces record at. Outside them a header is
+#: refused before anything is allocated: a WAV declaring 1 Hz asks the resampler for 16,000
+#: output samples per stored one (a 128 KB file became 4 GB).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
+#: The longest audio decoded by default (`max_seconds`), as the header declares it: 4 hours,
+#: past any song or DJ set. The decode buffer is sized from the header (at most this long:
+#: 0.9 GB of float32 at 16 kHz), so a tiny file declaring days is refused before allocation.
+DEFAULT_MAX_SECONDS = 4 * 3600.0
 
 
 class AudioDecodeError(RuntimeError):
@@ -69,16 +86,23 @@ def load_audio(
     sample_rate: int,
     offset_seconds: float = 0.0,
     duration_seconds: float | None = None,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
 ) -> torch.Tensor:
     """Decode `path` to a mono float32 tensor at `sample_rate`.
 
     Raises `AudioDecodeError` naming the file for anything that is not decodable audio:
-    a missing, unreadable or empty file, an unknown container, a stream cut short of the
-    length its header declares (`genre_lab.truncation`, whatever part was read), or no samples.
+    a missing, unreadable, empty or special file (a dangling link, a folder, a named pipe), an
+    unknown container or one whose truncation cannot be checked, a header declaring a sample
+    rate outside `MIN_SAMPLE_RATE`..`MAX_SAMPLE_RATE` or more than `max_seconds` of audio
+    (None: no limit; checked from the header before anything is allocated, and again while
+    reading), a stream cut short of the length its header declares (`genre_lab.truncation`,
+    whatever part was read), or no samples.
     """
     path = Path(path)
+    if max_seconds is not None and math.isinf(max_seconds):
+        max_seconds = None
     if not path.is_file():
-        raise AudioDecodeError(path, "no such file")
+        raise AudioDecodeError(path, not_a_file_reason(path))
     if path.stat().st_size == 0:
         raise AudioDecodeError(path, "file is empty (0 bytes)")
     whole = offset_seconds <= 0 and duration_seconds is None
@@ -88,13 +112,16 @@ def load_audio(
         # offset"). Same decode speed (measured on 10 songs).
         with open(path, "rb") as handle, sf.SoundFile(handle) as f:
             sr, container, declared, header_log = f.samplerate, f.format, f.frames, f.extra_info
+            refused = header_problem(sr, declared, container, max_seconds)
+            if refused:
+                raise AudioDecodeError(path, refused)
             if offset_seconds > 0:
                 f.seek(int(offset_seconds * sr))
             frames = -1 if duration_seconds is None else int(duration_seconds * sr)
             streamed: tuple[np.ndarray, int] | None = None
             try:
                 if whole:
-                    streamed = _read_streaming(f, path, sample_rate)
+                    streamed = _read_streaming(f, path, sample_rate, max_seconds)
                     audio = np.empty((streamed[1], 0), dtype=np.float32)  # only its length is used
                 else:
                     audio = f.read(frames=frames, dtype="float32", always_2d=True)
@@ -131,14 +158,56 @@ def load_audio(
 _BLOCK_FRAMES = 1 << 16
 
 
-def _read_streaming(f: sf.SoundFile, path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
+def header_problem(sample_rate: int, frames: int, container: str, max_seconds: float | None) -> str | None:
+    """Why a file whose header declares `sample_rate` and `frames` in `container` is refused
+    before decoding, or None."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        return (f"header declares a sample rate of {sample_rate} Hz, outside "
+                f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    refused = unchecked_container(container)
+    if refused:
+        return refused
+    if max_seconds is not None and frames > 0 and frames / sample_rate > max_seconds:
+        return (f"header declares {frames / sample_rate:.0f} s of audio, longer than the limit of "
+                f"{max_seconds:g} s (max_seconds)")
+    return None
+
+
+def not_a_file_reason(path: Path) -> str:
+    """Why `path`, which is not a regular file, cannot be decoded: said as it is."""
+    if path.is_symlink() and not path.exists():
+        try:
+            return f"dangling symbolic link to {os.readlink(path)}"
+        except OSError:
+            return "dangling symbolic link"
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        return "no such file" if isinstance(err, FileNotFoundError) else (err.strerror or str(err))
+    if stat.S_ISDIR(mode):
+        try:
+            os.scandir(path).close()
+        except OSError as err:
+            return f"a folder that cannot be listed: {err.strerror or err}"
+        return "not a regular file: a folder"
+    kinds = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    what = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"not a regular file: {what}"
+
+
+def _read_streaming(
+    f: sf.SoundFile, path: Path, sample_rate: int, max_seconds: float | None = DEFAULT_MAX_SECONDS
+) -> tuple[np.ndarray, int]:
     """(mono audio at `sample_rate`, frames read) from an open file, block by block. soxr's
     stream gives the same samples as its one-shot resampler (checked: max difference 0)."""
     sr, channels = f.samplerate, f.channels
     stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
-    # Sized from the header, which may lie (a streamed WAV's placeholder size): at most 4 hours
-    # up front, grown past that.
-    out = np.empty(min(int(np.ceil(max(f.frames, 0) * sample_rate / sr)), 4 * 3600 * sample_rate) + 64, dtype=np.float32)
+    # Sized from the header, which may lie (a streamed WAV's placeholder size): at most
+    # `max_seconds` (4 hours without a limit) up front, grown past that while the limit allows.
+    cap_seconds = DEFAULT_MAX_SECONDS if max_seconds is None else min(max_seconds, DEFAULT_MAX_SECONDS)
+    limit = None if max_seconds is None else int(np.ceil(max_seconds * sr))
+    out = np.empty(min(int(np.ceil(max(f.frames, 0) * sample_rate / sr)), int(cap_seconds * sample_rate)) + 64, dtype=np.float32)
     block = np.empty((_BLOCK_FRAMES, channels), dtype=np.float32)
     mono = np.empty(_BLOCK_FRAMES, dtype=np.float32)
     weights = np.full(channels, 1.0 / channels, dtype=np.float32)  # the channel mean, as `to_mono`
@@ -153,6 +222,9 @@ def _read_streaming(f: sf.SoundFile, path: Path, sample_rate: int) -> tuple[np.n
         if not np.isfinite(frames).all():
             raise AudioDecodeError(path, "audio contains NaN or infinite samples")
         read += len(frames)
+        if limit is not None and read > limit:
+            raise AudioDecodeError(path, f"more than {max_seconds:g} s of audio (max_seconds), past the "
+                                         f"{f.frames / sr:.0f} s its header declares")
         mixed = np.matmul(frames, weights, out=mono[: len(frames)])
         part = stream.resample_chunk(mixed, last=last) if stream is not None else mixed
         if filled + len(part) > len(out):
@@ -186,8 +258,9 @@ def _open_failure(path: Path, err: Exception) -> str:
     for offset, magic, what in _FOREIGN_MAGIC:
         if head[offset : offset + len(magic)] == magic:
             return f"not an audio file libsndfile can read: the content is {what}"
-    # An Ogg file cut inside its first pages fails to open ("file is malformed"); say why.
-    cut = ogg_truncation(path) if head.startswith(b"OggS") else None
+    # An Ogg file cut inside its first pages, or a CAF inside its data chunk, fails to open
+    # ("file is malformed"); say why.
+    cut = sniffed_truncation(path)
     if cut:
         return cut
     # libsndfile prefixes "Error opening '<path>': "; AudioDecodeError names the file already.

@@ -4,8 +4,10 @@ A `ModelSpec` says everything needed to run a trained model: the front end, the 
 classes, and the audio it expects (sample rate, window length, evaluation hop). Training writes
 it into every checkpoint (under `CONFIG_KEY`) and into the exported weights of the served model;
 evaluation, tagging, serving and fine-tuning read it back through `ModelSpec.from_dict`, which
-validates it field by field and builds its parts only from `genre_lab.registry`'s tables. Files
-are read with `torch.load(weights_only=True)`: a checkpoint is data, never code.
+validates it field by field (every size within `genre_lab.bounds`' ranges, checked before
+anything is allocated) and builds its parts only from `genre_lab.registry`'s tables. Files
+are read with `torch.load(weights_only=True)`: a checkpoint is data, never code; and every
+state dict read from a file passes `check_weights` (all weights finite).
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from . import registry
+from . import bounds, registry
 from .features.frontend import settings_for_device
 from .registry import ConfigSecurityError
 
 #: Key under which a checkpoint carries the plain-dict spec needed to rebuild the model, so
 #: checkpoints load weights-only and without a Hydra run directory.
 CONFIG_KEY = "genre_lab"
-#: Bounds on what a spec may declare (a crafted file could otherwise ask for absurd buffers).
-SAMPLE_RATES = (1000, 384_000)
-MAX_CHUNK_SECONDS = 600.0
-MAX_CLASSES = 10_000
+#: Bounds on what a spec may declare (a crafted file could otherwise ask for absurd buffers);
+#: every size and its reason: `genre_lab.bounds`.
+SAMPLE_RATES = (int(bounds.SAMPLE_RATE.low), int(bounds.SAMPLE_RATE.high))
+MAX_CHUNK_SECONDS = bounds.CHUNK_SECONDS.high
+MAX_CLASSES = bounds.MAX_CLASSES
 #: What the head predicts: one class per clip (softmax) or any set of tags (independent
 #: sigmoids, `task=multilabel`). Specs written before the task existed are `multiclass`.
 TASKS = ("multiclass", "multilabel")
@@ -102,14 +105,17 @@ class ModelSpec:
             if not isinstance(node, dict) or "_target_" not in node:
                 raise ConfigSecurityError(f"{group}.{key} must name a registered class with _target_")
         rate = _number(data, "sample_rate", int, *SAMPLE_RATES)
-        chunk = _number(data, "chunk_seconds", float, 0.01, MAX_CHUNK_SECONDS)
-        hop = _number(data, "eval_hop_seconds", float, 0.001, MAX_CHUNK_SECONDS, default=chunk)
+        chunk = _number(data, "chunk_seconds", float, bounds.CHUNK_SECONDS.low, bounds.CHUNK_SECONDS.high)
+        hop = _number(data, "eval_hop_seconds", float, bounds.EVAL_HOP_SECONDS.low, bounds.EVAL_HOP_SECONDS.high,
+                      default=chunk)
         frontend_rate = features["frontend"].get("sample_rate", rate)
         if frontend_rate != rate:
             raise ConfigSecurityError(f"features.frontend.sample_rate={frontend_rate} differs from data.sample_rate={rate}")
         task = config.get("task", "multiclass")
         if task not in TASKS:
             raise ConfigSecurityError(f"task={task!r} must be one of {', '.join(TASKS)}")
+        # Every size in range, and what they add up to, before anything is built from them.
+        bounds.check(features, model, rate, chunk, len(classes))
         return cls(features, model, tuple(classes), rate, chunk, hop, task)
 
     # -- writing ----------------------------------------------------------------------------
@@ -182,13 +188,29 @@ def load_file(path: str | Path) -> Any:
 
 
 def parse(state: Any, path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    """(spec, state dict) of a loaded Lightning checkpoint or exported weights file."""
+    """(spec, state dict) of a loaded Lightning checkpoint or exported weights file: the spec
+    validated (`ModelSpec.from_dict`), the weights finite (`check_weights`)."""
     if not isinstance(state, dict) or CONFIG_KEY not in state or not isinstance(state.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a genre_lab checkpoint (no '{CONFIG_KEY}' config or 'state_dict')")
     weights = state["state_dict"]
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
-        raise CheckpointError(f"{path}: state_dict must map names to tensors")
-    return ModelSpec.from_dict(state[CONFIG_KEY], f"checkpoint {path}"), weights
+    spec = ModelSpec.from_dict(state[CONFIG_KEY], f"checkpoint {path}")
+    check_weights(weights, path)
+    return spec, weights
+
+
+def check_weights(weights: Any, source: str | Path) -> None:
+    """Raise CheckpointError naming `source` unless `weights` maps names to tensors whose
+    floating-point values are all finite. The one check every load of weights from a file
+    goes through (evaluate, predict, serving, `init_from`, ensemble members, `resume`): a NaN
+    or infinite weight (a damaged file or a diverged run) would otherwise load silently and
+    score chance, or train on to a NaN loss, and be logged as a working model."""
+    if not isinstance(weights, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                   for k, v in weights.items()):
+        raise CheckpointError(f"{source}: state_dict must map names to tensors")
+    for name, tensor in weights.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{source}: weight '{name}' holds NaN or infinite values "
+                                  "(a damaged file or a diverged run); refusing to load it")
 
 
 def read(path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:

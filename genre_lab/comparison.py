@@ -2,6 +2,8 @@
 comparison between groups over matching seeds or folds; rendered as Markdown and LaTeX.
 
 Pure numbers in, numbers and text out: `genre_lab.report` feeds it runs read from MLflow.
+Group values come from run tags and params anyone with write access to the store can set, so
+every label is escaped for its format (`_md`, `_tex`) and kept on one line.
 The paired test is Student's paired t-test (scipy) with its 95% confidence interval of the
 mean difference; without scipy, a percentile bootstrap interval (numpy) and no p-value.
 """
@@ -9,6 +11,7 @@ mean difference; without scipy, a percentile bootstrap interval (numpy) and no p
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -112,16 +115,57 @@ def _mean_std(s: Summary) -> str:
     return _num(s.mean) if s.n < 2 else f"{_num(s.mean)} ± {_num(s.std)}"
 
 
+#: Runs of whitespace and control characters (newlines included): one space in a table cell.
+_SPACE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+#: `&`, `<` and `>` as entities: no HTML, comment or report marker can be written.
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+#: Backslash-escaped everywhere: escapes, code spans, emphasis, links, cell separators,
+#: strikethrough and GitHub's `$` math.
+_MD_ESCAPED = frozenset("\\`*[]|~$")
+#: A metric name shown in a code span as it is.
+_MD_CODE_SAFE = re.compile(r"[\w./:@=+-]+")
+
+
+def _plain(text: object) -> str:
+    """A label on one line: newlines and control characters become single spaces."""
+    return _SPACE.sub(" ", str(text)).strip()
+
+
+def _md(text: object) -> str:
+    """A label from a store (tag, param, group name) as literal text in one Markdown table cell:
+    it cannot end the cell or row, add rows, open HTML or comments, or format anything. `_`
+    is escaped only where it could open or close emphasis (`test/track_acc` stays readable)."""
+    flat = _plain(text)
+    out = []
+    for i, ch in enumerate(flat):
+        if ch in _MD_ENTITIES:
+            out.append(_MD_ENTITIES[ch])
+        elif ch in _MD_ESCAPED:
+            out.append("\\" + ch)
+        elif ch == "_" and not (0 < i < len(flat) - 1 and flat[i - 1].isalnum() and flat[i + 1].isalnum()):
+            out.append("\\_")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _md_code(text: str) -> str:
+    """A metric name in a code span when it is a plain name, else escaped text."""
+    return f"`{text}`" if _MD_CODE_SAFE.fullmatch(text) else _md(text)
+
+
 def markdown(
     group_by: Sequence[str], tables: Mapping[str, list[Summary]], comparisons: Mapping[str, list[PairedComparison]],
 ) -> str:
-    """One table of mean ± std (n runs) per group and metric, then the paired comparisons."""
+    """One table of mean ± std (n runs) per group and metric, then the paired comparisons.
+    Group values, keys and metric names are escaped (`_md`): one line per row, whatever a
+    store holds."""
     metrics = list(tables)
     first = tables[metrics[0]]
-    header = [*group_by, "n", *metrics]
+    header = [_md(x) for x in (*group_by, "n", *metrics)]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(group_by) + ["---:"] * (1 + len(metrics))) + " |"]
     for row in first:
-        cells = [*row.group, str(row.n)]
+        cells = [*map(_md, row.group), str(row.n)]
         for m in metrics:
             match = next((s for s in tables[m] if s.group == row.group), None)
             cells.append(_mean_std(match) if match else "—")
@@ -130,21 +174,24 @@ def markdown(
     for m, rows in comparisons.items():
         if not rows:
             continue
-        table = [f"Paired differences of `{m}` (A − B over shared seeds/folds):", "",
+        table = [f"Paired differences of {_md_code(m)} (A − B over shared seeds/folds):", "",
                  "| A | B | pairs | mean A − B | 95% CI | p | test |", "| --- | --- | ---: | ---: | --- | ---: | --- |"]
         for c in rows:
-            table.append(f"| {' / '.join(c.a)} | {' / '.join(c.b)} | {c.n} | {_num(c.mean_diff)} | "
+            table.append(f"| {' / '.join(map(_md, c.a))} | {' / '.join(map(_md, c.b))} | {c.n} | {_num(c.mean_diff)} | "
                          f"[{_num(c.ci_low)}, {_num(c.ci_high)}] | {_p(c.p_value)} | {c.method} |")
         out.append("\n".join(table))
     return "\n\n".join(out) + "\n"
 
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
+                # Not special, but wrong glyphs in OT1, or read by the `\\` ending the row above.
+                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "[": "{[}", "]": "{]}", "*": "{*}"}
 
 
-def _tex(text: str) -> str:
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+def _tex(text: object) -> str:
+    """A label as literal LaTeX text on one line (a blank line would end the tabular)."""
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in _plain(text))
 
 
 def latex(group_by: Sequence[str], tables: Mapping[str, list[Summary]]) -> str:

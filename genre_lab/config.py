@@ -49,6 +49,21 @@ if not OmegaConf.has_resolver("genre_lab_home"):
     OmegaConf.register_new_resolver("genre_lab_home", lambda: str(home()))
 
 
+def config_groups(dirs: Sequence[str | Path] = ()) -> set[str]:
+    """Names of the config groups (`model`, `data`, ...): the folders of `conf/` and of `dirs`
+    (a user's `--config-dir`)."""
+    return {p.name for d in (CONF_DIR, *map(Path, dirs)) if Path(d).is_dir()
+            for p in Path(d).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+
+
+def group_options(group: str, dirs: Sequence[str | Path] = ()) -> set[str]:
+    """The options of config group `group`: the `<name>.yaml` files in `conf/<group>/` and in
+    `<dir>/<group>/` for each of `dirs`. Files starting with `_` are pieces other options
+    include, not options."""
+    return {p.stem for d in (CONF_DIR, *map(Path, dirs)) if (Path(d) / group).is_dir()
+            for p in (Path(d) / group).glob("*.yaml") if not p.name.startswith("_")}
+
+
 def compose(overrides: Sequence[str] = (), config_name: str = "train", output_dir: str | Path | None = None) -> DictConfig:
     """Compose `conf/<config_name>.yaml` with overrides outside `@hydra.main` (sweeps, tests,
     notebooks). There is no Hydra run directory here, so `paths.output_dir` is set explicitly."""

@@ -24,7 +24,7 @@ import yaml
 from mlflow import MlflowClient
 from rich.console import Console
 
-from . import tracking
+from . import registry, tracking
 from .evaluation import training_data_config
 from .export import log_tagger_model
 from .inference.ensemble import EnsembleClassifier, EnsembleError
@@ -88,18 +88,15 @@ def build_ensemble(models: Sequence[str], tracking_uri: str, weights: Sequence[f
     if first_run:
         tags["dataset"] = client.get_run(first_run).data.tags.get("dataset", "?")
     run_name = run_name or f"ensemble-{len(members)}x-{'+'.join(names)}"
+    data = _member_data_config(client, first_run) if first_run else None
     with tracking.tracked_run(client, experiment_id, run_name, tags) as run_id:
         params = {f"member{i}": s.run_id or s.spec for i, s in enumerate(sources)}
         params.update({f"member{i}.weight": f"{w:.6g}" for i, w in enumerate(model.weights.tolist())})
         params["members"] = len(members)
         tracking.log_params(client, run_id, params)
         config = {"ensemble": {"members": [s.run_id or s.spec for s in sources], "weights": model.weights.tolist()}}
-        if first_run:
-            try:
-                config["data"] = training_data_config(client, first_run)
-            except ValueError as err:
-                # Still a usable ensemble; only `evaluate run=<ensemble>` then needs data=...
-                log.warning("ensemble run has no dataset config: %s", err)
+        if data is not None:
+            config["data"] = data
         client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(RUN_CHECKPOINT).name
@@ -107,6 +104,20 @@ def build_ensemble(models: Sequence[str], tracking_uri: str, weights: Sequence[f
             client.log_artifact(run_id, str(path), str(Path(RUN_CHECKPOINT).parent))
             log_tagger_model(client, run_id, model)
         return EnsembleResult(run_id, [s.spec for s in sources], [s.run_id for s in sources], model.weights.tolist())
+
+
+def _member_data_config(client: MlflowClient, run_id: str) -> dict | None:
+    """The first member's dataset config, read before the ensemble run exists. A run without
+    one still makes a usable ensemble (only `evaluate run=<ensemble>` then needs data=...); a
+    config.yaml that breaks the rules for configs from a store (alias bomb, interpolation,
+    unregistered `_target_`) stops the command with the error naming the run and file."""
+    try:
+        return training_data_config(client, run_id)
+    except registry.ConfigSecurityError:
+        raise
+    except ValueError as err:
+        log.warning("ensemble run has no dataset config: %s", err)
+        return None
 
 
 def parser() -> argparse.ArgumentParser:

@@ -53,12 +53,21 @@ class EvaluationResult:
 def training_data_config(client: MlflowClient, run_id: str) -> dict:
     """The `data` group the run was trained with, from its logged `config.yaml`: read as
     untrusted data (safe YAML, no interpolation evaluated, only registered dataset classes)."""
+    where = f"run {run_id} config.yaml"
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            text = Path(client.download_artifacts(run_id, "config.yaml", tmp)).read_text()
+            path = Path(client.download_artifacts(run_id, "config.yaml", tmp))
+            with path.open("rb") as f:  # never more than the limit into memory
+                raw = f.read(registry.MAX_YAML_BYTES + 1)
         except (MlflowException, OSError) as err:
             raise ValueError(f"run {run_id} has no readable config.yaml; pass data=<dataset config>") from err
-    data = registry.load_untrusted_yaml(text, f"run {run_id} config.yaml").get("data")
+    if len(raw) > registry.MAX_YAML_BYTES:
+        raise registry.ConfigSecurityError(f"{where} is larger than {registry.MAX_YAML_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise registry.ConfigSecurityError(f"{where} is not UTF-8 text ({err.reason} at byte {err.start})") from err
+    data = registry.load_untrusted_yaml(text, where).get("data")
     if not data:
         raise ValueError(f"run {run_id}'s config.yaml has no data section; pass data=<dataset config>")
     return data

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from rich.markup import escape
 
 from .audio import AudioDecodeError, resample
 from .content import rms_dbfs
@@ -41,7 +42,7 @@ class Explanation:
 def explain_song(tagger: Tagger, explainer: Explainer, path: str | Path, output: Path,
                  target: str | None = None, batch: int = 8) -> Explanation:
     """Attribute one song's windows, stitch them over the song, and draw the figure."""
-    from .plots import explanation_figure
+    from .plots import explanation_figure, plain_text
 
     import matplotlib.pyplot as plt
 
@@ -73,7 +74,8 @@ def explain_song(tagger: Tagger, explainer: Explainer, path: str | Path, output:
                              f"{Path(path).name}: {label} ({float(track[index]):.2f}), {explainer.method}")
     output.mkdir(parents=True, exist_ok=True)
     figure = output / f"{Path(path).stem}.png"
-    fig.savefig(figure, dpi=100)
+    with plain_text():  # the title holds the file name and a class name: plain text
+        fig.savefig(figure, dpi=100)
     plt.close(fig)
     return Explanation(str(path), label, float(track[index]), figure, song_map.numpy())
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         explainer = Explainer(tagger.model, a.method, a.steps)
         files = collect_audio_files(a.paths)
     except (ModelSourceError, ValueError) as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         return 2
     failed = 0
     for path in files:
@@ -107,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             result = explain_song(tagger, explainer, path, a.output, a.target)
         except (AudioDecodeError, TaggingError, ValueError, RuntimeError) as error:
             failed += 1
-            err.print(f"[red]{path}:[/red] {getattr(error, 'reason', error)}", highlight=False)
+            err.print(f"[red]{escape(str(path))}:[/red] {escape(str(getattr(error, 'reason', error)))}", highlight=False)
             continue
-        Console().print(f"{path}: {result.label} ({result.probability:.2f}) -> {result.figure}", highlight=False)
+        # Paths and class names are data: printed as typed, never read as rich markup.
+        Console().print(escape(f"{path}: {result.label} ({result.probability:.2f}) -> {result.figure}"), highlight=False)
     return 1 if failed else 0
 
 

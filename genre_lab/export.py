@@ -4,7 +4,8 @@ The directory holds the weights and plain config (`artifacts/weights.pt`, loaded
 the serving code as a file (`genre_lab/inference/pyfunc_model.py`, MLflow's "models from code":
 nothing is unpickled) and genre_lab itself under `code/`, so a fresh environment needs only the
 pip requirements: genre_lab's own dependencies, pinned to the versions installed here.
-`SIGNATURE` is the request and answer shape that `genre_lab.inference.pyfunc` serves.
+`SIGNATURE` is the answer shape and params that `genre_lab.inference.pyfunc` serves; the request
+fields are `REQUEST_FIELDS`, checked per record by the model (no input schema: see `SIGNATURE`).
 
 Training and the ensemble command log models through this module; it refers to the serving
 code by path and never imports `genre_lab.inference`.
@@ -31,7 +32,7 @@ from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.models import ModelSignature
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from mlflow.types import DataType
-from mlflow.types.schema import AnyType, Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
+from mlflow.types.schema import Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
 from packaging.requirements import Requirement
 
 from . import checkpoint
@@ -50,16 +51,16 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _MODEL_CODE = _PACKAGE_DIR / "inference" / "pyfunc_model.py"
 
 _GENRES = Array(Object([Property("label", DataType.string), Property("probability", DataType.double)]))
+#: The fields a request record may carry: `audio_base64` (a string), `waveform` (a list of
+#: floats) with its `sample_rate` (Hz). Listed in the model's metadata (`request_fields`).
+REQUEST_FIELDS = ("audio_base64", "waveform", "sample_rate")
 SIGNATURE = ModelSignature(
-    # The fields (`audio_base64` a string, `waveform` a list of floats, `sample_rate` in Hz) are
-    # typed Any: MLflow enforces a typed schema on the request as a whole, so one record without
-    # a sample_rate (NaN in an integer column) or without a waveform (NaN in an array column)
-    # failed every record with HTTP 400. Each record is checked in `_tag_row` instead.
-    inputs=Schema([
-        ColSpec(AnyType(), "audio_base64", required=False),
-        ColSpec(AnyType(), "waveform", required=False),
-        ColSpec(AnyType(), "sample_rate", required=False),
-    ]),
+    # No input schema: MLflow's enforcement keeps only the columns a schema names, so a request
+    # whose records carry none of the fields (`[{}]`, `[1, 2, 3]`) reached the model as zero
+    # rows and was answered with none; a typed schema also failed every record of a request
+    # for one record's missing field. Each record is checked in `GenreTaggerModel._tag_row`,
+    # and gets its own row, an error row when it is unusable.
+    inputs=None,
     outputs=Schema([
         ColSpec(_GENRES, "genres"),
         ColSpec(Array(Object([Property("start", DataType.double), Property("end", DataType.double),
@@ -161,7 +162,7 @@ def _model_arguments(weights: Path, config: dict[str, Any], run_id: str | None) 
         # Explicit requirements: inferring them would load the model in a subprocess.
         pip_requirements=_requirements(),
         metadata={"genre_lab_run_id": run_id, "genre_lab_version": _package_version(),
-                  "classes": list(config["classes"])},
+                  "classes": list(config["classes"]), "request_fields": list(REQUEST_FIELDS)},
     )
 
 

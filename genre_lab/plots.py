@@ -1,6 +1,16 @@
-"""Figures logged as MLflow artifacts."""
+"""Figures logged as MLflow artifacts.
+
+Every label drawn here (class names, tags, params, file names) comes from a dataset or a
+store and is drawn as plain text: `plain_text` turns off mathtext and TeX, so a name like
+`$\\badcmd{$` is shown as typed instead of failing the figure (and the run) or being rendered.
+"""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import matplotlib
 
@@ -8,8 +18,43 @@ matplotlib.use("Agg")  # files only: runs on headless machines and inside worker
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+#: Text is never parsed as mathtext (`$...$`) nor handed to TeX.
+PLAIN_TEXT = {"text.usetex": False, "text.parse_math": False}
+
+_Builder = TypeVar("_Builder", bound=Callable[..., Figure])
 
 
+@contextmanager
+def plain_text() -> Iterator[None]:
+    """Matplotlib settings under which every text created or drawn is plain: wrap the drawing
+    and the saving of any figure that shows untrusted text."""
+    with matplotlib.rc_context(PLAIN_TEXT):
+        yield
+
+
+def freeze_plain_text(fig: Figure) -> Figure:
+    """Mark every text already in `fig` plain, so drawing it later (outside `plain_text`,
+    e.g. in `MlflowClient.log_figure`) cannot parse it either."""
+    for text in fig.findobj(Text):
+        text.set_usetex(False)
+        text.set_parse_math(False)
+    return fig
+
+
+def plain_figure(builder: _Builder) -> _Builder:
+    """Decorator for figure builders: built under `plain_text`, returned frozen plain."""
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs) -> Figure:
+        with plain_text():
+            return freeze_plain_text(builder(*args, **kwargs))
+
+    return build  # type: ignore[return-value]
+
+
+@plain_figure
 def confusion_matrix_figure(cm: np.ndarray, classes: list[str], title: str = "Confusion matrix (tracks)") -> Figure:
     """Row-normalised heat map with raw counts written in the cells."""
     cm = np.asarray(cm)
@@ -29,6 +74,7 @@ def confusion_matrix_figure(cm: np.ndarray, classes: list[str], title: str = "Co
     return fig
 
 
+@plain_figure
 def explanation_figure(
     spectrogram: np.ndarray, attribution: np.ndarray, taggram: np.ndarray, classes: list[str],
     seconds: float, title: str,
@@ -55,6 +101,7 @@ def explanation_figure(
     return fig
 
 
+@plain_figure
 def class_attribution_figure(mean_map: np.ndarray, label: str, tracks: int) -> Figure:
     """A genre's mean attribution over correctly classified tracks (band x frame within a
     window) and its frequency profile: which bands matter for this genre."""

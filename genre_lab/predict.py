@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from .audio import DEFAULT_MAX_SECONDS
 from .inference.batch import PredictOptions, run_predict
 from .inference.report import FORMATS
 
@@ -29,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, metavar="N",
                    help="worker processes tagging whole files (default 0: tag in this process with --workers "
                         "decoding threads)")
+    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, metavar="SECONDS",
+                   help=f"refuse (an error row) a file whose header declares more audio than this, before "
+                        f"decoding it (default {DEFAULT_MAX_SECONDS:g}: 4 hours)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         model=a.model, paths=a.paths, top_k=a.top_k, segments=a.segments, hop=a.hop, format=a.format,
         output=a.output, overwrite=a.overwrite, workers=a.workers, processes=a.processes, batch_size=a.batch_size,
         device=a.device, tracking_uri=a.tracking_uri, progress=not a.no_progress,
-        min_content=a.min_content,
+        min_content=a.min_content, max_seconds=a.max_seconds,
     ))
 
 

@@ -133,13 +133,49 @@ _NODE_KEYS = ("_target_", "_partial_")
 _MAX_TEXT = 4096
 
 
+#: Most containers and leaves one config from a file may hold, and how deep it may nest. A
+#: real training config has ~300 leaves and depth < 8; the budget makes a YAML alias bomb or a
+#: checkpoint whose lists share references (10^10 leaves from a few hundred bytes) fail at once
+#: instead of expanding.
+MAX_NODES = 50_000
+#: Largest YAML text read from a store (a run's config.yaml is ~10 KB).
+MAX_YAML_BYTES = 1_000_000
+MAX_DEPTH = 32
+
+
 def plain(value: Any, where: str) -> Any:
     """`value` as plain Python data (dict/list/str/number/bool/None), or ConfigSecurityError
     naming `where`. Strings holding `${` are refused: OmegaConf would evaluate them
-    (`${oc.env:SECRET}` reads the environment) the moment the config is used."""
+    (`${oc.env:SECRET}` reads the environment) the moment the config is used. A container
+    reached twice (a YAML alias, a shared reference in a pickle), more than `MAX_NODES` nodes
+    or deeper than `MAX_DEPTH` levels is refused before it is expanded."""
     if isinstance(value, (DictConfig, ListConfig)):
         # Unresolved on purpose: an interpolation stays a string and is refused below.
         value = OmegaConf.to_container(value, resolve=False)
+    return _plain(value, where, _Budget(), 0)
+
+
+class _Budget:
+    """Nodes seen so far, and the containers already visited (by identity)."""
+
+    def __init__(self) -> None:
+        self.nodes = 0
+        self.containers: set[int] = set()
+
+    def visit(self, value: Any, where: str, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise ConfigSecurityError(f"{where or 'the config'}: more than {MAX_NODES} settings; refusing to expand it")
+        if depth > MAX_DEPTH:
+            raise ConfigSecurityError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, (list, tuple, Mapping)) and len(value):  # empty ones expand to nothing
+            if id(value) in self.containers:
+                raise ConfigSecurityError(f"{where}: a shared reference (YAML alias) is not allowed in a config from a file")
+            self.containers.add(id(value))
+
+
+def _plain(value: Any, where: str, budget: _Budget, depth: int) -> Any:
+    budget.visit(value, where, depth)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -155,13 +191,13 @@ def plain(value: Any, where: str) -> Any:
             raise ConfigSecurityError(f"{where}: string of {len(value)} characters is too long")
         return value
     if isinstance(value, (list, tuple)):
-        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_plain(v, f"{where}[{i}]", budget, depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ConfigSecurityError(f"{where}: key {key!r} is not a string")
-            out[key] = plain(item, f"{where}.{key}" if where else key)
+            out[key] = _plain(item, f"{where}.{key}" if where else key, budget, depth + 1)
         return out
     raise ConfigSecurityError(f"{where}: a {type(value).__name__} is not plain config data")
 
@@ -232,19 +268,65 @@ def _check_signature(cls: Callable[..., Any], kwargs: Mapping[str, Any], where: 
         raise ConfigSecurityError(f"{where} ({name}): {detail}; accepted: {', '.join(params)}") from err
 
 
+class _YamlLimit(yaml.composer.ComposerError):
+    """Valid YAML that breaks a limit of `_StoreYamlLoader`."""
+
+
+class _StoreYamlLoader(yaml.SafeLoader):
+    """Safe YAML that stops early: no aliases (`*name`: a 630-byte alias bomb would otherwise
+    become billions of references), at most `MAX_NODES` nodes and `MAX_DEPTH` levels, counted
+    while composing, so a crafted file is refused after reading only what the limits allow."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _YamlLimit(None, None, "aliases (*name) are not allowed in a config from a store", event.start_mark)
+        self._nodes += 1
+        self._depth += 1
+        try:
+            if self._nodes > MAX_NODES:
+                raise _YamlLimit(None, None, f"more than {MAX_NODES} settings", event.start_mark)
+            if self._depth > MAX_DEPTH:
+                raise _YamlLimit(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error as one line: what is wrong and where."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return " ".join(f"{err.context or ''} {err.problem or ''}".split()) + where
+    return " ".join(str(err).split())
+
+
 def load_untrusted_yaml(text: str, where: str) -> dict[str, Any]:
     """A YAML document from a file someone else wrote (a run's config.yaml) as plain data:
-    safe YAML, no interpolation, every `_target_` registered. Not resolved, not instantiated."""
+    safe YAML, no interpolation, every `_target_` registered, within `MAX_YAML_BYTES` and
+    `plain`'s budget (no aliases, no shared references). Not resolved, not instantiated.
+    Every problem is one ConfigSecurityError line naming `where`."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigSecurityError(f"{where} holds {len(text)} characters (at most {MAX_YAML_BYTES})")
     try:
-        loaded = yaml.safe_load(text)
+        loaded = yaml.load(text, Loader=_StoreYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except _YamlLimit as err:
+        raise ConfigSecurityError(f"{where}: {_yaml_problem(err)}") from err
     except yaml.YAMLError as err:
-        raise ConfigSecurityError(f"{where} is not valid YAML: {err}") from err
+        raise ConfigSecurityError(f"{where} is not valid YAML: {_yaml_problem(err)}") from err
+    except RecursionError as err:  # belt and braces: the composer's depth limit comes first
+        raise ConfigSecurityError(f"{where}: nested too deeply") from err
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigSecurityError(f"{where} is not a mapping of settings")
-    config = plain(loaded, "")
     try:
+        config = plain(loaded, "")
         check_targets(config)
     except ConfigSecurityError as err:
         raise ConfigSecurityError(f"{where}: {err}") from err

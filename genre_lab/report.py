@@ -14,6 +14,11 @@ to `--out` (default `outputs/reports/<experiment>` in the working directory or `
 experiment tagged `run_type=report`. `--readme FILE` (repeatable) replaces the block between
 `<!-- report:begin -->` and `<!-- report:end -->` in FILE with the Markdown table, so the
 result tables of `experiments/*/README.md` come from this command, not from a keyboard.
+
+Tags and params come from a shared store: in the tables they are escaped text (one cell, no
+rows, HTML, markers or LaTeX commands of their own; `genre_lab.comparison`), in the figure plain
+text (`genre_lab.plots.plain_text`). FILE must hold exactly one begin marker followed by one end
+marker, or it is refused untouched; only the text between them is rewritten.
 """
 
 from __future__ import annotations
@@ -105,8 +110,14 @@ def collect(runs: Sequence[Run], metrics: Sequence[str], group_by: Sequence[str]
 
 def per_seed_figure(group_by: Sequence[str], tables: dict[str, list[Summary]]):
     """One panel per metric: each run as a point (same pairing key, same colour), the group
-    mean as a bar across its points."""
-    from .plots import plt  # matplotlib with the headless backend, only when drawing
+    mean as a bar across its points. Group names, keys and metric names are plain text."""
+    from .plots import plain_figure  # matplotlib with the headless backend, only when drawing
+
+    return plain_figure(_per_seed_figure)(group_by, tables)
+
+
+def _per_seed_figure(group_by: Sequence[str], tables: dict[str, list[Summary]]):
+    from .plots import plt
 
     metrics = list(tables)
     fig, axes = plt.subplots(1, len(metrics), figsize=(1.0 + 2.2 * max(len(t) for t in tables.values()) * len(metrics) / 2, 3.6),
@@ -132,16 +143,41 @@ def per_seed_figure(group_by: Sequence[str], tables: dict[str, list[Summary]]):
     return fig
 
 
+def _block(text: str, path: Path) -> tuple[int, int]:
+    """Where the report block of `path` starts and ends (just after its begin marker, at its
+    end marker). The file must hold exactly one begin and one end marker, in that order:
+    anything else is refused rather than guessed at."""
+    begins, ends = text.count(README_BEGIN), text.count(README_END)
+    start, stop = text.find(README_BEGIN), text.find(README_END)
+    if begins != 1 or ends != 1 or stop < start:
+        found = f"{begins} '{README_BEGIN}' and {ends} '{README_END}'" + (", end first" if begins == ends == 1 else "")
+        raise ValueError(f"--readme {path}: needs exactly one '{README_BEGIN}' followed by one '{README_END}' "
+                         f"to replace the block between them (found {found})")
+    return start + len(README_BEGIN), stop
+
+
+def _read_text(path: Path) -> str:
+    """The file as it is (line endings kept), or a one-line error naming it."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--readme {path}: not UTF-8 text (byte {err.start})") from None
+
+
 def replace_block(path: Path, markdown: str | None) -> None:
-    """Put `markdown` between the report markers of `path` (which must hold both markers);
-    None only checks that the markers are there."""
-    text = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"--readme {path}: no '{README_BEGIN}' ... '{README_END}' block to replace")
+    """Put `markdown` between the report markers of `path`; the rest of the file is kept byte
+    for byte (its line endings too). None only checks that the file can take it."""
+    text = _read_text(path)
+    start, stop = _block(text, path)
     if markdown is None:
         return
-    path.write_text(pattern.sub(lambda _: f"{README_BEGIN}\n{markdown}{README_END}", text, count=1), encoding="utf-8")
+    if README_BEGIN in markdown or README_END in markdown:  # escaped tables never hold one
+        raise ValueError(f"--readme {path}: the table holds a report marker; not written")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    block = ("\n" + markdown).replace("\n", newline)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text[:start] + block + text[stop:])
 
 
 @dataclass
@@ -174,15 +210,16 @@ def build(
 
 
 def write(report: Report, out_dir: Path, group_by: Sequence[str]) -> dict[str, Path]:
-    from .plots import plt
+    from .plots import plain_text, plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"markdown": out_dir / "report.md", "latex": out_dir / "report.tex",
              "figure": out_dir / "per_seed.png", "json": out_dir / "report.json"}
     files["markdown"].write_text(report.markdown, encoding="utf-8")
     files["latex"].write_text(report.latex, encoding="utf-8")
-    fig = per_seed_figure(group_by, report.tables)
-    fig.savefig(files["figure"], dpi=120)
+    with plain_text():
+        fig = per_seed_figure(group_by, report.tables)
+        fig.savefig(files["figure"], dpi=120)
     plt.close(fig)
     data = {
         "group_by": list(group_by),
@@ -264,8 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = args.out or home() / "outputs" / "reports" / re.sub(r"[^\w.-]+", "_", args.experiment)
     write(report, out, args.group_by)
-    for readme in args.readme:
-        replace_block(readme, report.markdown)
+    try:
+        for readme in args.readme:  # checked again: the file may have changed meanwhile
+            replace_block(readme, report.markdown)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not args.no_log:
         report.run_id = log(client, args.experiment, report, args)
     print(report.markdown)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,14 +12,13 @@ from typing import Any
 import lightning.pytorch as pl
 import optuna
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from . import resume, tracking, transfer
+from . import registry, resume, tracking, transfer
 from .data import GenreDataModule
 from .export import log_tagger_model
 from .features import frontend_throughput
@@ -43,7 +42,7 @@ class TrainResult:
 
 def build(cfg: DictConfig) -> tuple[GenreDataModule, GenreClassifier]:
     """DataModule and model from a composed config; bad settings fail here, before any run."""
-    datamodule: GenreDataModule = instantiate(cfg.data)
+    datamodule: GenreDataModule = _build(cfg, "data", registry.DATA)
     datamodule.setup()
     if datamodule.chunk < 2 * cfg.features.frontend.hop_length:
         raise ValueError(
@@ -51,6 +50,15 @@ def build(cfg: DictConfig) -> tuple[GenreDataModule, GenreClassifier]:
             f"at features.frontend.hop_length={cfg.features.frontend.hop_length}"
         )
     return datamodule, GenreClassifier.from_config(cfg, datamodule.classes)
+
+
+def _build(cfg: DictConfig, key: str, table: Mapping[str, Any], **extra: Any) -> Any:
+    """The object at `cfg.<key>`, built through genre_lab.registry's `table` from the config as
+    it is now, resolved: the `_target_` checked is the one built (a config re-composed from a
+    store's overrides or a sweep's best config cannot swap it after an earlier check)."""
+    node = OmegaConf.select(cfg, key, throw_on_missing=True)
+    # throw_on_missing: an unset `???` (data.root) is reported by its own name.
+    return registry.build(OmegaConf.to_container(node, resolve=True, throw_on_missing=True), table, key, **extra)
 
 
 def fit_and_test(
@@ -78,14 +86,15 @@ def fit_and_test(
     # MLFlowLogger creates its run lazily (on `.experiment`): build the trainer first so a bad
     # trainer or callback setting fails before any run exists.
     with store_lock(str(cfg.logger.mlflow.tracking_uri)):  # its client opens (or creates) the store
-        logger: MLFlowLogger = resume_point.logger(cfg) if resume_point else instantiate(cfg.logger.mlflow)
+        logger: MLFlowLogger = (resume_point.logger(cfg) if resume_point
+                                else _build(cfg, "logger.mlflow", registry.LIGHTNING))
     best_epoch = BestEpochMetrics()
-    all_callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+    all_callbacks = [_build(cfg, f"callbacks.{name}", registry.LIGHTNING)
+                     for name, c in (cfg.get("callbacks") or {}).items() if c]
     interrupt = resume.InterruptCheckpoint()
     all_callbacks += [best_epoch, resume.ResumeState(), interrupt, *callbacks]
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=all_callbacks, logger=logger, plugins=[resume.AtomicCheckpointIO()]
-    )
+    trainer: pl.Trainer = _build(cfg, "trainer", registry.LIGHTNING, callbacks=all_callbacks, logger=logger,
+                                 plugins=[resume.AtomicCheckpointIO()])
     # Under DDP every rank runs this function; only rank 0 writes to MLflow (Lightning gives the
     # other ranks a no-op experiment).
     rank_zero = rank_zero_only.rank == 0

@@ -298,7 +298,8 @@ def test_cli_refuses_timelines_finer_than_half_a_second(trained, music: Path, ca
 
 def test_nan_weights_give_error_rows_and_valid_json(trained, music: Path, tmp_path: Path, capsys) -> None:
     state = torch.load(trained[0].best_checkpoint, map_location="cpu", weights_only=True)
-    weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state["state_dict"].items()}
+    # Finite weights whose activations overflow to inf: NaN output (NaN weights are refused on load).
+    weights = {k: torch.full_like(v, 3e38) if v.is_floating_point() else v for k, v in state["state_dict"].items()}
     damaged = tmp_path / "nan.ckpt"
     torch.save({"state_dict": weights, CONFIG_KEY: state[CONFIG_KEY]}, damaged)
     out = tmp_path / "tags.json"

@@ -48,7 +48,10 @@ def test_served_model_answers_audio_with_top_k_genres(mlflow_uri: str, tiny_over
 
     download_artifacts(f"runs:/{result.run_id}/model", dst_path=str(model_dir), tracking_uri=mlflow_uri)
     meta = Model.load(str(model_dir / "model"))
-    assert [c.name for c in meta.signature.inputs.inputs] == ["audio_base64", "waveform", "sample_rate"]
+    # No input schema (MLflow's enforcement would drop records carrying none of the fields):
+    # the fields are listed in the metadata and checked per record by the model.
+    assert meta.signature.inputs is None and meta.signature.params is not None
+    assert meta.metadata["request_fields"] == ["audio_base64", "waveform", "sample_rate"]
     assert (model_dir / "model" / "serving_input_example.json").is_file()
     # Its requirements are genre_lab's own dependencies, pinned, without the dev extra.
     requirements = (model_dir / "model" / "requirements.txt").read_text().split()
@@ -259,7 +262,7 @@ def test_damaged_weights_answer_errors_not_nan(untrained: GenreClassifier, tmp_p
     model = copy.deepcopy(untrained)
     with torch.no_grad():
         for p in model.parameters():
-            p.fill_(float("nan"))
+            p.fill_(3e38)  # finite, but the activations overflow: NaN output (NaN weights are refused on load)
     folder = save_tagger_model(tmp_path / "nan_model", model)
     song = render_clip("blues", seed=5, seconds=3.0, sample_rate=SR)
     rows = _predict(folder, [{"waveform": song.tolist(), "sample_rate": SR}, {"audio_base64": _wav_base64(song, SR)}])

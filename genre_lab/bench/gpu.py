@@ -9,7 +9,7 @@
 Without CUDA the CUDA parts are skipped with a message saying so; the CPU references (librosa,
 the CPU front ends in quick mode) still run, so the command is tested on any machine. The
 results land in MLflow `benchmarks` like every suite (tag `device` names the GPU), and
-`readme_table` prints the table the README carries.
+`readme_table` prints the table for the GPU section of `docs/benchmarks.md`.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _tagging(quick: bool) -> list[Result]:
 
 
 def readme_table(results: Sequence[Result], device: str) -> str:
-    """The README's GPU table (markdown) from one run."""
+    """The GPU table of `docs/benchmarks.md` (markdown) from one run."""
     by = {r.name: r for r in results}
     rows = [f"| measured on {device} | rate | vs baseline |", "|---|---:|---:|"]
     for r in results:

@@ -46,7 +46,7 @@ def _tag(quick: bool, repeats: int | None, songs: str | None = None, max_songs: 
         results = tag.run(files, repeats=repeats or 1)
     results += serve.run(tag.default_model(), clients=4, requests_per_client=per_client, clip_seconds=clip)
     python = musicnn.tf_python(tf_python)
-    if python:  # the original TensorFlow tagger, from its side environment (issue 11)
+    if python:  # the original TensorFlow tagger, from its side environment
         results += musicnn.run(files[:musicnn_songs], python)
         params["musicnn_songs"] = min(musicnn_songs, len(files))
     else:

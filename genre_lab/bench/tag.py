@@ -16,7 +16,7 @@ wall-second, on the same files, all measured in one run:
   trained (no CPU inference preparation) tagging the same files (`bench.command.compare`):
   same top-1 for every song, every probability within `command.TOLERANCE`;
 - `ensemble3` vs `members_one_by_one`: a 3-member ensemble (one decode per file) against its
-  members tagging the same songs one after another (issue 12).
+  members tagging the same songs one after another.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Decode once, then reuse: the resampled mono audio of every source file, cached on disk.
 
-Each file gets its own `.npy` entry, named by a hash of the file's absolute path, size,
+Each file gets its own `.npy` entry, named by a hash of the file's absolute path (as the bytes
+the OS gives, `os.fsencode`: a name that is not valid UTF-8 is a key like any other), size,
 modification time (ns) and the target sample rate. A changed file gets a new key, so editing,
 adding or removing files invalidates only those files; everything else is a cache hit. Entries
 are opened memory-mapped, so later epochs and later runs read them from the page cache at
@@ -39,7 +40,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audio import AudioDecodeError, load_audio
+from ..audio import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class DecodeResult:
     #: Paths served from the cache, and paths decoded in this call.
     cached: list[str] = field(default_factory=list)
     decoded: list[str] = field(default_factory=list)
+    #: CRC-32 of each wave's samples (`checksum`): the cache record's, verified on reading, or
+    #: computed once after decoding. Equal audio under two names shows up here (`leakage.py`).
+    checksums: dict[str, int] = field(default_factory=dict)
 
 
 class AudioCache:
@@ -71,8 +75,11 @@ class AudioCache:
         self.dir = Path(root).expanduser().resolve() / f"{self.sample_rate}Hz"
 
     def key(self, path: Path, stat: os.stat_result) -> str:
-        ident = f"v{CACHE_VERSION}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{self.sample_rate}"
-        return hashlib.sha1(ident.encode()).hexdigest()
+        # The path as bytes: a name that is not valid UTF-8 arrives as a str with surrogate
+        # escapes, which `str.encode()` refuses (it aborted whole trainings).
+        ident = b"\0".join([f"v{CACHE_VERSION}".encode(), os.fsencode(path),
+                            f"{stat.st_size}\0{stat.st_mtime_ns}\0{self.sample_rate}".encode()])
+        return hashlib.sha1(ident).hexdigest()
 
     def entry(self, key: str) -> Path:
         # Two-level fan-out keeps directories small for datasets of many thousand files.
@@ -84,6 +91,11 @@ class AudioCache:
 
     def read(self, key: str, mmap: bool = True) -> np.ndarray | None:
         """The cached wave, or None when there is no usable entry (a damaged one is ignored)."""
+        found = self.read_checked(key, mmap)
+        return None if found is None else found[0]
+
+    def read_checked(self, key: str, mmap: bool = True) -> tuple[np.ndarray, int] | None:
+        """(the cached wave, its verified CRC-32), or None as `read`."""
         entry, record = self.entry(key), self.record(key)
         if not entry.is_file():
             return None
@@ -105,16 +117,19 @@ class AudioCache:
         if checksum(wave) != crc:
             log.warning("ignoring cache entry %s: its samples do not match their checksum; decoding again", entry)
             return None
-        return wave
+        return wave, crc
 
-    def write(self, key: str, wave: np.ndarray) -> None:
+    def write(self, key: str, wave: np.ndarray) -> int:
+        """Store `wave` under `key`; returns its CRC-32."""
         wave = np.ascontiguousarray(wave, dtype=np.float32)
         if wave.ndim != 1 or wave.size == 0 or not np.isfinite(wave).all():
             raise ValueError(f"refusing to cache audio that is not finite 1-D samples (key {key})")
         self._replace(self.entry(key), lambda f: np.save(f, wave, allow_pickle=False))
         # The record last: an entry without one is treated as missing.
-        record = json.dumps({"frames": int(wave.size), "crc32": checksum(wave)}).encode()
+        crc = checksum(wave)
+        record = json.dumps({"frames": int(wave.size), "crc32": crc}).encode()
         self._replace(self.record(key), lambda f: f.write(record))
+        return crc
 
     @staticmethod
     def _replace(target: Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -158,9 +173,12 @@ def decode_files(
     cache_dir: str | Path | None = None,
     workers: int | None = None,
     description: str = "decoding audio",
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
 ) -> DecodeResult:
     """Mono float32 audio at `sample_rate` for every path, through the cache when `cache_dir`
-    is set. Never raises for a bad file: it lands in `DecodeResult.failed` with its reason."""
+    is set. Never raises for a bad file: it lands in `DecodeResult.failed` with its reason
+    (a file whose header declares more than `max_seconds` is refused before decoding; a
+    cached wave longer than that is refused too)."""
     cache = AudioCache(cache_dir, sample_rate) if cache_dir is not None else None
     result = DecodeResult()
     # Every cached wave is its own memory map, which holds a file descriptor; with more files
@@ -181,15 +199,19 @@ def decode_files(
             except OSError as err:
                 failed[name] = _missing_reason(err)
                 continue
-            wave = cache.read(key, mmap=mmap)
-            if wave is not None:
-                result.waves[name] = wave
+            hit = cache.read_checked(key, mmap=mmap)
+            if hit is not None and max_seconds is not None and len(hit[0]) > max_seconds * sample_rate:
+                failed[name] = (f"{len(hit[0]) / sample_rate:.0f} s of audio, longer than the limit of "
+                                f"{max_seconds:g} s (max_seconds)")
+                continue
+            if hit is not None:
+                result.waves[name], result.checksums[name] = hit
                 result.cached.append(name)
                 continue
         todo.append((name, path, key))
 
     keys = {name: key for name, _, key in todo}
-    for name, outcome in _decode_in_pool(todo, cache, sample_rate, workers, description):
+    for name, outcome in _decode_in_pool(todo, cache, sample_rate, workers, description, max_seconds):
         if isinstance(outcome, str):
             failed[name] = outcome
             continue
@@ -197,8 +219,9 @@ def decode_files(
         key = keys[name]
         # Swap a fresh wave for its memory-mapped entry at once, like the hits: the first run
         # then never holds the whole decoded dataset in memory.
-        mapped = cache.read(key) if cache is not None and mmap and key is not None else None
-        result.waves[name] = outcome if mapped is None else mapped
+        mapped = cache.read_checked(key) if cache is not None and mmap and key is not None else None
+        wave, crc = outcome
+        result.waves[name], result.checksums[name] = (wave, crc) if mapped is None else mapped
     order = {str(p): i for i, p in enumerate(paths)}
     result.failed = sorted(failed.items(), key=lambda item: order[item[0]])
     log.info("%s: %d from cache, %d decoded, %d failed", description, len(result.cached),
@@ -212,8 +235,10 @@ def _decode_in_pool(
     sample_rate: int,
     workers: int | None,
     description: str,
-) -> Iterator[tuple[str, np.ndarray | str]]:
-    """Yield (name, wave or failure reason) as files finish decoding, with a progress bar.
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+) -> Iterator[tuple[str, tuple[np.ndarray, int] | str]]:
+    """Yield (name, (wave, its CRC-32) or failure reason) as files finish decoding, with a
+    progress bar.
 
     Threads suffice: decoding (libsndfile through cffi), resampling and file writes run in C
     with the GIL released.
@@ -227,16 +252,20 @@ def _decode_in_pool(
     progress_bar = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
     with progress_bar as progress, ThreadPoolExecutor(n_workers) as pool:
         task = progress.add_task(description, total=len(todo))
-        futures = {pool.submit(_decode_one, path, key, cache, sample_rate): name for name, path, key in todo}
+        futures = {pool.submit(_decode_one, path, key, cache, sample_rate, max_seconds): name
+                   for name, path, key in todo}
         for future in as_completed(futures):
             progress.advance(task)
             yield futures[future], future.result()
 
 
-def _decode_one(path: Path, key: str | None, cache: AudioCache | None, sample_rate: int) -> np.ndarray | str:
+def _decode_one(
+    path: Path, key: str | None, cache: AudioCache | None, sample_rate: int,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+) -> tuple[np.ndarray, int] | str:
     try:
         before = path.stat()
-        wave = load_audio(path, sample_rate).numpy()
+        wave = load_audio(path, sample_rate, max_seconds=max_seconds).numpy()
     except AudioDecodeError as err:
         return err.reason
     except OSError as err:
@@ -251,10 +280,10 @@ def _decode_one(path: Path, key: str | None, cache: AudioCache | None, sample_ra
             unchanged = False
         if unchanged:
             try:
-                cache.write(key, wave)
+                return wave, cache.write(key, wave)
             except (OSError, ValueError) as err:
                 log.warning("could not write cache entry for %s: %s", path, err)
-    return wave
+    return wave, checksum(wave)
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:

@@ -56,6 +56,9 @@ class ClipSource(ABC):
     settings: ClassVar[tuple[str, ...]] = ()
     #: Files found but left out before any split was made (path, reason); filled by `load`.
     unassigned: Sequence[tuple[str, str]] = ()
+    #: Pairs of files holding identical decoded audio, with their splits (`leakage.py`): a
+    #: warning in the scan report; filled by `load`.
+    identical: Sequence[dict] = ()
 
     @property
     @abstractmethod

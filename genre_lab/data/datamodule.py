@@ -141,6 +141,8 @@ class GenreDataModule(pl.LightningDataModule):
         self.splits: dict[str, AudioSplit] | None = None
         #: Files the source left out before making the splits (path, reason).
         self.unassigned: list[tuple[str, str]] = []
+        #: Pairs of files with identical decoded audio and their splits (a warning).
+        self.identical: list[dict] = []
 
     @property
     def classes(self) -> list[str]:
@@ -168,6 +170,7 @@ class GenreDataModule(pl.LightningDataModule):
         self._check_task(splits)
         self._check_classes(splits, len(reasons))
         self.splits, self.unassigned = splits, unassigned
+        self.identical = list(self.source.identical)
 
     def _handle_short(self, name: str, split: AudioSplit) -> AudioSplit:
         """`split` without its clips shorter than one window (`skip`), as it is (`pad`), or an
@@ -233,14 +236,21 @@ class GenreDataModule(pl.LightningDataModule):
 
     def scan_report(self) -> dict[str, dict[str, Any]]:
         """What `data/scan_report.json` holds: per split the clips used and the files skipped
-        with their reason; `unassigned` lists the files left out before any split was made."""
+        with their reason; `unassigned` lists the files left out before any split was made.
+        When files under different names hold identical audio, `identical_audio` lists each
+        pair with both splits under `pairs` (its `clips` and `skipped` stay empty, so every
+        entry keeps the same shape)."""
         if self.splits is None:
             self.setup()
         assert self.splits is not None
         entries = {name: (len(split), split.skipped) for name, split in self.splits.items()}
         entries["unassigned"] = (0, self.unassigned)
-        return {name: {"clips": n, "skipped": [{"path": p, "reason": r} for p, r in skipped]}
-                for name, (n, skipped) in entries.items()}
+        report: dict[str, dict[str, Any]] = {
+            name: {"clips": n, "skipped": [{"path": p, "reason": r} for p, r in skipped]}
+            for name, (n, skipped) in entries.items()}
+        if self.identical:
+            report["identical_audio"] = {"clips": 0, "skipped": [], "pairs": [dict(p) for p in self.identical]}
+        return report
 
     def train_dataloader(self) -> DataLoader:
         split = self._split("train")

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ..audio import AUDIO_EXTENSIONS
 from .clips import AudioSplit
-from .files import FileSource, LabelledFile, existing_folder, find_audio
+from .files import FileSource, LabelledFile, existing_folder, find_audio, readable_id
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class FolderSource(FileSource):
         files = self.scan()
         root = existing_folder(self.root, "data.root", "a folder with one subfolder per genre")
         labelled = [
-            LabelledFile(path, label, path.relative_to(root).as_posix())
+            LabelledFile(path, label, readable_id(path.relative_to(root).as_posix()))
             for label, genre in enumerate(sorted(files))
             for path in files[genre]
         ]

@@ -66,8 +66,8 @@ def _subfolders(folder: Path) -> list[Path]:
 
 def scan_gtzan(folder: Path) -> dict[str, Path]:
     """{clip id: file} for every `<genre>/<genre>.NNNNN.(wav|au)`; `.wav` wins if both exist.
-    A dangling symbolic link is listed like a file (the screening reports it) unless the
-    other format of that clip exists."""
+    A dangling symbolic link or another entry that is not a file (a named pipe) is listed like
+    a file (the screening reports it) unless the other format of that clip exists."""
     found: dict[str, Path] = {}
     for genre in GTZAN_GENRES:
         genre_dir = folder / genre
@@ -75,7 +75,7 @@ def scan_gtzan(folder: Path) -> dict[str, Path]:
             continue
         for path in sorted(genre_dir.iterdir()):
             match = _CLIP_NAME.match(path.name)
-            if not match or match["genre"].lower() != genre or not (path.is_file() or path.is_symlink()):
+            if not match or match["genre"].lower() != genre or path.is_dir():
                 continue
             clip_id = f"{genre}.{match['number']}"
             if clip_id not in found or _preferred(path, found[clip_id]):
@@ -85,8 +85,8 @@ def scan_gtzan(folder: Path) -> dict[str, Path]:
 
 def _preferred(path: Path, other: Path) -> bool:
     """Whether `path` should stand for its clip instead of `other` (the clip's other format)."""
-    if path.exists() != other.exists():
-        return path.exists()
+    if path.is_file() != other.is_file():
+        return path.is_file()
     return path.suffix.lower() == ".wav"
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import DEFAULT_MAX_SECONDS
 from ..content import SILENCE_DBFS, rms_dbfs
 from .cache import decode_files
 
@@ -34,6 +35,8 @@ class Screened:
 
     waves: dict[str, np.ndarray] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
+    #: CRC-32 of each usable wave (`cache.checksum`), for the identical-audio check.
+    checksums: dict[str, int] = field(default_factory=dict)
 
 
 def screen(
@@ -43,12 +46,13 @@ def screen(
     cache_dir: str | Path | None,
     workers: int | None,
     description: str,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
 ) -> Screened:
     """Decode every path once (through the cache) and keep those that carry audio to learn from.
 
     Keys are `str(path)`. A path is rejected when it is a dangling symbolic link, does not
-    decode, is silent (RMS below `SILENCE_DBFS`) or holds fewer than `min_samples` samples.
-    Never raises for a bad file.
+    decode (its header declaring more than `max_seconds` included), is silent (RMS below
+    `SILENCE_DBFS`) or holds fewer than `min_samples` samples. Never raises for a bad file.
     """
     out = Screened()
     to_decode = []
@@ -57,7 +61,7 @@ def screen(
             out.rejected[str(path)] = f"dangling symbolic link to {os.readlink(path)}"
         else:
             to_decode.append(path)
-    decoded = decode_files(to_decode, sample_rate, cache_dir, workers, description)
+    decoded = decode_files(to_decode, sample_rate, cache_dir, workers, description, max_seconds)
     out.rejected.update(decoded.failed)
     for name, wave in decoded.waves.items():
         # A copy of one clip at a time: the cached waves are read-only memory maps.
@@ -70,6 +74,7 @@ def screen(
             out.rejected[name] = short_reason(len(wave), min_samples, sample_rate)
         else:
             out.waves[name] = wave
+            out.checksums[name] = decoded.checksums[name]
     return out
 
 

@@ -45,7 +45,7 @@ def stratified_split(
         by_class[f.label].append(f)
     out: dict[str, list[T]] = {s: [] for s in SPLITS}
     for label in sorted(by_class):
-        group = sorted(by_class[label], key=lambda f: hashlib.sha1(f"{seed}:{f.clip_id}".encode()).hexdigest())
+        group = sorted(by_class[label], key=lambda f: _digest(f"{seed}:{f.clip_id}"))
         n = len(group)
         n_test = n_val = 0
         if n >= 3:
@@ -57,6 +57,12 @@ def stratified_split(
     for split in out.values():
         split.sort(key=lambda f: (f.label, f.clip_id))
     return out
+
+
+def _digest(text: str) -> str:
+    """SHA-1 of `text` as the OS would spell it in bytes: a clip id from a file name that is not
+    valid UTF-8 holds surrogate escapes, which a plain `encode()` refuses."""
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def fold_split(files: Sequence[T], folds: int, fold: int, seed: int) -> dict[str, list[T]]:
@@ -79,7 +85,7 @@ def fold_split(files: Sequence[T], folds: int, fold: int, seed: int) -> dict[str
         units[f"group:{group}" if group else f"file:{f.clip_id}"].append(f)
 
     def digest(text: str) -> str:
-        return hashlib.sha1(f"{seed}:{text}".encode()).hexdigest()
+        return _digest(f"{seed}:{text}")
 
     by_class: dict[int, list[str]] = defaultdict(list)
     for key, members in units.items():

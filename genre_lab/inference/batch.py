@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..audio import AUDIO_EXTENSIONS
-from ..data.files import find_audio
+from ..audio import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
+from ..data.files import find_audio_entries
 from .limits import MIN_SEGMENT_SECONDS
 from .loading import ModelSourceError
 from .report import FORMATS, write_report
@@ -49,16 +49,20 @@ class PredictOptions:
     tracking_uri: str | None = None
     progress: bool = True
     min_content: bool = False
+    #: Files whose header declares more audio than this many seconds get an error row, before
+    #: anything is decoded (`--max-seconds`; see `genre_lab.audio.DEFAULT_MAX_SECONDS`).
+    max_seconds: float = DEFAULT_MAX_SECONDS
 
 
 def collect_audio_files(paths: Sequence[str | Path]) -> list[Path]:
     """Files as given (whatever their ending, so a named file always gets a row) and, for
-    folders, the audio files below them as datasets find them (sorted; hidden files and macOS
-    `._x` resource forks skipped). Missing paths are kept so they get an error row too."""
+    folders, every entry below them named like audio (sorted; hidden files and macOS `._x`
+    resource forks skipped), whatever it is: a dangling link, a named pipe or a subfolder that
+    cannot be listed gets its error row like a missing path, never dropped silently."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += find_audio(p)
+            out += find_audio_entries(p)
         else:
             out.append(p)
     return out
@@ -76,6 +80,8 @@ def check_options(opts: PredictOptions) -> None:
     # `not >=` also refuses NaN.
     if opts.segments is not None and not opts.segments >= MIN_SEGMENT_SECONDS:
         raise UsageError(f"--segments must be at least {MIN_SEGMENT_SECONDS} s, got {opts.segments}")
+    if not opts.max_seconds > 0:
+        raise UsageError(f"--max-seconds must be a positive number of seconds, got {opts.max_seconds}")
     if opts.output is not None and opts.output.is_dir():
         raise UsageError(f"--output {opts.output} is a folder; give the path of the report file to write")
     if opts.output is not None and opts.output.exists() and not opts.overwrite:
@@ -116,7 +122,7 @@ def run_predict(opts: PredictOptions) -> int:
         if not files:
             raise UsageError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {', '.join(map(str, opts.paths))}")
         tagger = Tagger.load(opts.model, tracking_uri=opts.tracking_uri, hop_seconds=opts.hop,
-                             batch_size=opts.batch_size, device=opts.device)
+                             batch_size=opts.batch_size, device=opts.device, max_seconds=opts.max_seconds)
     except (UsageError, ModelSourceError) as err:
         stderr.print(f"[red]error:[/red] {err}", highlight=False)
         return EXIT_USAGE

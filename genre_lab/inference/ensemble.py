@@ -7,7 +7,8 @@ to every member's own rate. Classes are aligned by name; members must share the 
 and the Tagger, evaluation and serving use an ensemble exactly like one model.
 
 The file format is weights-only: `{ENSEMBLE_KEY: {classes, weights, members: [{source, run_id,
-genre_lab: <member spec>, state_dict}]}}`, each member spec validated like any checkpoint.
+genre_lab: <member spec>, state_dict}]}}`, each member spec and state dict validated like any
+checkpoint's (`genre_lab.checkpoint`: sizes in range, every weight finite).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
-from ..checkpoint import CONFIG_KEY, CheckpointError, ModelSpec
+from ..checkpoint import CONFIG_KEY, CheckpointError, ModelSpec, check_weights
 from ..network import GenreNet
 
 #: Key of an ensemble file (a checkpoint has `CONFIG_KEY` instead).
@@ -114,6 +115,7 @@ def from_state(state: dict[str, Any], path: str | Path) -> EnsembleClassifier:
         if not isinstance(entry, dict) or not isinstance(entry.get("state_dict"), dict):
             raise CheckpointError(f"{path}: member {i} has no state_dict")
         spec = ModelSpec.from_dict(entry.get(CONFIG_KEY), f"member {i} of ensemble {path}")
+        check_weights(entry["state_dict"], f"member {i} of ensemble {path}")
         model = GenreNet.from_spec(spec)
         model.load_state_dict(entry["state_dict"])
         members.append(model.eval())

@@ -9,6 +9,12 @@ music content an error instead of a warning). Each row answers `genres` (top-k `
 no music to classify: DC only, near-silence, mostly padding, a constant tone; see
 `genre_lab.content`).
 
+Every record gets exactly one answer row, in order: a record that is not an object
+(`"dataframe_records": [1, 2, 3]`), carries neither audio field, or holds a field of the wrong
+type gets a row with its `error`. MLflow is given no input schema for this reason: its schema
+enforcement drops the columns a schema does not name, and with them every row of a request
+whose records carry none of the fields (`request_fields` in the model's metadata lists them).
+
 Limits, checked per record: a bad field gives that record its `error` and never fails the
 others or the request (params apply to every record, so a bad param is every record's error):
 - `sample_rate`: required with a `waveform`, a whole number of Hz from 1,000 to 384,000;
@@ -43,7 +49,7 @@ import soundfile as sf
 
 from ..audio import AudioDecodeError
 from ..checkpoint import WEIGHTS_KEY
-from ..export import OUTPUT_COLUMNS
+from ..export import OUTPUT_COLUMNS, REQUEST_FIELDS
 from .limits import LimitError, ServingLimits, check_sample_rate, check_segment_seconds, check_top_k
 from .tagger import Tagger, TaggingError, TagResult
 
@@ -51,6 +57,68 @@ from .tagger import Tagger, TaggingError, TagResult
 def _missing(value: Any) -> bool:
     # Columns absent from some records arrive as NaN/None after the DataFrame is built.
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+#: The error of a record that is not an object of fields.
+NOT_A_RECORD = "a record must be an object with audio_base64 or waveform"
+
+
+class _NotARecord:
+    """Stands for an input record that is not an object of fields; `kind` says what it was."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value was, in JSON's words."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "a list"
+    if _missing(value):
+        return "null"
+    if isinstance(value, (bool, np.bool_)):
+        return "a boolean"
+    if isinstance(value, (int, float, np.number)):
+        return "a number"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
+def _record(item: Any) -> dict[str, Any] | _NotARecord:
+    """A record's fields, 0-d arrays (how MLflow parses the scalars of an `inputs` or
+    `instances` request) as plain values."""
+    if not isinstance(item, dict):
+        return _NotARecord(_kind(item))
+    return {k: v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v for k, v in item.items()}
+
+
+def _columns(fields: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The records of a columnar request (`{"inputs": {"audio_base64": [...]}}`: every field
+    an array of the same length), None for one record given as a dict."""
+    lengths = {len(v) if isinstance(v, np.ndarray) and v.ndim else -1 for v in fields.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        return None
+    (n,) = lengths
+    return [{k: v[i] for k, v in fields.items()} for i in range(n)]
+
+
+def _records(model_input: Any) -> list[dict[str, Any] | _NotARecord]:
+    """One entry per input record, in order, whatever shape reaches the model: a DataFrame (its
+    rows; numbered columns mean the records were not objects: pandas numbers the columns of
+    `[1, 2, 3]` or `[[0.1, 0.2]]`), a list or 1-D array of records, the arrays of a columnar
+    request, or one record as a dict."""
+    if isinstance(model_input, pd.DataFrame):
+        columns = list(model_input.columns)
+        if columns and not any(isinstance(c, str) for c in columns):
+            return [_NotARecord(_kind(row[0]) if len(columns) == 1 else "a list")
+                    for row in model_input.itertuples(index=False)]
+        return model_input.to_dict("records")
+    if isinstance(model_input, dict):
+        return [_record(r) for r in _columns(model_input) or [model_input]]
+    if isinstance(model_input, np.ndarray) and model_input.ndim != 1:
+        return [_NotARecord("a list") for _ in model_input] if model_input.ndim else [_NotARecord(_kind(model_input.item()))]
+    if isinstance(model_input, (list, tuple, np.ndarray, pd.Series)):
+        return [_record(item) for item in model_input]
+    return [_NotARecord(_kind(model_input))]
 
 
 class GenreTaggerModel(mlflow.pyfunc.PythonModel):
@@ -65,8 +133,10 @@ class GenreTaggerModel(mlflow.pyfunc.PythonModel):
         self.tagger = Tagger.load(context.artifacts[WEIGHTS_KEY])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """One row per record of `model_input`, in order: a DataFrame over HTTP; a list of
+        records or one record as a dict also work in process (see `_records`)."""
         params = params or {}
-        records = model_input.to_dict("records")
+        records = _records(model_input)
         try:
             k = check_top_k(params.get("top_k", 3), len(self.tagger.classes))
             seconds = check_segment_seconds(params.get("segment_seconds"))
@@ -86,7 +156,10 @@ class GenreTaggerModel(mlflow.pyfunc.PythonModel):
         # object dtype keeps None as None (JSON null); pandas would turn it into NaN.
         return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS), dtype=object)
 
-    def _tag_row(self, record: dict[str, Any], k: int, seconds: float | None, min_content: bool = False) -> TagResult:
+    def _tag_row(self, record: dict[str, Any] | _NotARecord, k: int, seconds: float | None,
+                 min_content: bool = False) -> TagResult:
+        if isinstance(record, _NotARecord):
+            return TagResult(path=None, error=f"{NOT_A_RECORD}, got {record.kind}")
         try:
             encoded, wave = record.get("audio_base64"), record.get("waveform")
             if not _missing(encoded) and not _missing(wave):
@@ -98,7 +171,9 @@ class GenreTaggerModel(mlflow.pyfunc.PythonModel):
                 return self._tag_bytes(base64.b64decode(encoded, validate=True), k, seconds, min_content)
             if not _missing(wave):
                 return self._tag_waveform(wave, record.get("sample_rate"), k, seconds, min_content)
-            return TagResult(path=None, error="record has neither audio_base64 nor waveform")
+            others = sorted(str(key) for key, value in record.items() if key not in REQUEST_FIELDS and not _missing(value))
+            return TagResult(path=None, error="record has neither audio_base64 nor waveform"
+                             + (f" (unknown fields: {', '.join(others)[:200]})" if others else ""))
         except TaggingError as err:
             return TagResult(path=None, error=err.reason)
         except LimitError as err:

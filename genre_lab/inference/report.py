@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import IO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .tagger import GenreScore, TagResult
 
@@ -66,8 +68,10 @@ def _common_folder(results: Sequence[TagResult]) -> str:
 
 
 def write_table(results: Sequence[TagResult], console: Console) -> None:
+    """File names, labels, errors and warnings are data: each cell is a plain `Text`, never
+    read as rich markup (a class named `[/]` would otherwise fail the table)."""
     folder = _common_folder(results)
-    table = Table(title=f"Genres of {len(results)} file(s)", caption=f"under {folder}" if folder else None)
+    table = Table(title=f"Genres of {len(results)} file(s)", caption=f"under {escape(folder)}" if folder else None)
     table.add_column("file", overflow="fold")
     table.add_column("seconds", justify="right")
     table.add_column("genres (probability)", no_wrap=True)
@@ -79,17 +83,17 @@ def write_table(results: Sequence[TagResult], console: Console) -> None:
         seconds = f"{r.duration:.1f}" if r.duration is not None else ""
         name = os.path.relpath(r.path, folder) if folder and r.path else (r.path or "")
         row = [name, seconds, _genres_text(r.genres), r.error or ""]
-        table.add_row(*row, *([r.warning or ""] if warned else []))
+        table.add_row(*map(Text, row), *([Text(r.warning or "")] if warned else []))
     console.print(table)
     for r in results:
         if not r.segments:
             continue
-        timeline = Table(title=f"Timeline of {r.path}")
+        timeline = Table(title=f"Timeline of {escape(r.path or '')}")
         timeline.add_column("from", justify="right")
         timeline.add_column("to", justify="right")
         timeline.add_column("genres (probability)")
         for s in r.segments:
-            timeline.add_row(f"{s.start:.1f}", f"{s.end:.1f}", _genres_text(s.genres))
+            timeline.add_row(f"{s.start:.1f}", f"{s.end:.1f}", Text(_genres_text(s.genres)))
         console.print(timeline)
 
 
@@ -137,7 +141,8 @@ def write_report(
             write_json(results, sys.stdout)
         return
     # Mode "x" makes the no-overwrite promise atomic: it fails if the file appeared meanwhile.
-    with open(output, "w" if overwrite else "x", newline="", encoding="utf-8") as f:
+    # surrogateescape: a file name that is not UTF-8 is written back as the bytes the OS gave.
+    with open(output, "w" if overwrite else "x", newline="", encoding="utf-8", errors="surrogateescape") as f:
         if fmt == "table":
             write_table(results, Console(file=f, width=160, color_system=None))
         elif fmt == "csv":

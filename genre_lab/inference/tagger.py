@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio import AudioDecodeError, load_audio, resample
+from ..audio import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
 from ..content import SILENCE_DBFS, measure_content
 from ..windows import chunk_starts, samples, window
 from ..network import GenreNet, for_inference
@@ -123,6 +123,7 @@ class Tagger:
         device: str | torch.device | None = None,
         silence_dbfs: float = SILENCE_DBFS,
         source: str | None = None,
+        max_seconds: float | None = DEFAULT_MAX_SECONDS,
     ) -> None:
         try:
             spec = model.spec
@@ -133,6 +134,10 @@ class Tagger:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_seconds is not None and not max_seconds > 0:
+            raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds}")
+        #: Files whose header declares more audio than this are refused before decoding.
+        self.max_seconds = None if max_seconds is None else float(max_seconds)
         self.device = inference_device(device)
         #: The model prepared for inference (`genre_lab.network.for_inference`): on CPU a copy
         #: with batch norms folded into the convolutions, whose state dict is not a checkpoint's.
@@ -166,8 +171,9 @@ class Tagger:
 
     # -- tagging ----------------------------------------------------------------------------
     def decode(self, path: str | Path) -> torch.Tensor:
-        """The file as mono audio at the model's rate (raises AudioDecodeError naming it)."""
-        return load_audio(path, self.sample_rate)
+        """The file as mono audio at the model's rate (raises AudioDecodeError naming it);
+        longer than `max_seconds` by its header is refused before decoding."""
+        return load_audio(path, self.sample_rate, max_seconds=getattr(self, "max_seconds", DEFAULT_MAX_SECONDS))
 
     @torch.inference_mode()
     def window_probabilities(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[int]]:

@@ -26,6 +26,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from ..checkpoint import CheckpointError, check_weights
+
 log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
@@ -61,7 +63,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def load(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """A Lightning checkpoint, weights-only; a clear error naming the file otherwise."""
+    """A Lightning checkpoint, weights-only, every weight finite; a clear error naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointLoadError(f"checkpoint {path} does not exist")
@@ -71,6 +73,10 @@ def load(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
         raise CheckpointLoadError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
     if not isinstance(state, dict) or "state_dict" not in state:
         raise CheckpointLoadError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    try:  # NaN or infinite weights: a resumed run would train on to a NaN loss
+        check_weights(state["state_dict"], path)
+    except CheckpointError as err:
+        raise CheckpointLoadError(str(err)) from err
     return state
 
 

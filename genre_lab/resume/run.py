@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .. import registry
 from ..liveness import liveness, process_tags
 from .checkpoints import LAST
 from .config import (
@@ -37,6 +38,7 @@ from .config import (
 RUN_FILE = "mlflow_run.json"
 OVERRIDES, CONFIG_HASH, RUN_DIR = "genre_lab.overrides", "genre_lab.config_hash", "genre_lab.run_dir"
 RESUMES, RESUME_OVERRIDES = "genre_lab.resumes", "genre_lab.resume_overrides"
+MLFLOW_LOGGER = "lightning.pytorch.loggers.MLFlowLogger"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_TAG = 5000
 
@@ -72,11 +74,14 @@ class ResumePoint:
     logged_steps: dict[str, int] = field(default_factory=dict)
 
     def logger(self, cfg: DictConfig) -> AppendOnlyMLFlowLogger:
-        kwargs: dict[str, Any] = OmegaConf.to_container(cfg.logger.mlflow, resolve=True)  # type: ignore[assignment]
-        target = kwargs.pop("_target_", None)
-        if target != "lightning.pytorch.loggers.MLFlowLogger":
-            raise ResumeError(f"resume needs logger.mlflow._target_=lightning.pytorch.loggers.MLFlowLogger, got {target!r}")
-        return AppendOnlyMLFlowLogger(**kwargs, logged_steps=self.logged_steps)
+        """The run's logger, built from the final resolved `logger.mlflow` (run id filled in)
+        through genre_lab.registry: only MLFlowLogger, as its append-only variant."""
+        node = OmegaConf.to_container(cfg.logger.mlflow, resolve=True)
+        target = node.get("_target_") if isinstance(node, dict) else None
+        if target != MLFLOW_LOGGER:
+            raise ResumeError(f"resume needs logger.mlflow._target_={MLFLOW_LOGGER}, got {target!r}")
+        return registry.build(node, {MLFLOW_LOGGER: AppendOnlyMLFlowLogger}, "logger.mlflow",
+                              logged_steps=self.logged_steps)
 
     def take_over(self, client: MlflowClient, heartbeat_seconds: float) -> None:
         """Mark the run RUNNING again under this process."""

@@ -11,6 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import CONF_DIR
@@ -46,7 +47,8 @@ def main(cfg: DictConfig) -> float | None:
         result = run_sweep(hydra_cfg.overrides.task, hydra_cfg.runtime.output_dir, cfg=cfg)
     except SweepConfigError as err:
         # Nothing has run yet: the message (naming the setting) is all the user needs.
-        Console(stderr=True).print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+        # Escaped: the message may quote settings read back from the storage.
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("Interrupted: the running trial is marked FAIL. Re-run the same command to resume.")

@@ -26,6 +26,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import tracking
+from ..plots import freeze_plain_text, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,10 @@ class SweepTracker:
             self.client.log_text(self.parent_run_id, trials.to_csv(index=False), "trials.csv")
         for name, plot in _PLOTS.items():
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), plain_text():  # parameter names are plain text
                     warnings.simplefilter("ignore")  # "experimental" and empty-study notices
                     ax = plot(study)
-                fig = ax.figure
+                fig = freeze_plain_text(ax.figure)
                 if not ax.has_data():
                     raise ValueError("no finished trial to plot")
                 fig.set_size_inches(9, 5.5)

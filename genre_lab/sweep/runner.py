@@ -8,6 +8,7 @@ import copy
 import difflib
 import logging
 import re
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,12 +22,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..config import compose
 from ..liveness import sigterm_as_interrupt
+from ..resume.config import ResumeConfigError, check_overrides
 from ..stores import store_lock
 from ..tracking import experiment_id, open_client, redact_url
 from . import study as studies
 from .mlflow_parent import SweepTracker, close_dead_child
-from .objective import OVERRIDES_ATTR, RUN_DIR, TrialObjective, compose_train_config
-from .space import Param, SweepConfigError, parse_space
+from .objective import RUN_DIR, TrialObjective, compose_train_config
+from .space import Param, SweepConfigError, parse_space, trial_values
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,11 @@ TRAIN_OVERRIDES_ATTR = "train_overrides"
 #: What GenreClassifier logs at the end of every validation epoch, hence what the pruning
 #: callback can see when it reports: the possible objectives (`sweep.metric`).
 EPOCH_METRICS = ("val/loss", "val/chunk_acc", "val/chunk_f1", "val/track_acc", "val/track_f1")
+
+
+class StoredTrialError(SweepConfigError):
+    """A trial or study attribute read back from the Optuna storage that breaks the rules for
+    configs from a store; the message names the study, the trial and the setting."""
 
 
 @dataclass
@@ -54,7 +61,9 @@ class SweepResult:
     def rerun_command(self) -> str | None:
         if self.best_config is None:
             return None
-        return f"python -m genre_lab.train --config-dir {self.best_config.parent} --config-name {BEST_CONFIG_NAME}"
+        # Quoted: the folder is the user's setting, but a shell must read it as one word.
+        folder = shlex.quote(str(self.best_config.parent))
+        return f"python -m genre_lab.train --config-dir {folder} --config-name {BEST_CONFIG_NAME}"
 
 
 def _is_sweep_setting(override: str) -> bool:
@@ -91,17 +100,37 @@ def _check_enqueue(enqueue: list[dict[str, Any]], params: Sequence[Param]) -> No
             )
 
 
-def best_config_yaml(trial: FrozenTrial, study_name: str) -> str:
+def best_overrides(trial: FrozenTrial, study: optuna.Study, params: Sequence[Param]) -> list[str]:
+    """The overrides that re-create `trial`'s training config, from what the study may be
+    trusted with once checked: its recorded training overrides (the same rule as `resume=`:
+    shipped group options only, no interpolation, no `_target_` or `_` keys) and the trial's
+    params, each within `sweep.space`. The trial's free-form `overrides` attribute is never
+    used: anyone who can write to the storage can add a trial with any attributes."""
+    where = f"study {study.study_name} trial {trial.number}"
+    base = study.user_attrs.get(TRAIN_OVERRIDES_ATTR, [])
+    try:
+        base = check_overrides(base, f"study {study.study_name} attribute {TRAIN_OVERRIDES_ATTR}")
+    except ResumeConfigError as err:
+        raise StoredTrialError(str(err)) from err
+    values = trial_values(params, trial.params, where)
+    # Sampled values last, as in the trial itself (`TrialObjective`), so they win.
+    return [*base, *(p.override(values[p.path]) for p in params)]
+
+
+def best_config_yaml(trial: FrozenTrial, study: optuna.Study, params: Sequence[Param]) -> str:
     """The best trial's complete training config (every group and sampled value filled in),
     runnable by `python -m genre_lab.train --config-dir DIR --config-name best_config`.
-    Interpolations such as the MLflow URI stay, so it re-runs on any machine."""
-    cfg = compose_train_config(trial.user_attrs[OVERRIDES_ATTR], RUN_DIR)
+    Rebuilt by `best_overrides` from checked parts only. Interpolations of the shipped
+    configs, such as the MLflow URI, stay, so it re-runs on any machine."""
+    overrides = best_overrides(trial, study, params)
+    cfg = compose_train_config(overrides, RUN_DIR)
     with open_dict(cfg):
-        cfg.hydra = {"run": {"dir": f"outputs/runs/${{now:%Y-%m-%d_%H-%M-%S}}_{study_name}-best"},
+        cfg.hydra = {"run": {"dir": f"outputs/runs/${{now:%Y-%m-%d_%H-%M-%S}}_{study.study_name}-best"},
                      "job": {"chdir": False}}
+    values = {p.path: trial.params[p.path] for p in params}
     header = (
-        f"# Best trial {trial.number} of sweep {study_name}: {trial.value}\n"
-        f"# Params: {trial.params}\n"
+        f"# Best trial {trial.number} of sweep {study.study_name}: {float(trial.value)!r}\n"
+        f"# Params: {values}\n"
         f"# Re-run: python -m genre_lab.train --config-dir <this folder> --config-name {BEST_CONFIG_NAME}\n"
     )
     return header + OmegaConf.to_yaml(cfg)
@@ -181,7 +210,7 @@ def run_sweep(overrides: Sequence[str] = (), output_dir: str | Path | None = Non
         error = err
         raise
     finally:
-        result = _finish(study, tracker, s, storage_url=str(s.storage), error=error, started=started)
+        result = _finish(study, tracker, s, storage_url=str(s.storage), error=error, started=started, params=params)
     return result
 
 
@@ -197,7 +226,7 @@ def _record_overrides(study: optuna.Study, train_overrides: list[str]) -> None:
 
 
 def _finish(study: optuna.Study, tracker: SweepTracker, s: DictConfig, storage_url: str,
-            error: BaseException | None, started: float) -> SweepResult:
+            error: BaseException | None, started: float, params: Sequence[Param] = ()) -> SweepResult:
     """Plots and best config into the parent run, which is then closed whatever happens:
     FINISHED, or FAILED/KILLED with `error`, the exception that stopped the optimisation. A
     failure here is raised after a clean run, and only logged after `error`, so as not to
@@ -211,7 +240,7 @@ def _finish(study: optuna.Study, tracker: SweepTracker, s: DictConfig, storage_u
         result.counts = studies.state_counts(study)
         if error is None or isinstance(error, KeyboardInterrupt):
             # Plots and the best config also on Ctrl-C: they cover every trial finished so far.
-            _log_summary(study, tracker, s, result)
+            _log_summary(study, tracker, s, result, params)
     except Exception as err:
         if error is None:
             closing_error = err
@@ -223,15 +252,16 @@ def _finish(study: optuna.Study, tracker: SweepTracker, s: DictConfig, storage_u
     return result
 
 
-def _log_summary(study: optuna.Study, tracker: SweepTracker, s: DictConfig, result: SweepResult) -> None:
+def _log_summary(study: optuna.Study, tracker: SweepTracker, s: DictConfig, result: SweepResult,
+                 params: Sequence[Param]) -> None:
     result.skipped_plots = tracker.log_study(study)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return
     best = study.best_trial
-    result.best_value, result.best_params, result.best_trial = best.value, best.params, best.number
-    text = best_config_yaml(best, study.study_name)
     path = Path(s.best_config_dir) / f"{BEST_CONFIG_NAME}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = best_config_yaml(best, study, params)
+    result.best_value, result.best_params, result.best_trial = best.value, best.params, best.number
     path.write_text(text)
     tracker.log_best_config(text)
     result.best_config = path

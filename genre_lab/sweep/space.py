@@ -64,6 +64,51 @@ class Param:
         return f"{self.path}={format_value(value)}"
 
 
+    def check(self, value: Any, where: str) -> Scalar:
+        """`value` if this distribution could have drawn it, else SearchSpaceError naming
+        `where`: a trial's params come from a store anyone with write access may edit."""
+        d = self.distribution
+        ok = False
+        if isinstance(d, optuna.distributions.CategoricalDistribution):
+            # By type and value: 1, 1.0, True and "1" are different choices.
+            ok = any(type(value) is type(c) and value == c for c in d.choices)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            integral = isinstance(d, optuna.distributions.IntDistribution)
+            ok = (not integral or isinstance(value, int) or float(value).is_integer()) and d.low <= value <= d.high
+            if ok and d.step is not None:
+                steps = (value - d.low) / d.step
+                ok = math.isclose(steps, round(steps), abs_tol=1e-8)
+            if ok and integral:
+                value = int(value)
+        if not ok:
+            raise SearchSpaceError(f"{where}: {self.path}={repr(value)[:80]} is outside sweep.space.{self.path} "
+                                   f"({describe(d)})")
+        return value
+
+
+def describe(d: optuna.distributions.BaseDistribution) -> str:
+    """A distribution as the user declared it, for error messages."""
+    if isinstance(d, optuna.distributions.CategoricalDistribution):
+        return f"choices {list(d.choices)!r}"
+    extra = f", step {d.step}" if d.step is not None else (", log" if getattr(d, "log", False) else "")
+    return f"{d.low} to {d.high}{extra}"
+
+
+def trial_values(params: Sequence[Param], stored: Mapping[str, Any], where: str) -> dict[str, Scalar]:
+    """The values of a stored trial, each checked against the search space: every searched
+    setting present and within its range or choices, and nothing else."""
+    if not isinstance(stored, Mapping):
+        raise SearchSpaceError(f"{where}: params are not a mapping")
+    known = {p.path for p in params}
+    unknown = sorted(str(k)[:80] for k in stored if k not in known)
+    if unknown:
+        raise SearchSpaceError(f"{where}: params {unknown} are not in sweep.space (searched: {sorted(known)})")
+    missing = sorted(known - set(stored))
+    if missing:
+        raise SearchSpaceError(f"{where}: params {missing} of sweep.space are missing")
+    return {p.path: p.check(stored[p.path], where) for p in params}
+
+
 def format_value(value: Scalar) -> str:
     if value is None:
         return "null"
