@@ -8,8 +8,17 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from .checkpoint import CheckpointError
 from .config import CONF_DIR
-from .evaluation import EvaluationResult, evaluate
+from .data.leakage import LeakageError
+from .evaluation import EvaluationError, EvaluationResult, evaluate
+from .inference.ensemble import EnsembleError
+from .inference.loading import ModelSourceError
+from .refusals import refuse
+from .registry import ConfigSecurityError
+
+#: Refusals whose message names the run, file or setting at fault: one line, exit 2.
+REFUSALS = (EvaluationError, ModelSourceError, CheckpointError, EnsembleError, ConfigSecurityError, LeakageError)
 
 
 def print_summary(result: EvaluationResult) -> None:
@@ -26,7 +35,11 @@ def print_summary(result: EvaluationResult) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    print_summary(evaluate(cfg))
+    try:
+        result = evaluate(cfg)
+    except REFUSALS as err:
+        refuse(err)
+    print_summary(result)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,11 @@ from .windows import track_probabilities
 log = logging.getLogger(__name__)
 
 
+class EvaluationError(ValueError):
+    """An evaluation that cannot be made as asked (no data config, unknown classes, a bad split);
+    the message names the run or setting."""
+
+
 @dataclass
 class EvaluationResult:
     run_id: str
@@ -60,7 +65,7 @@ def training_data_config(client: MlflowClient, run_id: str) -> dict:
             with path.open("rb") as f:  # never more than the limit into memory
                 raw = f.read(registry.MAX_YAML_BYTES + 1)
         except (MlflowException, OSError) as err:
-            raise ValueError(f"run {run_id} has no readable config.yaml; pass data=<dataset config>") from err
+            raise EvaluationError(f"run {run_id} has no readable config.yaml; pass data=<dataset config>") from err
     if len(raw) > registry.MAX_YAML_BYTES:
         raise registry.ConfigSecurityError(f"{where} is larger than {registry.MAX_YAML_BYTES} bytes")
     try:
@@ -69,7 +74,7 @@ def training_data_config(client: MlflowClient, run_id: str) -> dict:
         raise registry.ConfigSecurityError(f"{where} is not UTF-8 text ({err.reason} at byte {err.start})") from err
     data = registry.load_untrusted_yaml(text, where).get("data")
     if not data:
-        raise ValueError(f"run {run_id}'s config.yaml has no data section; pass data=<dataset config>")
+        raise EvaluationError(f"run {run_id}'s config.yaml has no data section; pass data=<dataset config>")
     return data
 
 
@@ -80,7 +85,7 @@ def data_config(cfg: DictConfig, source: ModelSource, model: GenreNet, client: M
     elif source.run_id is not None:
         data = training_data_config(client, source.run_id)
     else:
-        raise ValueError(
+        raise EvaluationError(
             f"model '{source.spec}' is not an MLflow training run, so its dataset is unknown: "
             "pass data=<dataset config>, e.g. data=synthetic"
         )
@@ -97,7 +102,7 @@ def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: 
     """Relabel a split into the model's class order; the dataset may hold a subset of them."""
     unknown = [c for c in dataset_classes if c not in model_classes]
     if unknown:
-        raise ValueError(f"the dataset has classes the model never learned: {unknown} (model: {model_classes})")
+        raise EvaluationError(f"the dataset has classes the model never learned: {unknown} (model: {model_classes})")
     if dataset_classes == model_classes:
         return split
     index = [model_classes.index(c) for c in dataset_classes]
@@ -157,7 +162,7 @@ def log_class_explanations(client: MlflowClient, run_id: str, model: GenreNet | 
 def evaluate(cfg: DictConfig) -> EvaluationResult:
     """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
     if cfg.split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got '{cfg.split}'")
+        raise EvaluationError(f"split must be one of {SPLITS}, got '{cfg.split}'")
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
     client = tracking.open_client(uri)
     source = resolve(str(cfg.run), uri)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from .checkpoint import CheckpointError
 from .config import CONF_DIR
+from .data.leakage import LeakageError
+from .refusals import refuse
 from .registry import ConfigSecurityError
 from .resume import ResumeError
+from .resume.checkpoints import CheckpointLoadError
 from .resume.config import ResumeConfigError
 from .training import TrainResult, fit_and_test
 
@@ -28,9 +29,10 @@ def print_summary(result: TrainResult) -> None:
     Console().print(table)
 
 
-#: Refusals of a config (from a store, a best config or the command line) found before any
-#: training: the message names the setting and its source, so it is all the user needs.
-REFUSALS = (ResumeError, ResumeConfigError, ConfigSecurityError)
+#: Refusals of a config (from a store, a best config or the command line), of a damaged
+#: checkpoint (init_from, resume) or of a leaking dataset: the message names the setting or
+#: file and its source, so it is all the user needs.
+REFUSALS = (ResumeError, ResumeConfigError, ConfigSecurityError, CheckpointError, CheckpointLoadError, LeakageError)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
@@ -39,8 +41,7 @@ def main(cfg: DictConfig) -> float:
     try:
         result = fit_and_test(cfg, overrides=list(HydraConfig.get().overrides.task))
     except REFUSALS as err:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        refuse(err)
     if rank_zero_only.rank == 0:  # under DDP every rank returns here; one table
         print_summary(result)
     # Returned for Hydra sweepers: the validation track accuracy of the run.

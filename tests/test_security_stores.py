@@ -291,6 +291,16 @@ def test_evaluate_refuses_an_alias_bomb_config_at_once(tmp_path: Path, mlflow_ur
     assert time.monotonic() - started < 30  # expanding it would take hours and all the memory
     message = str(err.value)
     assert "\n" not in message and f"run {run_id} config.yaml" in message and "aliases" in message, message
+    # The command as a user runs it: one line, exit 2, no Hydra traceback.
+    out = subprocess.run(
+        [sys.executable, "-m", "genre_lab.evaluate", f"run={run_id}", f"tracking_uri={mlflow_uri}", "progress=false",
+         f"hydra.run.dir={tmp_path / 'eval'}"],
+        cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2, out.stderr[-3000:]
+    line = _one_error_line(out.stdout + out.stderr)
+    assert f"run {run_id} config.yaml" in line and "aliases" in line, line
     assert not canary.exists()
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert not any(r.data.tags.get("run_type") == "evaluation" for r in runs)

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 _SHOWN = 5
 
 
+class LeakageError(ValueError):
+    """One file listed in two places a split could separate; the message names both entries."""
+
+
 class Entry(Protocol):
     @property
     def path(self) -> Path: ...
@@ -73,7 +77,7 @@ def check_same_files(
     more = f" (and {len(clashes) - _SHOWN} more)" if len(clashes) > _SHOWN else ""
     why = ("a clip in two splits leaks into its own evaluation" if fixed
            else "the seeded split places each entry on its own, so one file could be trained and tested on")
-    raise ValueError(f"{dataset}: {shown}{more}: {why}; list each file once")
+    raise LeakageError(f"{dataset}: {shown}{more}: {why}; list each file once")
 
 
 def identical_audio(
