@@ -262,12 +262,9 @@ def test_data_configs_build_and_fail_early(tmp_path: Path) -> None:
 
 
 def test_gtzan_experiment_config_composes() -> None:
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "experiments" / "gtzan_filtered"), version_base="1.3"):
-        cfg = hydra_compose(
-            config_name="gtzan_filtered",
-            overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", "data.root=/data/gtzan"],
-            return_hydra_config=True,
-        )
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=["experiment=gtzan_filtered", "data.root=/data/gtzan"],
+                            return_hydra_config=True)
     assert cfg.hydra.sweeper.params.model == "cnn,rnn,crnn"
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.data.source._target_ == "genre_lab.data.GTZANSource"

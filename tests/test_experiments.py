@@ -39,6 +39,25 @@ def test_experiments_choose_their_dataset() -> None:
     assert compose([]).logger.mlflow.experiment_name == "genre_lab"  # no experiment: the defaults
 
 
+def test_transfer_experiment_runs_the_seeds_of_the_arm_named_on_the_command_line() -> None:
+    arm = ["experiment=transfer", "data=csv", "data.manifest=/m.csv", "model=musicnn", "model.freeze=backbone"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=arm, return_hydra_config=True)
+    assert cfg.logger.mlflow.experiment_name == "transfer" and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert dict(cfg.hydra.sweeper.params) == {"seed": "1,2,3"}
+    assert cfg.model.name == "musicnn" and cfg.model.freeze == "backbone"
+    assert cfg.trainer.max_epochs == 30 and cfg.callbacks.early_stopping.patience == 8 and cfg.throughput_seconds == 0
+
+
+def test_each_experiment_has_one_config_and_its_results_folder() -> None:
+    """The recipe is `conf/experiment/<name>.yaml`; `experiments/<name>/` holds its README and
+    results, never a second copy of the config."""
+    configs = {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")}
+    assert configs == {*EXPERIMENTS, "transfer"}
+    assert {p.name for p in (PROJECT_ROOT / "experiments").iterdir() if p.is_dir()} == configs
+    assert not list((PROJECT_ROOT / "experiments").rglob("*.yaml"))
+
+
 @pytest.mark.slow
 def test_train_experiment_runs_its_grid_into_its_mlflow_experiment(tmp_path: Path, mlflow_uri: str) -> None:
     quick = [o for o in TINY if not o.startswith("trainer.max_epochs")]
@@ -54,11 +73,3 @@ def test_train_experiment_runs_its_grid_into_its_mlflow_experiment(tmp_path: Pat
     runs = client.search_runs([client.get_experiment_by_name("synthetic_compare").experiment_id])
     assert sorted((r.data.tags["model"], r.data.params["seed"]) for r in runs) == [("cnn", "0"), ("cnn", "1")]
     assert all(r.info.status == "FINISHED" for r in runs)
-    # The old form, from the experiment's folder, composes the same settings.
-    old = subprocess.run(
-        [sys.executable, "-m", "genre_lab.train", "--config-dir", "experiments/synthetic_compare",
-         "--config-name", "synthetic_compare", "--cfg", "job"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert old.returncode == 0, old.stderr[-2000:]
-    assert "experiment_name: synthetic_compare" in old.stdout and "difficulty: medium" in old.stdout
