@@ -51,8 +51,7 @@ def mark_dead(client: MlflowClient, runs: list[tuple[Run, Liveness]]) -> list[st
     closed = []
     for run, state in runs:
         if state.state == "DEAD":
-            client.set_tag(run.info.run_id, "error", f"process died: {state.reason}")
-            client.set_terminated(run.info.run_id, "FAILED")
+            tracking.close_run(client, run.info.run_id, f"process died: {state.reason}")
             closed.append(run.info.run_id)
     return closed
 

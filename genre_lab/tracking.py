@@ -132,14 +132,16 @@ def log_json(client: MlflowClient, run_id: str, obj: Any, name: str) -> None:
     client.log_text(run_id, json.dumps(obj, indent=2, sort_keys=True), name)
 
 
-def close_run(client: MlflowClient, run_id: str, error: BaseException | None) -> None:
-    """FINISHED, or FAILED (KILLED on Ctrl-C) with the error recorded as a tag."""
+def close_run(client: MlflowClient, run_id: str, error: BaseException | str | None) -> None:
+    """FINISHED, or FAILED (KILLED on Ctrl-C) with the error recorded as a tag. A string is the
+    reason itself, for a run closed FAILED on behalf of a process that died without closing it."""
     if error is None:
         client.set_terminated(run_id, "FINISHED")
         return
     # Lightning turns Ctrl-C inside fit into SystemExit: an interruption, not a failure.
     status = "KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED"
-    client.set_tag(run_id, "error", f"{type(error).__name__}: {error}"[:5000])
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    client.set_tag(run_id, "error", text[:5000])
     client.set_terminated(run_id, status)
 
 
