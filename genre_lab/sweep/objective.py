@@ -84,7 +84,8 @@ class TrialObjective:
                     if cfg.get("callbacks") and "progress_bar" in cfg.callbacks:
                         cfg.callbacks.progress_bar = None
             pruning = PyTorchLightningPruningCallback(trial, monitor=self.metric)
-            result = fit_and_test(cfg, callbacks=[pruning], tags={"trial_number": str(trial.number)})
+            result = fit_and_test(cfg, callbacks=[pruning], tags={"trial_number": str(trial.number)},
+                                  pruned=optuna.TrialPruned)
         except optuna.TrialPruned:
             raise
         except (KeyboardInterrupt, SystemExit) as err:
