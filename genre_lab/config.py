@@ -51,6 +51,18 @@ if not OmegaConf.has_resolver("genre_lab_home"):
     OmegaConf.register_new_resolver("genre_lab_home", lambda: str(home()))
 
 
+def _tracking_uri(root: str) -> str:
+    from .tracking import tracking_uri  # MLflow is imported only when a config's store is read
+
+    return tracking_uri(root)
+
+
+# `${genre_lab_tracking_uri:${paths.root_dir}}`: the MLflow store of the configs, by the same rule
+# as every command's (`genre_lab.tracking.tracking_uri`).
+if not OmegaConf.has_resolver("genre_lab_tracking_uri"):
+    OmegaConf.register_new_resolver("genre_lab_tracking_uri", _tracking_uri)
+
+
 def config_groups(dirs: Sequence[str | Path] = ()) -> set[str]:
     """Names of the config groups (`model`, `data`, ...): the folders of `conf/` and of `dirs`
     (a user's `--config-dir`)."""

@@ -27,14 +27,17 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
-def default_tracking_uri() -> str:
-    """The sqlite store in the home folder (`GENRE_LAB_HOME`, else the working directory)."""
-    return f"sqlite:///{home() / 'mlflow.db'}"
+def default_tracking_uri(root: str | Path | None = None) -> str:
+    """The sqlite store `mlflow.db` in `root`, by default the home folder (`GENRE_LAB_HOME`,
+    else the working directory)."""
+    return f"sqlite:///{Path(root) if root is not None else home()}/mlflow.db"
 
 
-def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` when set, else the home folder's sqlite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+def tracking_uri(root: str | Path | None = None) -> str:
+    """The MLflow store every command and config uses unless told otherwise:
+    `MLFLOW_TRACKING_URI` when set, else `default_tracking_uri(root)`. The configs reach it as
+    `${genre_lab_tracking_uri:${paths.root_dir}}` (see `genre_lab.config`)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
 
 
 def open_client(uri: str | None = None) -> MlflowClient:
