@@ -67,7 +67,12 @@ RESAMPLERS = ("soxr", "torchaudio")
 
 
 def resample(wave: np.ndarray | torch.Tensor, orig_sr: int, new_sr: int, method: str = "soxr") -> torch.Tensor:
-    """Resample a 1-D waveform to `new_sr` (no-op when the rates agree)."""
+    """Resample a waveform to `new_sr` (no-op when the rates agree): the one resampler of the package.
+
+    soxr takes a 1-D waveform on the CPU. `torchaudio` (chosen, or used for a tensor on a GPU)
+    resamples along the last axis of a batch too, keeps a floating tensor's dtype, device and
+    gradient: the choice inside a model's `forward` (an ensemble's members at their own rates,
+    attributions through them)."""
     if method not in RESAMPLERS:
         raise ValueError(f"resampler must be one of {RESAMPLERS}, got '{method}'")
     if orig_sr <= 0 or new_sr <= 0:
@@ -76,7 +81,8 @@ def resample(wave: np.ndarray | torch.Tensor, orig_sr: int, new_sr: int, method:
     if orig_sr == new_sr:
         return torch.as_tensor(wave, dtype=torch.float32)
     if method == "torchaudio" or on_gpu:
-        return AF.resample(torch.as_tensor(wave, dtype=torch.float32), int(orig_sr), int(new_sr))
+        floating = isinstance(wave, torch.Tensor) and wave.is_floating_point()
+        return AF.resample(wave if floating else torch.as_tensor(wave, dtype=torch.float32), int(orig_sr), int(new_sr))
     x = wave.numpy() if isinstance(wave, torch.Tensor) else wave
     return torch.from_numpy(soxr.resample(np.ascontiguousarray(x, dtype=np.float32), orig_sr, new_sr, quality="HQ"))
 

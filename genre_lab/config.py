@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
 from hydra import initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 #: Environment variable naming the folder for stores, caches and outputs.
 HOME_ENV = "GENRE_LAB_HOME"
@@ -49,6 +51,18 @@ if not OmegaConf.has_resolver("genre_lab_home"):
     OmegaConf.register_new_resolver("genre_lab_home", lambda: str(home()))
 
 
+def _tracking_uri(root: str) -> str:
+    from .tracking import tracking_uri  # MLflow is imported only when a config's store is read
+
+    return tracking_uri(root)
+
+
+# `${genre_lab_tracking_uri:${paths.root_dir}}`: the MLflow store of the configs, by the same rule
+# as every command's (`genre_lab.tracking.tracking_uri`).
+if not OmegaConf.has_resolver("genre_lab_tracking_uri"):
+    OmegaConf.register_new_resolver("genre_lab_tracking_uri", _tracking_uri)
+
+
 def config_groups(dirs: Sequence[str | Path] = ()) -> set[str]:
     """Names of the config groups (`model`, `data`, ...): the folders of `conf/` and of `dirs`
     (a user's `--config-dir`)."""
@@ -64,11 +78,23 @@ def group_options(group: str, dirs: Sequence[str | Path] = ()) -> set[str]:
             for p in (Path(d) / group).glob("*.yaml") if not p.name.startswith("_")}
 
 
+#: Hydra's compose API keeps global state: threads (a sweep worker's `n_jobs`) take turns.
+_COMPOSE_LOCK = threading.Lock()
+
+
 def compose(overrides: Sequence[str] = (), config_name: str = "train", output_dir: str | Path | None = None) -> DictConfig:
-    """Compose `conf/<config_name>.yaml` with overrides outside `@hydra.main` (sweeps, tests,
-    notebooks). There is no Hydra run directory here, so `paths.output_dir` is set explicitly."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra.compose(config_name=config_name, overrides=list(overrides))
+    """Compose `<config_name>.yaml` with overrides outside a Hydra run's own config (sweep trials,
+    resumed runs, tests, notebooks). Inside `@hydra.main` Hydra is already initialised on `conf/`
+    plus the user's `--config-dir`, so that search path is used; elsewhere `conf/` is. There is no
+    Hydra run directory for the result, so `paths.output_dir` is set explicitly (a fresh temporary
+    folder when `output_dir` is not given)."""
+    with _COMPOSE_LOCK:
+        if GlobalHydra.instance().is_initialized():
+            cfg = hydra.compose(config_name=config_name, overrides=list(overrides))
+        else:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                cfg = hydra.compose(config_name=config_name, overrides=list(overrides))
     if "paths" in cfg:
-        cfg.paths.output_dir = str(output_dir or tempfile.mkdtemp(prefix="genre_lab_"))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir or tempfile.mkdtemp(prefix="genre_lab_"))
     return cfg

@@ -22,6 +22,7 @@ from rich.console import Console
 from torch import nn
 
 from .audio import AudioDecodeError, load_audio
+from .cli_options import add_tracking_uri_option
 from .inference.batch import collect_audio_files
 from .windows import samples, windows
 
@@ -121,7 +122,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True, help="the .npz file to write")
     p.add_argument("--per-window", action="store_true", help="also store every window's embedding")
     p.add_argument("--hop", type=float, metavar="SECONDS", help="window hop (default: the model's evaluation hop)")
-    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    add_tracking_uri_option(p)
     return p
 
 

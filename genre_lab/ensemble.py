@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 from rich.console import Console
 
 from . import registry, tracking
+from .cli_options import add_tracking_uri_option
 from .evaluation import training_data_config
 from .export import log_tagger_model
 from .inference.ensemble import EnsembleClassifier, EnsembleError
@@ -130,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
                    help="uniform mean, or weighted by each member's --metric")
     p.add_argument("--experiment", help="MLflow experiment of the ensemble run (default: the first member's)")
     p.add_argument("--run-name")
-    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    add_tracking_uri_option(p)
     return p
 
 

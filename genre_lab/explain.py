@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .audio import AudioDecodeError, resample
+from .cli_options import add_tracking_uri_option
 from .content import rms_dbfs
 from .inference.attribution import METHODS, Explainer, stitch
 from .inference.batch import collect_audio_files
@@ -89,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="LABEL", help="explain this genre instead of the predicted one")
     p.add_argument("--steps", type=int, default=16, help="integration steps of integrated_gradients")
     p.add_argument("--hop", type=float, metavar="SECONDS", help="window hop (default: the model's evaluation hop)")
-    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    add_tracking_uri_option(p)
     return p
 
 

@@ -2,10 +2,13 @@
 
 MLflow only knows what a process told it: a run whose process was `kill -9`'d or lost power
 stays RUNNING forever. Every training run therefore records where it runs (tags
-`genre_lab.host`, `genre_lab.pid`, `genre_lab.pid_started`) and refreshes a heartbeat tag
-(`genre_lab.heartbeat`, unix seconds) from a background thread. A RUNNING run is dead when,
-on its own host, its PID is gone or belongs to a newer process (PID reuse), or, seen from
-another host, its heartbeat is older than `STALE_BEATS` intervals.
+`genre_lab.host`, `genre_lab.pidns`, `genre_lab.pid`, `genre_lab.pid_started`) and refreshes a
+heartbeat tag (`genre_lab.heartbeat`, unix seconds) from a background thread. A RUNNING run is
+dead when, on its own host and PID namespace, its process is gone (`ProcessRecord.gone`), or,
+seen from elsewhere, its heartbeat is older than `STALE_BEATS` intervals.
+
+`ProcessRecord` is the package's one rule for "is that process still running": sweep workers
+(`genre_lab.sweep.study`) record themselves and are judged by it too.
 """
 
 from __future__ import annotations
@@ -26,21 +29,67 @@ from mlflow.entities import Run
 
 log = logging.getLogger(__name__)
 
-HOST, PID, PID_STARTED = "genre_lab.host", "genre_lab.pid", "genre_lab.pid_started"
+HOST, PIDNS, PID, PID_STARTED = "genre_lab.host", "genre_lab.pidns", "genre_lab.pid", "genre_lab.pid_started"
 HEARTBEAT, INTERVAL = "genre_lab.heartbeat", "genre_lab.heartbeat_interval"
 #: Missed heartbeats after which a run seen from another host counts as dead.
 STALE_BEATS = 3
+#: Seconds by which a PID's start time may differ from the recorded one and still be that process.
+_START_TOLERANCE = 1.0
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace ("" where there is none to read: not Linux). Containers
+    sharing the host's name (host networking, Kubernetes `hostNetwork`) have PID namespaces of
+    their own: a PID is only looked up in the namespace that recorded it."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """Where a process runs, as recorded for others to check later: host name, PID namespace
+    (None when not recorded), PID and the PID's start time (None when not recorded)."""
+
+    host: str
+    pidns: str | None
+    pid: int
+    started: float | None
+
+    @classmethod
+    def current(cls) -> ProcessRecord:
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid_namespace(), pid, psutil.Process(pid).create_time())
+
+    def is_local(self) -> bool:
+        """Whether its PID can be looked up here: this host, and this PID namespace (a record
+        without one counts as this one). Elsewhere only a heartbeat tells."""
+        return self.host == socket.gethostname() and self.pidns in (None, pid_namespace())
+
+    def gone(self) -> bool:
+        """Whether the process (one of this host, see `is_local`) has ended: its PID is free,
+        a zombie (ended, not yet reaped), or taken by a process that started at another time
+        (PIDs are reused). A process that is not ours to inspect (another user's) is alive."""
+        try:
+            proc = psutil.Process(self.pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+            return self.started is not None and abs(proc.create_time() - self.started) >= _START_TOLERANCE
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.Error:
+            return False
+        except ValueError:  # not a valid PID (negative): no such process
+            return True
 
 
 def process_tags(interval: float) -> dict[str, str]:
-    pid = os.getpid()
-    return {
-        HOST: socket.gethostname(),
-        PID: str(pid),
-        PID_STARTED: f"{psutil.Process(pid).create_time():.3f}",
-        HEARTBEAT: f"{time.time():.3f}",
-        INTERVAL: f"{interval:g}",
-    }
+    """The tags a training run records: where its process runs, and its first heartbeat."""
+    me = ProcessRecord.current()
+    tags = {HOST: me.host, PIDNS: me.pidns, PID: str(me.pid), PID_STARTED: f"{me.started:.3f}",
+            HEARTBEAT: f"{time.time():.3f}", INTERVAL: f"{interval:g}"}
+    return {key: value for key, value in tags.items() if value}  # MLflow refuses empty tag values
 
 
 class Heartbeat:
@@ -83,30 +132,19 @@ def liveness(run: Run, now: float | None = None) -> Liveness:
     age = _age(tags.get(HEARTBEAT), now)
     if status != "RUNNING":
         return Liveness(status, "", age)
-    host, pid, started = tags.get(HOST), _int(tags.get(PID)), _float(tags.get(PID_STARTED))
-    if host == socket.gethostname() and pid is not None:
-        if not _same_process(pid, started):
-            return Liveness("DEAD", f"process {pid} on {host} is gone", age)
-        return Liveness("RUNNING", f"process {pid} on {host} is alive", age)
+    host, pid = tags.get(HOST), _int(tags.get(PID))
+    if host is not None and pid is not None:
+        process = ProcessRecord(host, tags.get(PIDNS), pid, _float(tags.get(PID_STARTED)))
+        if process.is_local():
+            if process.gone():
+                return Liveness("DEAD", f"process {pid} on {host} is gone", age)
+            return Liveness("RUNNING", f"process {pid} on {host} is alive", age)
     interval = _float(tags.get(INTERVAL))
     if age is None or interval is None:
         return Liveness("RUNNING", "no heartbeat recorded (not started by genre_lab.train?)", age)
     if age > STALE_BEATS * interval:
         return Liveness("DEAD", f"no heartbeat from {host} for {age:.0f} s", age)
     return Liveness("RUNNING", f"heartbeat from {host} {age:.0f} s ago", age)
-
-
-def _same_process(pid: int, started: float | None) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        # PIDs are reused: a process that started after the run's did not write it.
-        return started is None or abs(proc.create_time() - started) < 1.0
-    except psutil.AccessDenied:
-        return True  # it exists (another user's): cannot tell more
-    except (psutil.NoSuchProcess, ValueError):
-        return False
 
 
 def _int(value: str | None) -> int | None:

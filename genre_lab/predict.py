@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .audio import DEFAULT_MAX_SECONDS
+from .cli_options import add_tracking_uri_option
 from .inference.batch import PredictOptions, run_predict
 from .inference.report import FORMATS
 
@@ -35,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
                         f"decoding it (default {DEFAULT_MAX_SECONDS:g}: 4 hours)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")
+    add_tracking_uri_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--min-content", action="store_true",
                    help="fail files that carry no music (DC only, near-silence, mostly padding, a constant tone) "

@@ -35,6 +35,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from . import comparison, tracking
+from .cli_options import add_tracking_uri_option
 from .config import home
 from .comparison import Observation, Summary
 
@@ -280,7 +281,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output folder (default <GENRE_LAB_HOME or .>/outputs/reports/<experiment>)")
     p.add_argument("--readme", type=Path, action="append", default=[],
                    help="Markdown file whose report block gets the table (repeatable)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    add_tracking_uri_option(p)
     p.add_argument("--no-log", action="store_true", help="write the files only; no report run in MLflow")
     return p
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import tracking
+from .cli_options import add_tracking_uri_option
 from .liveness import HOST, PID, Liveness, liveness
 
 EXPERIMENT = "genre_lab"
@@ -29,7 +30,7 @@ _STYLE = {"RUNNING": "green", "DEAD": "bold red", "FAILED": "red", "KILLED": "ye
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m genre_lab.runs", description=__doc__.splitlines()[0])
     p.add_argument("--experiment", default=EXPERIMENT, help=f"MLflow experiment (default {EXPERIMENT})")
-    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")
+    add_tracking_uri_option(p)
     p.add_argument("--limit", type=int, default=50, help="newest runs shown (default 50)")
     p.add_argument("--running", action="store_true", help="only runs MLflow calls RUNNING (alive or dead)")
     p.add_argument("--mark-dead", action="store_true", help="close every DEAD run FAILED, with the reason as its error tag")
@@ -51,8 +52,7 @@ def mark_dead(client: MlflowClient, runs: list[tuple[Run, Liveness]]) -> list[st
     closed = []
     for run, state in runs:
         if state.state == "DEAD":
-            client.set_tag(run.info.run_id, "error", f"process died: {state.reason}")
-            client.set_terminated(run.info.run_id, "FAILED")
+            tracking.close_run(client, run.info.run_id, f"process died: {state.reason}")
             closed.append(run.info.run_id)
     return closed
 

@@ -27,14 +27,17 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
-def default_tracking_uri() -> str:
-    """The sqlite store in the home folder (`GENRE_LAB_HOME`, else the working directory)."""
-    return f"sqlite:///{home() / 'mlflow.db'}"
+def default_tracking_uri(root: str | Path | None = None) -> str:
+    """The sqlite store `mlflow.db` in `root`, by default the home folder (`GENRE_LAB_HOME`,
+    else the working directory)."""
+    return f"sqlite:///{Path(root) if root is not None else home()}/mlflow.db"
 
 
-def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` when set, else the home folder's sqlite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+def tracking_uri(root: str | Path | None = None) -> str:
+    """The MLflow store every command and config uses unless told otherwise:
+    `MLFLOW_TRACKING_URI` when set, else `default_tracking_uri(root)`. The configs reach it as
+    `${genre_lab_tracking_uri:${paths.root_dir}}` (see `genre_lab.config`)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
 
 
 def open_client(uri: str | None = None) -> MlflowClient:
@@ -132,14 +135,16 @@ def log_json(client: MlflowClient, run_id: str, obj: Any, name: str) -> None:
     client.log_text(run_id, json.dumps(obj, indent=2, sort_keys=True), name)
 
 
-def close_run(client: MlflowClient, run_id: str, error: BaseException | None) -> None:
-    """FINISHED, or FAILED (KILLED on Ctrl-C) with the error recorded as a tag."""
+def close_run(client: MlflowClient, run_id: str, error: BaseException | str | None) -> None:
+    """FINISHED, or FAILED (KILLED on Ctrl-C) with the error recorded as a tag. A string is the
+    reason itself, for a run closed FAILED on behalf of a process that died without closing it."""
     if error is None:
         client.set_terminated(run_id, "FINISHED")
         return
     # Lightning turns Ctrl-C inside fit into SystemExit: an interruption, not a failure.
     status = "KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED"
-    client.set_tag(run_id, "error", f"{type(error).__name__}: {error}"[:5000])
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    client.set_tag(run_id, "error", text[:5000])
     client.set_terminated(run_id, status)
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import optuna
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
@@ -66,12 +65,14 @@ def fit_and_test(
     callbacks: Sequence[Callback] = (),
     tags: dict[str, str] | None = None,
     overrides: Sequence[str] | None = None,
+    pruned: type[BaseException] | tuple[type[BaseException], ...] = (),
 ) -> TrainResult:
     """Train with `cfg`, test the best checkpoint, log everything to one MLflow run.
 
     The run is closed FINISHED, or FAILED with the error as a tag (KILLED on Ctrl-C or
-    SIGTERM, after writing `interrupted.ckpt`). A trial pruned by Optuna is not a failure: it closes
-    FINISHED with tag `trial_state=PRUNED`. `overrides` (the command line that composed `cfg`)
+    SIGTERM, after writing `interrupted.ckpt`). An exception of a `pruned` type (the sweep passes
+    Optuna's TrialPruned, so training itself never imports Optuna) is not a failure: it is
+    re-raised and the run closes FINISHED with tag `trial_state=PRUNED`. `overrides` (the command line that composed `cfg`)
     are recorded so that `resume=<run>` can compose the same config again; with `cfg.resume`
     set, the run named there is continued from its `last.ckpt` instead of starting a new one.
     """
@@ -145,9 +146,9 @@ def fit_and_test(
             if rank_zero and cfg.get("throughput_seconds", 0):
                 _log_throughput(logger, model, cfg, device)
             return TrainResult(run_id, metrics, model.classes, best, run_tags)
-        except optuna.TrialPruned as pruned:
+        except pruned:
             client.set_tag(run_id, "trial_state", "PRUNED")
-            raise pruned
+            raise
         except BaseException as err:
             error = err
             raise

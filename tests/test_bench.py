@@ -11,7 +11,7 @@ from genre_lab.bench.__main__ import main
 from genre_lab.bench.command import TOLERANCE, compare
 from genre_lab.bench.common import EXPERIMENT
 from genre_lab.bench.gpu import SKIP_MESSAGE
-from genre_lab.bench.tag import cores
+from genre_lab.machine import cores
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import tracking
+from ..machine import cores
 
 EXPERIMENT = "benchmarks"
 
@@ -54,7 +55,7 @@ def environment_tags() -> dict[str, str]:
         "torchaudio": torchaudio.__version__,
         "nnAudio": getattr(nnAudio, "__version__", "unknown"),
         "threads": str(torch.get_num_threads()),
-        "cpu_count": str(torch.multiprocessing.cpu_count()),
+        "cpu_count": str(cores()),
         "git_commit": tracking.git_commit() or "unknown",
     }
 

@@ -26,7 +26,8 @@ import soundfile as sf
 
 from ..data.synthetic import GENRES, render_clip
 from ..export import save_tagger_model
-from ..inference.tagger import Tagger, cores
+from ..inference.tagger import Tagger
+from ..machine import cores
 from ..module import GenreClassifier
 from ..servers import free_port, stop_session, wait_ready
 from .common import Result

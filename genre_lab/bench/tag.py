@@ -36,7 +36,8 @@ from ..config import compose
 from ..data.files import find_audio
 from ..data.synthetic import GENRES
 from ..inference.ensemble import EnsembleClassifier
-from ..inference.tagger import Tagger, cores
+from ..inference.tagger import Tagger
+from ..machine import cores
 from ..module import GenreClassifier
 from . import command
 from .common import Result

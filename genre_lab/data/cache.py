@@ -41,6 +41,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..audio import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio
+from ..machine import cores
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def _decode_in_pool(
     """
     if not todo:
         return
-    n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo)))
+    n_workers = max(1, min(int(workers or cores()), len(todo)))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     # Only on a terminal: redirected output (logs, CI) gets the summary line from the logger.
     console = Console(stderr=True)

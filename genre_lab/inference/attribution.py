@@ -23,6 +23,7 @@ import torchaudio
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
 from torch import nn
 
+from ..audio import resample
 from ..network import GenreNet
 from ..windows import windows as clip_windows
 from .ensemble import EnsembleClassifier
@@ -100,9 +101,7 @@ class Explainer:
     def _at(self, i: int, windows: torch.Tensor) -> torch.Tensor:
         if not isinstance(self.model, EnsembleClassifier) or self.model.rates[i] == self.model.spec.sample_rate:
             return windows
-        import torchaudio.functional as AF
-
-        return AF.resample(windows, self.model.spec.sample_rate, self.model.rates[i])
+        return resample(windows, self.model.spec.sample_rate, self.model.rates[i], method="torchaudio")
 
     @staticmethod
     def _baseline(member: GenreNet, windows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchaudio.functional as AF
 from torch import nn
 
+from ..audio import resample
 from ..checkpoint import CONFIG_KEY, CheckpointError, ModelSpec, check_weights
 from ..network import GenreNet
 
@@ -85,7 +85,8 @@ class EnsembleClassifier(nn.Module):
         """Per member: (batch, classes) probabilities in the ensemble's class order."""
         out = []
         for member, rate, order in zip(self.members, self.rates, self.orders):
-            x = wave if rate == self.spec.sample_rate else AF.resample(wave, self.spec.sample_rate, rate)
+            # torchaudio's resampler: batched, on the model's device, differentiable.
+            x = wave if rate == self.spec.sample_rate else resample(wave, self.spec.sample_rate, rate, "torchaudio")
             out.append(member(x).float().softmax(1)[:, order])
         return out
 

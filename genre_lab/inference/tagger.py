@@ -17,7 +17,6 @@ finite (damaged weights answer NaN): otherwise the song gets an error, never NaN
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +30,7 @@ import torch
 
 from ..audio import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
 from ..content import SILENCE_DBFS, measure_content
+from ..machine import cores
 from ..windows import chunk_starts, samples, window
 from ..network import GenreNet, for_inference
 from .limits import LimitError, check_sample_rate, check_segment_seconds
@@ -99,11 +99,6 @@ class TagResult:
 def inference_device(device: str | torch.device | None) -> torch.device:
     """`device`, else CUDA when there is one, else the CPU."""
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[GenreScore]:

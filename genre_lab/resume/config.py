@@ -24,13 +24,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from .. import registry
 from ..config import compose, config_groups, group_options
@@ -172,16 +170,8 @@ def check_targets(cfg: DictConfig, source: str) -> None:
 
 
 def recompose(overrides: Sequence[str], output_dir: str) -> DictConfig:
-    """`conf/train.yaml` with `overrides`, writing into `output_dir` (the resumed run's folder).
-
-    Inside `@hydra.main` Hydra is already initialised on conf/, so compose directly."""
-    if GlobalHydra.instance().is_initialized():
-        cfg = hydra.compose(config_name="train", overrides=list(overrides))
-    else:
-        cfg = compose(overrides, output_dir=output_dir)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
+    """`conf/train.yaml` with `overrides`, writing into `output_dir` (the resumed run's folder)."""
+    return compose(overrides, output_dir=output_dir)
 
 
 def differences(old_params: dict[str, str], cfg: DictConfig) -> list[str]:

@@ -9,13 +9,10 @@ and kept), as `fit_and_test` reports it, not that of the last epoch.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import hydra
 import optuna
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
@@ -26,8 +23,6 @@ from .mlflow_parent import RUN_ID_ATTR, SweepTracker, close_child
 from .space import Param
 from .study import WORKER_ATTR, worker_record
 
-#: Hydra's compose API keeps global state; threads of one worker (`sweep.n_jobs`) take turns.
-_COMPOSE_LOCK = threading.Lock()
 OVERRIDES_ATTR = "overrides"
 
 
@@ -36,19 +31,10 @@ RUN_DIR = "${hydra:runtime.output_dir}"
 
 
 def compose_train_config(overrides: Sequence[str], output_dir: str | Path) -> DictConfig:
-    """The training config of a trial: the sweep entry config with `overrides`, minus `sweep`.
-
-    Inside `@hydra.main` Hydra is already initialised on `conf/`, so compose directly;
-    elsewhere (tests, notebooks) through `genre_lab.config.compose`.
-    """
-    with _COMPOSE_LOCK:
-        if GlobalHydra.instance().is_initialized():
-            cfg = hydra.compose(config_name="sweep", overrides=list(overrides))
-        else:
-            cfg = compose(overrides, config_name="sweep", output_dir=output_dir)
+    """The training config of a trial: the sweep entry config with `overrides`, minus `sweep`."""
+    cfg = compose(overrides, config_name="sweep", output_dir=output_dir)
     with open_dict(cfg):
         cfg.pop("sweep", None)
-        cfg.paths.output_dir = str(output_dir)
     return cfg
 
 
@@ -84,7 +70,8 @@ class TrialObjective:
                     if cfg.get("callbacks") and "progress_bar" in cfg.callbacks:
                         cfg.callbacks.progress_bar = None
             pruning = PyTorchLightningPruningCallback(trial, monitor=self.metric)
-            result = fit_and_test(cfg, callbacks=[pruning], tags={"trial_number": str(trial.number)})
+            result = fit_and_test(cfg, callbacks=[pruning], tags={"trial_number": str(trial.number)},
+                                  pruned=optuna.TrialPruned)
         except optuna.TrialPruned:
             raise
         except (KeyboardInterrupt, SystemExit) as err:

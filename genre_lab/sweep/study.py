@@ -8,9 +8,8 @@ in the storage, so no two workers run the same trial and none is lost.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
-import socket
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import psutil
 from optuna.trial import FrozenTrial, TrialState
 
+from ..liveness import ProcessRecord
 from .space import SweepConfigError
 
 log = logging.getLogger(__name__)
@@ -135,42 +134,33 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def _pid_namespace() -> str:
-    """Containers sharing the host's name (host networking, Kubernetes `hostNetwork`) have PID
-    namespaces of their own: a PID is only looked up in the namespace that recorded it."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:  # not Linux
-        return ""
-
-
 def worker_record() -> dict[str, Any]:
-    """This process, as recorded on each of its trials: host name, PID namespace, PID and the
-    PID's start time (PIDs are reused: a later process with the same PID is not the worker)."""
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "pidns": _pid_namespace(), "pid": pid,
-            "started": psutil.Process(pid).create_time()}
+    """This process, as recorded on each of its trials (`genre_lab.liveness.ProcessRecord`):
+    host name, PID namespace, PID and the PID's start time."""
+    return dataclasses.asdict(ProcessRecord.current())
+
+
+def _parse_worker_record(record: Any) -> ProcessRecord | None:
+    """A trial's WORKER_ATTR as a ProcessRecord; None when malformed (user attrs are data from
+    a shared storage)."""
+    if not isinstance(record, dict):
+        return None
+    host, pidns, pid, started = (record.get(key) for key in ("host", "pidns", "pid", "started"))
+    if not isinstance(host, str) or not (pidns is None or isinstance(pidns, str)):
+        return None
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    if not isinstance(started, (int, float)) or isinstance(started, bool):
+        return None
+    return ProcessRecord(host, pidns, pid, float(started))
 
 
 def worker_gone(record: Any) -> bool:
     """Whether `record` (a trial's WORKER_ATTR) names a process of this host (and PID namespace)
-    that has ended. False for another host's worker (only its heartbeat tells) and for a
-    malformed record: user attrs are data from a shared storage."""
-    if not isinstance(record, dict) or record.get("host") != socket.gethostname():
-        return False
-    if record.get("pidns") != _pid_namespace():
-        return False
-    pid, started = record.get("pid"), record.get("started")
-    if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(started, (int, float)):
-        return False
-    try:
-        proc = psutil.Process(pid)
-        # A zombie has ended (its parent has not reaped it yet); a newer process reuses the PID.
-        return proc.status() == psutil.STATUS_ZOMBIE or abs(proc.create_time() - started) > 1.0
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.Error:  # it exists but is not ours to inspect (another user's): alive
-        return False
+    that has ended, by the rule of `ProcessRecord.gone`. False for another host's or container's
+    worker (only its heartbeat tells) and for a malformed record."""
+    process = _parse_worker_record(record)
+    return process is not None and process.is_local() and process.gone()
 
 
 def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage,
