@@ -24,7 +24,7 @@ from .audio import AudioDecodeError, resample
 from .content import rms_dbfs
 from .inference.attribution import METHODS, Explainer, stitch
 from .inference.batch import collect_audio_files
-from .inference.loading import ModelSourceError
+from .model_loading import ModelSourceError
 from .inference.tagger import Tagger, TaggingError
 from .windows import windows
 

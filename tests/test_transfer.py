@@ -63,7 +63,7 @@ def test_fine_tune_a_run_on_other_classes_records_lineage(parent, monkeypatch) -
 
     # The frozen first conv blocks are exactly the parent's; the last one and the head changed.
     from genre_lab import checkpoint
-    from genre_lab.inference.loading import resolve
+    from genre_lab.model_loading import resolve
 
     parent_weights = checkpoint.read(resolve(run_id, uri).checkpoint)[1]
     child_weights = checkpoint.read(child.best_checkpoint)[1]
@@ -116,7 +116,7 @@ def test_parent_that_does_not_fit_is_refused_naming_the_setting(parent, monkeypa
 
 def fit_classes(run_id: str, uri: str) -> list[str]:
     from genre_lab import checkpoint
-    from genre_lab.inference.loading import resolve
+    from genre_lab.model_loading import resolve
 
     return list(checkpoint.read(resolve(run_id, uri).checkpoint)[0].classes)
 
