@@ -1,11 +1,12 @@
 """Fine-tuning from any trained model: `python -m genre_lab.train init_from=<source> ...`.
 
-`<source>` is anything `genre_lab.model_loading.load_model` takes: an MLflow run id, a
-checkpoint, a `models:/` or `runs:/` URI (read weights-only through `genre_lab.checkpoint`, like
-every model file), or a pretrained network (`pretrained:musicnn-msd`, `pretrained:musicnn-mtt`). Its front-end and backbone weights are
-copied into the new model, which must have the same front end and backbone (the settings that
-shape the weights are compared and a difference is an error naming the setting). The head is
-copied when the classes are the same, in the same order; otherwise the new head starts fresh.
+`<source>` is anything `genre_lab.model_loading.load_model` takes but an ensemble: an MLflow run
+id, a checkpoint, a `models:/` or `runs:/` URI (read weights-only through `genre_lab.checkpoint`,
+like every model file), or a pretrained network (`pretrained:musicnn-msd`,
+`pretrained:musicnn-mtt`). Its front-end and backbone weights are copied into the new model,
+which must have the same front end and backbone (the settings that shape the weights are
+compared and a difference is an error naming the setting). The head is copied when the classes
+are the same, in the same order; otherwise the new head starts fresh.
 The lineage is recorded on the run: param `init_from`, tag `genre_lab.parent_run_id` when the
 source is a run, and a line in the run's description.
 """

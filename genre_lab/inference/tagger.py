@@ -32,9 +32,9 @@ import torch
 from ..audio import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
 from ..content import SILENCE_DBFS, measure_content
 from ..windows import chunk_starts, samples, window
+from ..model_loading import ModelSourceError, load_model
 from ..network import GenreNet, for_inference
 from .limits import LimitError, check_sample_rate, check_segment_seconds
-from ..model_loading import ModelSourceError, load_model
 
 
 
