@@ -8,12 +8,19 @@ validates it field by field (every size within `genre_lab.bounds`' ranges, check
 anything is allocated) and builds its parts only from `genre_lab.registry`'s tables. Files
 are read with `torch.load(weights_only=True)`: a checkpoint is data, never code; and every
 state dict read from a file passes `check_weights` (all weights finite).
+
+Two kinds of model file are written and read here: one network (`{"state_dict": ...,
+CONFIG_KEY: <spec>}`: a Lightning checkpoint or exported weights; `read`, `write`) and an
+ensemble (`{ENSEMBLE_KEY: {classes, weights, members: [{source, run_id, CONFIG_KEY: <member
+spec>, state_dict}]}}`; `parse_ensemble`, `write_ensemble`), each member spec and state dict
+validated like a single network's, at most `MAX_ENSEMBLE_MEMBERS` of them. The network that
+averages an ensemble's members is `genre_lab.inference.ensemble.EnsembleClassifier`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +48,12 @@ TASKS = ("multiclass", "multilabel")
 #: weights file (this module's format) among the model folder's artifacts.
 PYFUNC_PATH = "model"
 WEIGHTS_KEY = "weights"
+#: Where a training (or ensemble) run keeps its best model file among its artifacts.
+RUN_CHECKPOINT = "checkpoints/best.ckpt"
+#: Key of an ensemble file (a single network's file has `CONFIG_KEY` instead), and how many
+#: members one may hold (an ensemble needs at least 2).
+ENSEMBLE_KEY = "genre_lab_ensemble"
+MAX_ENSEMBLE_MEMBERS = 64
 
 
 class CheckpointError(ValueError):
@@ -221,3 +234,57 @@ def read(path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
 def write(path: str | Path, spec: ModelSpec, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Exported weights: the state dict and the spec, nothing else (no optimiser state)."""
     torch.save({"state_dict": dict(state_dict), CONFIG_KEY: spec.to_dict()}, Path(path))
+
+
+# -- ensemble files ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnsembleMember:
+    """One network of an ensemble file: its spec and weights, and the source (path, run id or
+    URI) and MLflow run it was loaded from."""
+
+    spec: ModelSpec
+    weights: Mapping[str, torch.Tensor]
+    source: str
+    run_id: str | None = None
+
+
+def is_ensemble(state: Any) -> bool:
+    """Whether a loaded model file (`load_file`) is an ensemble rather than one network."""
+    return isinstance(state, dict) and ENSEMBLE_KEY in state
+
+
+def parse_ensemble(state: Any, path: str | Path) -> tuple[list[EnsembleMember], list[float]]:
+    """(members, member weights) of a loaded ensemble file: 2 to `MAX_ENSEMBLE_MEMBERS`
+    members, each spec validated (`ModelSpec.from_dict`) and each state dict finite
+    (`check_weights`), the weights a list of numbers (their range is the ensemble's to check)."""
+    body = state.get(ENSEMBLE_KEY) if isinstance(state, dict) else None
+    if not isinstance(body, dict) or not isinstance(body.get("members"), list):
+        raise CheckpointError(f"{path} is not a genre_lab ensemble (no members list)")
+    entries = body["members"]
+    if not 2 <= len(entries) <= MAX_ENSEMBLE_MEMBERS:
+        raise CheckpointError(f"{path}: an ensemble needs 2 to {MAX_ENSEMBLE_MEMBERS} members, got {len(entries)}")
+    members = [_ensemble_member(entry, path, i) for i, entry in enumerate(entries)]
+    weights = body.get("weights")
+    if not (isinstance(weights, list) and all(isinstance(w, (int, float)) for w in weights)):
+        raise CheckpointError(f"{path}: ensemble weights must be a list of numbers")
+    return members, [float(w) for w in weights]
+
+
+def _ensemble_member(entry: Any, path: str | Path, index: int) -> EnsembleMember:
+    if not isinstance(entry, dict) or not isinstance(entry.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: member {index} has no state_dict")
+    where = f"member {index} of ensemble {path}"
+    spec = ModelSpec.from_dict(entry.get(CONFIG_KEY), where)
+    check_weights(entry["state_dict"], where)
+    source, run_id = entry.get("source"), entry.get("run_id")
+    return EnsembleMember(spec, entry["state_dict"], source if isinstance(source, str) else f"member {index}",
+                          run_id if isinstance(run_id, str) else None)
+
+
+def write_ensemble(path: str | Path, members: Sequence[EnsembleMember], weights: Sequence[float]) -> None:
+    """An ensemble file: every member's spec and state dict, its source and run, and the
+    member weights; the classes in the first member's order (the ensemble's)."""
+    entries = [{"source": m.source, "run_id": m.run_id, CONFIG_KEY: m.spec.to_dict(), "state_dict": dict(m.weights)}
+               for m in members]
+    torch.save({ENSEMBLE_KEY: {"classes": list(members[0].spec.classes), "weights": [float(w) for w in weights],
+                               "members": entries}}, Path(path))

@@ -24,6 +24,8 @@ from torch import nn
 from .audio import AudioDecodeError, load_audio
 from .cli_options import add_tracking_uri_option
 from .inference.batch import collect_audio_files
+from .model_loading import load_model
+from .network import for_inference
 from .windows import samples, windows
 
 
@@ -40,26 +42,17 @@ class Embedder:
 
     @classmethod
     def load(cls, model: str, tracking_uri: str | None = None, hop_seconds: float | None = None) -> Embedder:
-        from .pretrained import zoo
-
-        if zoo.is_pretrained(model):
-            zoo.pretrained_name(model)
-            frontend, backbone = zoo.build_pretrained(model)
-            data = zoo.pretrained_config(model)["data"]
-            rate, chunk_s, hop_s = int(data["sample_rate"]), float(data["chunk_seconds"]), float(data["eval_hop_seconds"])
-        else:
-            from .inference import Tagger
-            from .inference.ensemble import EnsembleClassifier
-
-            tagger = Tagger.load(model, tracking_uri=tracking_uri, device="cpu")
-            if isinstance(tagger.model, EnsembleClassifier):
-                raise ValueError(f"'{model}' is an ensemble: embed one of its members")
-            frontend, backbone = tagger.model.frontend, tagger.model.backbone
-            rate, chunk_s, hop_s = tagger.sample_rate, tagger.chunk_seconds, tagger.hop_seconds
-        hop_s = hop_seconds or hop_s
+        """The front end and backbone of `model` (anything `load_model` takes but an ensemble),
+        prepared for the CPU as the Tagger prepares them, and its windows (`hop_seconds`: the
+        model's evaluation hop unless given)."""
+        network = load_model(model, tracking_uri, "cpu", one_model_for="embed").network
+        prepared = for_inference(network, torch.device("cpu"))
+        spec = network.spec
+        hop_s = hop_seconds or spec.eval_hop_seconds
         if hop_s <= 0:
             raise ValueError(f"--hop must be positive, got {hop_s}")
-        return cls(frontend.eval(), backbone.eval(), rate, samples(chunk_s, rate), max(1, samples(hop_s, rate)))
+        rate = spec.sample_rate
+        return cls(prepared.frontend, prepared.backbone, rate, samples(spec.chunk_seconds, rate), max(1, samples(hop_s, rate)))
 
     @torch.inference_mode()
     def windows(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[int]]:

@@ -25,11 +25,12 @@ from mlflow import MlflowClient
 from rich.console import Console
 
 from . import registry, tracking
+from .checkpoint import RUN_CHECKPOINT
 from .cli_options import add_tracking_uri_option
 from .evaluation import training_data_config
 from .export import log_tagger_model
 from .inference.ensemble import EnsembleClassifier, EnsembleError
-from .inference.loading import RUN_CHECKPOINT, ModelSourceError, load_classifier, resolve
+from .model_loading import ModelSourceError, load_model, resolve
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,11 @@ def build_ensemble(models: Sequence[str], tracking_uri: str, weights: Sequence[f
     members, sources = [], []
     for spec in models:
         try:
-            source = resolve(spec, tracking_uri)
-            members.append(load_classifier(source.checkpoint))
+            loaded = load_model(spec, tracking_uri)
         except ModelSourceError as err:
             raise ModelSourceError(f"ensemble member '{spec}': {err}") from err
-        sources.append(source)
+        members.append(loaded.network)
+        sources.append(loaded.source)
     model = EnsembleClassifier(members, weights, [s.spec for s in sources], [s.run_id for s in sources])
     first_run = next((s.run_id for s in sources if s.run_id), None)
     if experiment:

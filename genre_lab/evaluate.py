@@ -13,7 +13,7 @@ from .config import CONF_DIR
 from .data.leakage import LeakageError
 from .evaluation import EvaluationError, EvaluationResult, evaluate
 from .inference.ensemble import EnsembleError
-from .inference.loading import ModelSourceError
+from .model_loading import ModelSourceError
 from .refusals import refuse
 from .registry import ConfigSecurityError
 

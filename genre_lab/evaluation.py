@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader
 from . import registry, tracking
 from .data import SPLITS, AudioSplit, GenreDataModule
 from .data.datamodule import TrackChunks, targets
-from .inference.loading import ModelSource, load_classifier, resolve
 from .inference.ensemble import EnsembleClassifier
+from .model_loading import ModelSource, load_model
 from .module import GenreClassifier
 from .network import GenreNet
 from .windows import track_probabilities
@@ -165,8 +165,8 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         raise EvaluationError(f"split must be one of {SPLITS}, got '{cfg.split}'")
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
     client = tracking.open_client(uri)
-    source = resolve(str(cfg.run), uri)
-    model = load_classifier(source.checkpoint)
+    loaded = load_model(str(cfg.run), uri)
+    model, source = loaded.network, loaded.source
     data_cfg = data_config(cfg, source, model, client)
     # A run's config.yaml is downloaded data: it may only name registered dataset classes.
     datamodule: GenreDataModule = registry.build(data_cfg, registry.DATA, "data")

@@ -25,7 +25,7 @@ from .cli_options import add_tracking_uri_option
 from .content import rms_dbfs
 from .inference.attribution import METHODS, Explainer, stitch
 from .inference.batch import collect_audio_files
-from .inference.loading import ModelSourceError
+from .model_loading import ModelSourceError
 from .inference.tagger import Tagger, TaggingError
 from .windows import windows
 

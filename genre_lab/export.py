@@ -95,10 +95,10 @@ def export_weights(source: Source, dst: Path) -> dict[str, Any]:
     saves itself writes) for the model dir, through the one checkpoint reader and writer;
     returns the config."""
     if not isinstance(source, (str, Path)) and not exportable(source):
-        raise ValueError("this model was prepared to run on one device (Tagger.model, or load_classifier(path, device)): "
+        raise ValueError("this model was prepared to run on one device (Tagger.model, or load_model(source, device=...)): "
                          "its state dict is not a checkpoint's; export the model as trained or loaded without a device")
     if isinstance(source, (str, Path)):
-        spec, weights = checkpoint.parse(checkpoint.load_file(source), source)
+        spec, weights = checkpoint.read(source)
         checkpoint.write(dst, spec, weights)
         return spec.to_dict()
     if isinstance(source, (GenreNet, GenreClassifier)):

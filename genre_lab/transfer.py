@@ -1,11 +1,12 @@
 """Fine-tuning from any trained model: `python -m genre_lab.train init_from=<source> ...`.
 
-`<source>` is an MLflow run id, a checkpoint, a `models:/` or `runs:/` URI (read weights-only
-through `genre_lab.checkpoint`, like every model file), or a pretrained network
-(`pretrained:musicnn-msd`, `pretrained:musicnn-mtt`). Its front-end and backbone weights are
-copied into the new model, which must have the same front end and backbone (the settings that
-shape the weights are compared and a difference is an error naming the setting). The head is
-copied when the classes are the same, in the same order; otherwise the new head starts fresh.
+`<source>` is anything `genre_lab.model_loading.load_model` takes but an ensemble: an MLflow run
+id, a checkpoint, a `models:/` or `runs:/` URI (read weights-only through `genre_lab.checkpoint`,
+like every model file), or a pretrained network (`pretrained:musicnn-msd`,
+`pretrained:musicnn-mtt`). Its front-end and backbone weights are copied into the new model,
+which must have the same front end and backbone (the settings that shape the weights are
+compared and a difference is an error naming the setting). The head is copied when the classes
+are the same, in the same order; otherwise the new head starts fresh.
 The lineage is recorded on the run: param `init_from`, tag `genre_lab.parent_run_id` when the
 source is a run, and a line in the run's description.
 """
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from .checkpoint import ModelSpec
+from .model_loading import load_model
 from .module import GenreClassifier
 
 #: Front-end settings that do not change the weights (and may differ between parent and child).
@@ -40,25 +42,8 @@ class Lineage:
 
 def _parent(source: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[str, torch.Tensor], str | None]:
     """(spec, weights, run id) of the parent model, loaded and validated weights-only."""
-    from .pretrained import zoo
-
-    if zoo.is_pretrained(source):
-        zoo.pretrained_name(source)  # a clear error for unknown names
-        frontend, backbone = zoo.build_pretrained(source)
-        weights = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
-                   **{f"backbone.{k}": v for k, v in backbone.state_dict().items()}}
-        config = zoo.pretrained_config(source)
-        return ModelSpec.from_dict({**config, "classes": list(backbone.tag_names) or ["tag"]}, source), weights, None
-    from . import checkpoint
-    from .inference.ensemble import is_ensemble
-    from .inference.loading import ModelSourceError, resolve
-
-    resolved = resolve(source, tracking_uri)
-    state = checkpoint.load_file(resolved.checkpoint)
-    if is_ensemble(state):
-        raise ModelSourceError(f"init_from={source} is an ensemble; fine-tune from one of its members instead")
-    spec, weights = checkpoint.parse(state, resolved.checkpoint)
-    return spec, weights, resolved.run_id
+    parent = load_model(source, tracking_uri, one_model_for="init_from")
+    return parent.network.spec, parent.network.state_dict(), parent.source.run_id
 
 
 def _differences(parent: dict[str, Any], child: dict[str, Any], prefix: str, free: tuple[str, ...] = ()) -> list[str]:

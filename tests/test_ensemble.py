@@ -16,16 +16,20 @@ import soundfile as sf
 import torch
 from mlflow import MlflowClient
 
+from genre_lab.checkpoint import ENSEMBLE_KEY
 from genre_lab.config import compose
 from genre_lab.data.synthetic import render_clip
 from genre_lab.ensemble import main as ensemble_main
 from genre_lab.evaluation import evaluate
 from genre_lab.inference import Tagger
 from genre_lab.inference.ensemble import EnsembleClassifier, EnsembleError
+from genre_lab.model_loading import ModelSourceError, load_model
 from genre_lab.module import GenreClassifier
+from genre_lab.network import GenreNet
 from genre_lab.predict import main as predict_main
 from genre_lab.servers import free_port, stop_session, wait_ready
 from genre_lab.training import fit_and_test
+from genre_lab.transfer import initialise_from
 from tests.conftest import TINY
 from tests.test_serving import _wav_base64
 
@@ -124,6 +128,33 @@ def test_members_must_share_their_classes(tmp_path: Path) -> None:
     with pytest.raises(EnsembleError, match=r"member 1 has classes \['polka', 'rock'\].*\['blues', 'rock'\]"):
         EnsembleClassifier([a, c])
     assert ensemble_main([str(tmp_path / "missing.ckpt"), str(tmp_path / "other.ckpt")]) == 2
+
+
+def test_an_ensemble_file_loads_like_a_model_but_not_where_one_network_is_needed(tmp_path: Path) -> None:
+    """An ensemble file is one of the model files `load_model` takes; `init_from` and `embed`
+    need one network and refuse it naming the setting; the member count is bounded before any
+    member is built."""
+    cfg = compose([*TINY, "model=cnn"])
+    members = [GenreNet.from_spec(GenreClassifier.from_config(cfg, ["blues", "rock"]).spec).eval() for _ in range(2)]
+    path = tmp_path / "ensemble.ckpt"
+    original = EnsembleClassifier(members, [1, 3], ["a.ckpt", "b.ckpt"])
+    original.save(path)
+    loaded = load_model(path).network
+    assert isinstance(loaded, EnsembleClassifier) and loaded.sources == ["a.ckpt", "b.ckpt"]
+    assert loaded.weights.tolist() == pytest.approx([0.25, 0.75])
+    wave = torch.randn(2, 32000) * 0.1
+    with torch.inference_mode():
+        assert torch.allclose(loaded(wave), original(wave), atol=1e-6)
+    for setting in ("init_from", "embed"):
+        with pytest.raises(ModelSourceError, match=f"is an ensemble; {setting} takes one of its members"):
+            load_model(path, one_model_for=setting)
+    with pytest.raises(ModelSourceError, match="is an ensemble; init_from takes one of its members"):
+        initialise_from(GenreClassifier.from_config(cfg, ["blues", "rock"]), str(path))
+    saved = torch.load(path, weights_only=True)
+    saved[ENSEMBLE_KEY]["members"] *= 33
+    torch.save(saved, path)
+    with pytest.raises(ModelSourceError, match="an ensemble needs 2 to 64 members, got 66"):
+        load_model(path)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import torch
 from genre_lab import checkpoint
 from genre_lab.bench.tag import default_model
 from genre_lab.export import export_weights
-from genre_lab.inference.loading import ModelSourceError, load_classifier
+from genre_lab.model_loading import ModelSourceError, load_model
 from genre_lab.inference.tagger import Tagger
 from genre_lab.network import exportable
 from tests.conftest import write_tone
@@ -26,7 +26,7 @@ def model_file(tmp_path: Path) -> Path:
 
 
 def test_a_model_built_for_the_cpu_answers_like_the_portable_one(model_file: Path) -> None:
-    portable, cpu_only = load_classifier(model_file), load_classifier(model_file, "cpu")
+    portable, cpu_only = load_model(model_file).network, load_model(model_file, device="cpu").network
     assert set(portable.frontend.impls) == {"nnaudio", "torchaudio"} and list(cpu_only.frontend.impls) == ["torchaudio"]
     wave = torch.randn(4, 48000) * 0.1
     with torch.inference_mode():
@@ -37,14 +37,14 @@ def test_a_model_built_for_the_cpu_answers_like_the_portable_one(model_file: Pat
 
 
 def test_models_prepared_for_one_device_are_never_exported(model_file: Path, tmp_path: Path) -> None:
-    portable = load_classifier(model_file)
+    portable = load_model(model_file).network
     assert exportable(portable)
-    for prepared in (load_classifier(model_file, "cpu"), Tagger(portable, device="cpu").model):
+    for prepared in (load_model(model_file, device="cpu").network, Tagger(portable, device="cpu").model):
         assert not exportable(prepared)
         with pytest.raises(ValueError, match="prepared to run on one device"):
             export_weights(prepared, tmp_path / "bad.pt")
     export_weights(portable, tmp_path / "good.pt")
-    assert isinstance(load_classifier(tmp_path / "good.pt"), type(portable))
+    assert isinstance(load_model(tmp_path / "good.pt").network, type(portable))
     assert exportable(portable)  # preparing a Tagger left the caller's model as it was
 
 
@@ -53,7 +53,7 @@ def test_a_portable_load_stays_strict(model_file: Path, tmp_path: Path) -> None:
     stray = tmp_path / "stray.ckpt"
     checkpoint.write(stray, spec, {**weights, "frontend.impls.nnaudio.extra": torch.zeros(1)})
     with pytest.raises(ModelSourceError, match="extra"):
-        load_classifier(stray)
+        load_model(stray)
 
 
 def test_tagging_leaves_the_callers_thread_count(model_file: Path, tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from genre_lab import checkpoint, registry
+from genre_lab import checkpoint, model_loading, registry
 from genre_lab.config import compose
 from genre_lab.evaluation import evaluate
-from genre_lab.inference import Tagger, loading
-from genre_lab.inference.loading import ModelSourceError
+from genre_lab.inference import Tagger
+from genre_lab.model_loading import ModelSourceError
 from genre_lab.module import GenreClassifier
 from genre_lab.predict import main as predict_main
 from tests.conftest import TINY, write_tone
@@ -95,7 +95,7 @@ def test_crafted_checkpoints_are_refused_and_run_nothing(good, payload: Path, ca
     for name, crafted in _attacks(spec, payload, canary).items():
         path = _save(tmp_path / f"{name}.ckpt", crafted, state)
         with pytest.raises(ModelSourceError, match=f"checkpoint {path}.*(is not allowed|_args_)"):
-            loading.load_classifier(path)
+            model_loading.load_model(path)
         assert predict_main([str(path), str(song), "--no-progress"]) == 2, name
         assert str(path) in capsys.readouterr().err
         assert not canary.exists(), f"{name} ran its payload"
@@ -106,7 +106,7 @@ def test_pickled_checkpoint_is_never_unpickled(good, canary: Path, tmp_path: Pat
     path = tmp_path / "pickled.ckpt"
     torch.save({"state_dict": state, checkpoint.CONFIG_KEY: spec, "extra": _Payload(canary)}, path)
     with pytest.raises(ModelSourceError, match=f"cannot load checkpoint {path}"):
-        loading.load_classifier(path)
+        model_loading.load_model(path)
     assert not canary.exists()
 
 
@@ -124,7 +124,7 @@ def test_spec_fields_are_validated_one_by_one(good, tmp_path: Path) -> None:
     for name, (crafted, reason) in cases.items():
         path = _save(tmp_path / f"{name}.ckpt", crafted, state)
         with pytest.raises(ModelSourceError, match=reason):
-            loading.load_classifier(path)
+            model_loading.load_model(path)
     # The untouched spec loads and round-trips through the one reader.
     path = _save(tmp_path / "good.ckpt", spec, state)
     parsed, weights = checkpoint.read(path)
@@ -182,7 +182,7 @@ def test_hostile_model_logged_to_a_run_is_refused_over_runs_uri(good, payload: P
         assert predict_main([model, str(song), "--no-progress", "--tracking-uri", mlflow_uri]) == 2
     assert not canary.exists()
     # Downloads went to this user's private cache, not a predictable shared /tmp folder.
-    root = loading.cache_root()
+    root = model_loading.cache_root()
     assert root.is_relative_to(tmp_path / "cache") and stat.S_IMODE(root.stat().st_mode) == 0o700
     assert any(root.iterdir())
 
@@ -193,7 +193,7 @@ def test_shared_model_cache_is_refused(tmp_path: Path, monkeypatch) -> None:
     shared.mkdir(parents=True)
     shared.chmod(0o777)
     with pytest.raises(ModelSourceError, match="not private to this user"):
-        loading.cache_root()
+        model_loading.cache_root()
 
 
 def _run_with_config(client: MlflowClient, good, tmp_path: Path, config: dict) -> str:

@@ -22,7 +22,7 @@ from genre_lab.ensemble import main as ensemble_main
 from genre_lab.evaluation import evaluate
 from genre_lab.inference import Tagger
 from genre_lab.inference.ensemble import EnsembleClassifier
-from genre_lab.inference.loading import ModelSourceError, load_classifier
+from genre_lab.model_loading import ModelSourceError, load_model
 from genre_lab.module import GenreClassifier
 from genre_lab.network import GenreNet
 from genre_lab.predict import main as predict_main
@@ -137,7 +137,7 @@ def test_ensemble_from_experiment_refuses_a_damaged_run(good, store: MlflowClien
     _assert_clean(store, tmp_path / "canary")
     # The same members without the damaged one form an ensemble file; damaging a member inside
     # that file is refused by predict, naming the member and the file.
-    members = [load_classifier(_save(tmp_path / f"m{i}.ckpt", spec, state)) for i in range(2)]
+    members = [load_model(_save(tmp_path / f"m{i}.ckpt", spec, state)).network for i in range(2)]
     path = tmp_path / "ensemble.ckpt"
     EnsembleClassifier(members).save(path)
     saved = torch.load(path, weights_only=True)
@@ -298,6 +298,6 @@ def test_every_shipped_and_swept_model_is_in_range_and_estimated_exactly(tmp_pat
 
 
 def _pretrained_file(ref: str) -> Path:
-    from genre_lab.inference.loading import resolve
+    from genre_lab.model_loading import resolve
 
     return resolve(ref).checkpoint

@@ -63,7 +63,7 @@ def test_fine_tune_a_run_on_other_classes_records_lineage(parent, monkeypatch) -
 
     # The frozen first conv blocks are exactly the parent's; the last one and the head changed.
     from genre_lab import checkpoint
-    from genre_lab.inference.loading import resolve
+    from genre_lab.model_loading import resolve
 
     parent_weights = checkpoint.read(resolve(run_id, uri).checkpoint)[1]
     child_weights = checkpoint.read(child.best_checkpoint)[1]
@@ -114,9 +114,25 @@ def test_parent_that_does_not_fit_is_refused_naming_the_setting(parent, monkeypa
     assert initialise_from(same, run_id, uri).head == "copied"
 
 
+def test_init_from_a_pretrained_network_copies_its_front_end_and_backbone(tmp_path: Path, monkeypatch) -> None:
+    """`pretrained:` goes through the same `load_model` as every other source: the port's
+    front-end and backbone weights land in the model; a head for other classes starts fresh."""
+    from genre_lab.pretrained import zoo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = GenreClassifier.from_config(compose(["model=musicnn", "model.weights=none"]), ["a", "b"])
+    head = model.head.weight.detach().clone()
+    assert initialise_from(model, "pretrained:musicnn-msd").head == "new"
+    frontend, backbone = zoo.build_pretrained("pretrained:musicnn-msd")
+    own = model.state_dict()
+    for prefix, part in (("frontend", frontend), ("backbone", backbone)):
+        assert all(torch.equal(own[f"{prefix}.{k}"], v) for k, v in part.state_dict().items()), prefix
+    assert torch.equal(model.head.weight, head)
+
+
 def fit_classes(run_id: str, uri: str) -> list[str]:
     from genre_lab import checkpoint
-    from genre_lab.inference.loading import resolve
+    from genre_lab.model_loading import resolve
 
     return list(checkpoint.read(resolve(run_id, uri).checkpoint)[0].classes)
 

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..audio import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
 from ..data.files import find_audio_entries
 from .limits import MIN_SEGMENT_SECONDS
-from .loading import ModelSourceError
+from ..model_loading import ModelSourceError
 from .report import FORMATS, write_report
 from .tagger import Tagger, TagResult
 

@@ -6,9 +6,8 @@ to every member's own rate. Classes are aligned by name; members must share the 
 `forward` returns the log of the mean probabilities, so `softmax` of its output is the mean
 and the Tagger, evaluation and serving use an ensemble exactly like one model.
 
-The file format is weights-only: `{ENSEMBLE_KEY: {classes, weights, members: [{source, run_id,
-genre_lab: <member spec>, state_dict}]}}`, each member spec and state dict validated like any
-checkpoint's (`genre_lab.checkpoint`: sizes in range, every weight finite).
+Its file (weights-only, every member validated like a single network's) is read and written by
+`genre_lab.checkpoint` (`parse_ensemble`, `write_ensemble`), like every model file.
 """
 
 from __future__ import annotations
@@ -16,18 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from ..audio import resample
-from ..checkpoint import CONFIG_KEY, CheckpointError, ModelSpec, check_weights
+from ..checkpoint import MAX_ENSEMBLE_MEMBERS, EnsembleMember, write_ensemble
 from ..network import GenreNet
-
-#: Key of an ensemble file (a checkpoint has `CONFIG_KEY` instead).
-ENSEMBLE_KEY = "genre_lab_ensemble"
-MAX_MEMBERS = 64
 
 
 class EnsembleError(ValueError):
@@ -52,8 +46,8 @@ class EnsembleClassifier(nn.Module):
     def __init__(self, members: Sequence[GenreNet], weights: Sequence[float] | None = None,
                  sources: Sequence[str] | None = None, run_ids: Sequence[str | None] | None = None) -> None:
         super().__init__()
-        if not 2 <= len(members) <= MAX_MEMBERS:
-            raise EnsembleError(f"an ensemble needs 2 to {MAX_MEMBERS} members, got {len(members)}")
+        if not 2 <= len(members) <= MAX_ENSEMBLE_MEMBERS:
+            raise EnsembleError(f"an ensemble needs 2 to {MAX_ENSEMBLE_MEMBERS} members, got {len(members)}")
         self.sources = list(sources or [f"member {i}" for i in range(len(members))])
         self.run_ids = list(run_ids or [None] * len(members))
         specs = [m.spec for m in members]
@@ -96,37 +90,18 @@ class EnsembleClassifier(nn.Module):
         return mean.clamp_min(1e-12).log()
 
     # -- the file ---------------------------------------------------------------------------
+    @classmethod
+    def from_members(cls, members: Sequence[EnsembleMember], weights: Sequence[float]) -> EnsembleClassifier:
+        """Rebuild a saved ensemble from its file's members (`checkpoint.parse_ensemble`), each
+        network portable, on the CPU, in eval mode."""
+        networks = []
+        for member in members:
+            network = GenreNet.from_spec(member.spec)
+            network.load_state_dict(dict(member.weights))
+            networks.append(network.eval())
+        return cls(networks, weights, [m.source for m in members], [m.run_id for m in members])
+
     def save(self, path: str | Path) -> None:
-        members = [{"source": s, "run_id": r, CONFIG_KEY: m.spec.to_dict(), "state_dict": m.state_dict()}
-                   for s, r, m in zip(self.sources, self.run_ids, self.members)]
-        torch.save({ENSEMBLE_KEY: {"classes": self.classes, "weights": self.weights.tolist(), "members": members}}, path)
-
-
-def is_ensemble(state: Any) -> bool:
-    return isinstance(state, dict) and ENSEMBLE_KEY in state
-
-
-def from_state(state: dict[str, Any], path: str | Path) -> EnsembleClassifier:
-    """Rebuild an ensemble from a loaded (weights-only) ensemble file, each member validated."""
-    body = state[ENSEMBLE_KEY]
-    if not isinstance(body, dict) or not isinstance(body.get("members"), list):
-        raise CheckpointError(f"{path} is not a genre_lab ensemble (no members list)")
-    members, sources, run_ids = [], [], []
-    for i, entry in enumerate(body["members"][: MAX_MEMBERS + 1]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("state_dict"), dict):
-            raise CheckpointError(f"{path}: member {i} has no state_dict")
-        spec = ModelSpec.from_dict(entry.get(CONFIG_KEY), f"member {i} of ensemble {path}")
-        check_weights(entry["state_dict"], f"member {i} of ensemble {path}")
-        model = GenreNet.from_spec(spec)
-        model.load_state_dict(entry["state_dict"])
-        members.append(model.eval())
-        source, run_id = entry.get("source"), entry.get("run_id")
-        sources.append(source if isinstance(source, str) else f"member {i}")
-        run_ids.append(run_id if isinstance(run_id, str) else None)
-    weights = body.get("weights")
-    if not (isinstance(weights, list) and all(isinstance(w, (int, float)) for w in weights)):
-        raise CheckpointError(f"{path}: ensemble weights must be a list of numbers")
-    try:
-        return EnsembleClassifier(members, weights, sources, run_ids)
-    except EnsembleError as err:
-        raise CheckpointError(f"{path}: {err}") from err
+        """Write the ensemble file (`checkpoint.write_ensemble`)."""
+        members = [EnsembleMember(m.spec, m.state_dict(), s, r) for s, r, m in zip(self.sources, self.run_ids, self.members)]
+        write_ensemble(path, members, self.weights.tolist())

@@ -32,9 +32,9 @@ from ..audio import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
 from ..content import SILENCE_DBFS, measure_content
 from ..machine import cores
 from ..windows import chunk_starts, samples, window
+from ..model_loading import ModelSourceError, load_model
 from ..network import GenreNet, for_inference
 from .limits import LimitError, check_sample_rate, check_segment_seconds
-from .loading import ModelSourceError, load_classifier, resolve
 
 
 
@@ -156,12 +156,13 @@ class Tagger:
     # -- loading ----------------------------------------------------------------------------
     @classmethod
     def load(cls, model: str | Path, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
-        """The one way to get a Tagger: from a checkpoint or exported weights file, a pyfunc
-        model folder, an MLflow run id, or a `models:/` / `runs:/` URI (weights-only, validated)."""
-        source = resolve(model, tracking_uri)
+        """The one way to get a Tagger: from anything `genre_lab.model_loading.load_model` takes
+        (a model file, a pyfunc model folder, an MLflow run id, a `models:/` / `runs:/` URI or a
+        `pretrained:` name), weights-only and validated."""
         device = inference_device(kwargs.pop("device", None))
-        tagger = cls(load_classifier(source.checkpoint, device), source=source.spec, device=device, **kwargs)
-        tagger.run_id = source.run_id
+        loaded = load_model(model, tracking_uri, device)
+        tagger = cls(loaded.network, source=loaded.source.spec, device=device, **kwargs)
+        tagger.run_id = loaded.source.run_id
         return tagger
 
     # -- tagging ----------------------------------------------------------------------------

@@ -1,10 +1,18 @@
-"""Find a trained model and rebuild it from weights only.
+"""Load a trained model from anything that names one: `load_model(source)`.
 
-A model is named by a checkpoint file, an MLflow run id (its `checkpoints/best.ckpt`), or an
-MLflow URI: `models:/<name>/<version>` (or `models:/<name>@<alias>`) for a registered model,
-`runs:/<run id>/model` for the pyfunc logged by training, or `runs:/<run id>/<file>` for any
-checkpoint artifact. Whatever the source, weights are read with `torch.load(weights_only=True)`:
-no pickled code from a checkpoint is ever executed.
+A source is a model file (a Lightning checkpoint, exported weights or an ensemble file:
+`genre_lab.checkpoint`'s formats), a pyfunc model folder, an MLflow run id (its
+`checkpoints/best.ckpt`, else its logged model), an MLflow URI (`models:/<name>/<version>`,
+`models:/<name>@<alias>`, `runs:/<run id>/model` for the pyfunc logged by training,
+`runs:/<run id>/<file>` for any checkpoint artifact) or a shipped pretrained network
+(`pretrained:musicnn-msd`). Every command that takes a model goes through here: evaluate,
+predict and the Tagger, explain, embed, ensemble members, serving and `init_from`. Whatever
+the source, weights are read with `torch.load(weights_only=True)` and validated by
+`genre_lab.checkpoint`: no pickled code from a model file is ever executed.
+
+This module sits below both training and inference: training (`init_from`) loads single
+networks here without importing `genre_lab.inference`, which is imported only to rebuild an
+ensemble file.
 """
 
 from __future__ import annotations
@@ -15,17 +23,16 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from .. import checkpoint
-from ..checkpoint import PYFUNC_PATH, WEIGHTS_KEY
-from ..network import GenreNet
-from . import ensemble
-from .ensemble import EnsembleClassifier
+from . import checkpoint
+from .checkpoint import PYFUNC_PATH, RUN_CHECKPOINT, WEIGHTS_KEY
+from .network import GenreNet
 
-#: Where training stores the best checkpoint inside its MLflow run.
-RUN_CHECKPOINT = "checkpoints/best.ckpt"
+if TYPE_CHECKING:
+    from .inference.ensemble import EnsembleClassifier
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -38,15 +45,38 @@ class ModelSourceError(ValueError):
 class ModelSource:
     """A model resolved to a local weights file, remembering the MLflow run it came from."""
 
-    spec: str
+    spec: str  # the source as given: a path, run id, URI or pretrained: name
     checkpoint: Path
     run_id: str | None = None
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A rebuilt network (or ensemble) in eval mode, and where it came from."""
+
+    network: GenreNet | EnsembleClassifier
+    source: ModelSource
+
+
+def load_model(source: str | Path, tracking_uri: str | None = None, device: str | torch.device | None = None,
+               *, one_model_for: str | None = None) -> LoadedModel:
+    """The model `source` names (see the module's docstring), rebuilt weights-only.
+
+    `tracking_uri`: the MLflow store for run ids and URIs (else `MLFLOW_TRACKING_URI`, else the
+    project's sqlite file). Without `device`: the whole model on the CPU, as portable as the
+    file (training, evaluation, ensembles, export). With one: built to run only there (a
+    `backend=auto` front end keeps one implementation; `GenreNet.from_spec`) and moved there.
+    `one_model_for` names the setting or command that needs a single network (`init_from`,
+    `embed`): an ensemble file is then refused, naming it, before anything is built."""
+    resolved = resolve(source, tracking_uri)
+    return LoadedModel(_rebuild(resolved, device, one_model_for), resolved)
+
+
 def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
-    """Turn a checkpoint path, run id or `models:/` / `runs:/` URI into a local weights file."""
+    """The local weights file of a model file, pyfunc folder, run id, `models:/` / `runs:/` URI
+    or `pretrained:` name, downloading or writing it into `cache_root()` where needed."""
     text = str(spec)
-    if text.startswith("pretrained:"):
+    if text.startswith("pretrained:"):  # `pretrained.zoo.PREFIX`, without importing Hydra for a file
         return _pretrained(text)
     if Path(text).is_file():
         return ModelSource(text, Path(text))
@@ -56,7 +86,7 @@ def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
         # MLflow only from here on (imported lazily: a model file needs none of it). The same
         # store training writes to: the argument, else MLFLOW_TRACKING_URI, else the project's
         # sqlite file.
-        from .. import tracking
+        from . import tracking
 
         uri = tracking_uri or tracking.tracking_uri()
         return _from_uri(text, uri) if text.startswith(("models:/", "runs:/")) else _from_run(text, uri)
@@ -69,10 +99,11 @@ def resolve(spec: str | Path, tracking_uri: str | None = None) -> ModelSource:
 def _pretrained(ref: str) -> ModelSource:
     """A shipped pretrained network as an ordinary genre_lab weights file (written into the private
     cache on each call): its own tags as the classes, `task=multilabel` (each tag
-    an independent sigmoid, as the original tagger reports them), its own 3 s windows without
-    overlap. Everything that takes a model file then takes it: predict, the Tagger, evaluate,
-    serving (`save_tagger_model`) and ensembles."""
-    from ..pretrained import zoo
+    an independent sigmoid, as the original tagger reports them) with its own tag layer as the
+    head, its own 3 s windows without overlap. Everything that takes a model file then takes
+    it: predict, the Tagger, evaluate, embed, serving (`save_tagger_model`), ensembles and
+    `init_from`."""
+    from .pretrained import zoo
 
     try:
         name = zoo.pretrained_name(ref)
@@ -217,24 +248,39 @@ def _pyfunc_weights(model_dir: Path, spec: str) -> Path:
     return weights
 
 
-def load_classifier(path: str | Path, device: str | torch.device | None = None) -> GenreNet | EnsembleClassifier:
-    """Rebuild a GenreNet (or an ensemble of them) from a Lightning checkpoint, exported
-    weights or an ensemble file, weights-only, every part validated and built through
-    `genre_lab.checkpoint.ModelSpec`. Without `device`: the whole model on the CPU, as portable
-    as the file (training, evaluation, ensembles). With one: built to run only there (a
-    `backend=auto` front end keeps one implementation; `GenreNet.from_spec`) and moved there."""
+def _rebuild(source: ModelSource, device: str | torch.device | None,
+             one_model_for: str | None) -> GenreNet | EnsembleClassifier:
+    """The network (or ensemble) in `source.checkpoint`, every part validated and built through
+    `genre_lab.checkpoint.ModelSpec`; a file that cannot be rebuilt is a ModelSourceError."""
+    path = source.checkpoint
     only_for = None if device is None else torch.device(device).type
     try:
         state = checkpoint.load_file(path)
-        if ensemble.is_ensemble(state):
-            model: GenreNet | EnsembleClassifier = ensemble.from_state(state, path)
+        if checkpoint.is_ensemble(state):
+            if one_model_for:
+                raise ModelSourceError(f"'{source.spec}' is an ensemble; {one_model_for} takes one of its members")
+            model: GenreNet | EnsembleClassifier = _ensemble(state, path)
         else:
             spec, weights = checkpoint.parse(state, path)
             model = GenreNet.from_spec(spec, only_for)
             model.load_weights(weights)
+    except ModelSourceError:
+        raise
     except checkpoint.CheckpointError as err:
         raise ModelSourceError(str(err)) from err
     # A valid spec can still fail to build or not match its weights: the file's fault.
     except (ValueError, RuntimeError, TypeError, KeyError) as err:
         raise ModelSourceError(f"cannot rebuild the model from checkpoint {path}: {type(err).__name__}: {err}") from err
     return model.to(device or "cpu").eval()
+
+
+def _ensemble(state: dict, path: Path) -> EnsembleClassifier:
+    """An ensemble file's members (validated by `checkpoint.parse_ensemble`) averaged by
+    `EnsembleClassifier`; members that cannot form one are the file's fault."""
+    from .inference.ensemble import EnsembleClassifier, EnsembleError
+
+    members, weights = checkpoint.parse_ensemble(state, path)
+    try:
+        return EnsembleClassifier.from_members(members, weights)
+    except EnsembleError as err:
+        raise ModelSourceError(f"{path}: {err}") from err
