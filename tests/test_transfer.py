@@ -143,5 +143,5 @@ def test_finetune_sweep_space_composes_into_valid_models(tmp_path: Path) -> None
                                      "model.label_smoothing": 0.1})
     overrides = [p.override(p.suggest(trial)) for p in params.values()]
     model = GenreClassifier.from_config(compose(["model=musicnn", "model.weights=none", *overrides]), ["a", "b"])
-    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {n.split(".")[0] for n, p in model.net.named_parameters() if p.requires_grad}
     assert trainable == {"head"} and model.label_smoothing == 0.1
