@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from genre_lab import Tagger, checkpoint
+from genre_lab.export import export_weights
 from genre_lab.module import GenreClassifier
 from genre_lab.predict import main as predict_main
 from genre_lab.resume import AtomicCheckpointIO
@@ -93,8 +94,6 @@ def test_new_files_keep_the_network_layout(tmp_path: Path) -> None:
     """A model file written now has the keys old ones have; a Lightning checkpoint has `net.`."""
     model = GenreClassifier.from_spec(checkpoint.read(CHECKPOINT)[0])
     assert all(k.startswith(checkpoint.NET_PREFIX) for k in model.state_dict())
-    from genre_lab.export import export_weights
-
     export_weights(model, tmp_path / "weights.pt")
     written = torch.load(tmp_path / "weights.pt", weights_only=True)["state_dict"]
     old = torch.load(LOGGED_MODEL / "artifacts" / "weights.pt", weights_only=True)["state_dict"]
