@@ -15,6 +15,17 @@ ensemble (`{ENSEMBLE_KEY: {classes, weights, members: [{source, run_id, CONFIG_K
 spec>, state_dict}]}}`; `parse_ensemble`, `write_ensemble`), each member spec and state dict
 validated like a single network's, at most `MAX_ENSEMBLE_MEMBERS` of them. The network that
 averages an ensemble's members is `genre_lab.inference.ensemble.EnsembleClassifier`.
+
+Two weight layouts, one remap (`network_keys`, `lightning_keys`):
+
+- model files (exported weights, the logged model's `weights.pt`, pretrained networks,
+  ensemble members) hold the inference network's keys (`genre_lab.network.GenreNet`:
+  `frontend.*`, `backbone.*`, `head.*`), whichever version wrote them;
+- Lightning checkpoints hold the LightningModule's, which holds that network as `net`
+  (`net.frontend.*`, ...). Checkpoints written before it did carry the bare keys:
+  `GenreClassifier.on_load_checkpoint` adds the prefix to them (`lightning_keys`), and `parse`
+  drops it from every checkpoint (`network_keys`), so whatever reads weights through here
+  gets the network's layout from files of any version.
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ from .registry import ConfigSecurityError
 #: Key under which a checkpoint carries the plain-dict spec needed to rebuild the model, so
 #: checkpoints load weights-only and without a Hydra run directory.
 CONFIG_KEY = "genre_lab"
+#: Prefix of the network's weights in a Lightning checkpoint (`GenreClassifier.net`).
+NET_PREFIX = "net."
 #: Bounds on what a spec may declare (a crafted file could otherwise ask for absurd buffers);
 #: every size and its reason: `genre_lab.bounds`.
 SAMPLE_RATES = (int(bounds.SAMPLE_RATE.low), int(bounds.SAMPLE_RATE.high))
@@ -208,7 +221,22 @@ def parse(state: Any, path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tens
     weights = state["state_dict"]
     spec = ModelSpec.from_dict(state[CONFIG_KEY], f"checkpoint {path}")
     check_weights(weights, path)
-    return spec, weights
+    return spec, network_keys(weights)
+
+
+def network_keys(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`weights` in the inference network's layout: a Lightning checkpoint's `net.` prefix
+    dropped; model files and checkpoints of earlier versions have none (see above)."""
+    return {k.removeprefix(NET_PREFIX): v for k, v in weights.items()}
+
+
+def lightning_keys(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`weights` in the LightningModule's layout: a state dict with no key under `net.` (written
+    before the module held its network, when every key was the network's) gets the prefix on
+    each key; one that has them (this version's) is returned as it is."""
+    if any(k.startswith(NET_PREFIX) for k in weights):
+        return dict(weights)
+    return {NET_PREFIX + k: v for k, v in weights.items()}
 
 
 def check_weights(weights: Any, source: str | Path) -> None:

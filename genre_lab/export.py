@@ -101,7 +101,9 @@ def export_weights(source: Source, dst: Path) -> dict[str, Any]:
         spec, weights = checkpoint.read(source)
         checkpoint.write(dst, spec, weights)
         return spec.to_dict()
-    if isinstance(source, (GenreNet, GenreClassifier)):
+    if isinstance(source, GenreClassifier):  # a model file holds the network's keys
+        source = source.net
+    if isinstance(source, GenreNet):
         checkpoint.write(dst, source.spec, source.state_dict())
     else:
         source.save(dst)

@@ -3,7 +3,13 @@ optimiser from config. Validation and test report chunk-level metrics and track-
 metrics (mean of chunk probabilities over the whole clip).
 
 `task="multiclass"`: one genre per clip, softmax and cross-entropy. `task="multilabel"`: any
-set of tags per clip (multi-hot targets), independent sigmoids and binary cross-entropy."""
+set of tags per clip (multi-hot targets), independent sigmoids and binary cross-entropy.
+
+The network itself is `self.net`, the `genre_lab.network.GenreNet` inference runs: its forward
+pass, probabilities and spec are the module's. Its weights are therefore `net.*` in a Lightning
+checkpoint; checkpoints written before the module held it carry the bare `frontend.*`,
+`backbone.*`, `head.*` keys and get the prefix on loading (`on_load_checkpoint`), and model
+files keep the network's own layout (`genre_lab.checkpoint`, `network_keys`)."""
 
 from __future__ import annotations
 
@@ -25,12 +31,12 @@ from torchmetrics.classification import (
     MultilabelAccuracy,
 )
 
-from .checkpoint import CONFIG_KEY, ModelSpec
+from .checkpoint import CONFIG_KEY, ModelSpec, lightning_keys
 from .features import FrontEnd, SpecAugment, learned, mixup
 from .freeze import apply as apply_freeze
 from .freeze import frozen_modules as freeze_modules
 from .metrics import LOCAL, classification_metrics, multilabel_metrics
-from .network import GenreNet, assemble
+from .network import GenreNet
 from .windows import track_probabilities
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
@@ -70,7 +76,8 @@ class GenreClassifier(pl.LightningModule):
         task: str = "multiclass",
     ) -> None:
         super().__init__()
-        assemble(self, frontend, backbone, classes, config, task)
+        #: The network inference runs (front end, backbone, head, and what they were trained on).
+        self.net = GenreNet(frontend, backbone, classes, config, task)
         self.augment = augment or nn.Identity()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.mixup_alpha, self.label_smoothing = mixup_alpha, label_smoothing
@@ -117,21 +124,65 @@ class GenreClassifier(pl.LightningModule):
             task=spec.task,
         )
 
-    # The forward pass, the probabilities and the spec are inference's (`genre_lab.network`):
-    # the same parts under the same names, one definition of each.
-    spec = GenreNet.spec
-    forward = GenreNet.forward
-    probabilities = GenreNet.probabilities
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CONFIG_KEY] = self.config
-
     @classmethod
     def from_network(cls, net: GenreNet) -> GenreClassifier:
         """The LightningModule (for `Trainer.test`) with the weights of an inference network."""
         model = cls.from_spec(net.spec)
-        model.load_state_dict(net.state_dict())
+        model.net.load_state_dict(net.state_dict())
         return model
+
+    # -- the network ------------------------------------------------------------------------
+    # Its parts and description, read through the module as callers (tagging, transfer,
+    # freezing, explanations) and the training code below use them.
+    @property
+    def frontend(self) -> nn.Module:
+        return self.net.frontend
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.net.backbone
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.net.head
+
+    @property
+    def classes(self) -> list[str]:
+        return self.net.classes
+
+    @property
+    def task(self) -> str:
+        return self.net.task
+
+    @property
+    def multilabel(self) -> bool:
+        return self.net.multilabel
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.net.config
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The runtime contract the network was built from (see `genre_lab.checkpoint`)."""
+        return self.net.spec
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) audio -> (batch, classes) logits."""
+        return self.net(wave)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.net.probabilities(logits)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint written before the module held its network (bare `frontend.*`,
+        `backbone.*`, `head.*` keys) gets the `net.` prefix before Lightning loads it
+        (resume, `Trainer.test(ckpt_path=...)`)."""
+        checkpoint["state_dict"] = lightning_keys(checkpoint["state_dict"])
 
     # -- training ---------------------------------------------------------------------------
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

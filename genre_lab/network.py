@@ -1,9 +1,9 @@
 """The trained model as inference uses it: front end -> backbone -> linear head, rebuilt from a
-`ModelSpec`. Training's LightningModule (`genre_lab.module.GenreClassifier`) has the same parts
-under the same names (its state dict loads here unchanged) and takes its forward pass, its
-probabilities and its spec from this class, so there is one definition of each. Tagging,
-serving and ensembles use GenreNet, and the predict command imports neither Lightning nor
-MLflow: they were ~4 s of its start-up (`python -X importtime`).
+`ModelSpec`. Training's LightningModule (`genre_lab.module.GenreClassifier`) holds one as `net`,
+so the forward pass, the probabilities and the spec have one definition; model files hold this
+class's state dict (the key layouts: `genre_lab.checkpoint`). Tagging, serving and ensembles
+use GenreNet, and the predict command imports neither Lightning nor MLflow: they were ~4 s of
+its start-up (`python -X importtime`).
 
 On CPU (`for_inference`) the convolutions run in channels-last layout, with the batch norm after
 each folded into its weights: in the default layout the first 3x3 conv of the one-channel
@@ -24,28 +24,21 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .checkpoint import TASKS, ModelSpec
 
 
-def assemble(model: nn.Module, frontend: nn.Module, backbone: nn.Module, classes: list[str],
-             config: dict[str, Any] | None, task: str) -> None:
-    """Give `model` (a GenreNet, or training's GenreClassifier) the parts and the description
-    of a genre model under the names both use: front end, backbone, linear head, classes, task."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    model.task = task
-    model.multilabel = task == "multilabel"
-    model.frontend, model.backbone = frontend, backbone
-    model.head = nn.Linear(backbone.out_dim, len(classes))
-    model.classes = list(classes)
-    model.config = config or {}
-
-
 class GenreNet(nn.Module):
-    """(batch, samples) audio -> (batch, classes) logits; `classes`, `config` and `spec`
-    describe what it was trained on."""
+    """(batch, samples) audio -> (batch, classes) logits: front end, backbone, linear head;
+    `classes`, `task`, `config` and `spec` describe what it was trained on."""
 
     def __init__(self, frontend: nn.Module, backbone: nn.Module, classes: list[str],
                  config: dict[str, Any] | None = None, task: str = "multiclass") -> None:
         super().__init__()
-        assemble(self, frontend, backbone, classes, config, task)
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        self.task = task
+        self.multilabel = task == "multilabel"
+        self.frontend, self.backbone = frontend, backbone
+        self.head = nn.Linear(backbone.out_dim, len(classes))
+        self.classes = list(classes)
+        self.config = config or {}
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, device: str | None = None) -> GenreNet:

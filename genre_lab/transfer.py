@@ -70,11 +70,11 @@ def initialise_from(model: GenreClassifier, source: str, tracking_uri: str | Non
     if list(parent.classes) == list(model.classes):
         state.update({k: v for k, v in weights.items() if k.startswith("head.")})
         head = "copied"
-    own = model.state_dict()
+    own = model.net.state_dict()  # the network's keys, as `weights` has them (`genre_lab.checkpoint`)
     missing = [k for k in own if k.startswith(("frontend.", "backbone.")) and k not in state]
     shapes = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if missing or shapes:
         raise ValueError(f"init_from={source}: weights do not match the model "
                          f"(missing {missing[:5]}, other shapes {shapes[:5]})")
-    model.load_state_dict(state, strict=False)
+    model.net.load_state_dict(state, strict=False)
     return Lineage(str(source), run_id, head)

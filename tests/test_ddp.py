@@ -64,7 +64,7 @@ def test_ddp_two_processes_one_run_and_single_process_metrics(tmp_path: Path, ml
     datamodule = instantiate(cfg.data)
     spec, weights = checkpoint.read(tmp_path / "ddp" / "checkpoints" / "best.ckpt")
     model = GenreClassifier.from_spec(spec)
-    model.load_state_dict(weights)
+    model.net.load_state_dict(weights)  # a model file holds the network's keys
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                          enable_model_summary=False)
     single = {**trainer.validate(model, datamodule=datamodule, verbose=False)[0],

@@ -56,7 +56,7 @@ def good() -> tuple[dict, dict]:
     """(spec dict, state dict) of a real, untrained model built from the shipped configs."""
     cfg = compose([*TINY, "model=cnn"])
     model = GenreClassifier.from_config(cfg, CLASSES)
-    return model.config, model.state_dict()
+    return model.config, model.net.state_dict()  # a model file's layout
 
 
 def _save(path: Path, spec: dict, state: dict) -> Path:

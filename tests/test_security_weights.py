@@ -40,7 +40,7 @@ DAMAGED = "backbone.blocks.1.0.weight"
 def good() -> tuple[dict, dict]:
     """(spec dict, state dict) of a real, untrained CNN built from the shipped configs."""
     model = GenreClassifier.from_config(compose([*TINY, "model=cnn"]), CLASSES)
-    return model.config, model.state_dict()
+    return model.config, model.net.state_dict()  # a model file's layout
 
 
 @pytest.fixture()
@@ -179,7 +179,7 @@ def test_resume_refuses_a_nan_last_checkpoint(store: MlflowClient, tmp_path: Pat
     model = GenreClassifier.from_config(compose([*TINY, "model=cnn"]), CLASSES)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": _damaged(model.state_dict()), "epoch": 0, "global_step": 1,
+    torch.save({"state_dict": _damaged(model.net.state_dict()), "epoch": 0, "global_step": 1,
                 checkpoint.CONFIG_KEY: model.config}, last)
     cli = [f"resume={run_id}"]
     with pytest.raises(RuntimeError) as err:

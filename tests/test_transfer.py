@@ -77,14 +77,14 @@ def test_fine_tune_a_run_on_other_classes_records_lineage(parent, monkeypatch) -
 
 def test_freezing_keeps_weights_and_batchnorm_statistics() -> None:
     model = GenreClassifier.from_config(compose([*TINY, "model=crnn", "model.freeze=backbone"]), ["a", "b"])
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
     opt = model.configure_optimizers()["optimizer"]
     model.train()
     assert not model.frontend.training and not model.backbone.training and model.head.training
     loss = model.training_step((torch.randn(4, 32000) * 0.1, torch.tensor([0, 1, 0, 1])), 0)
     loss.backward()
     opt.step()
-    after = model.state_dict()
+    after = model.net.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("head.") for k in changed), changed
 
@@ -159,5 +159,5 @@ def test_finetune_sweep_space_composes_into_valid_models(tmp_path: Path) -> None
                                      "model.label_smoothing": 0.1})
     overrides = [p.override(p.suggest(trial)) for p in params.values()]
     model = GenreClassifier.from_config(compose(["model=musicnn", "model.weights=none", *overrides]), ["a", "b"])
-    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {n.split(".")[0] for n, p in model.net.named_parameters() if p.requires_grad}
     assert trainable == {"head"} and model.label_smoothing == 0.1

@@ -25,7 +25,7 @@ TOLERANCE = 0.02
 def save_model(model: GenreClassifier, folder: Path) -> Path:
     """The model as a weights-only checkpoint file, as `predict` loads it."""
     path = folder / "model.ckpt"
-    checkpoint.write(path, model.spec, model.state_dict())
+    checkpoint.write(path, model.spec, model.net.state_dict())
     return path
 
 

@@ -107,8 +107,8 @@ def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[GenreScore]:
 
 
 class Tagger:
-    """A trained model (a GenreNet, or training's GenreClassifier: the same parts) wrapped for
-    inference on songs, files and folders."""
+    """A trained model (a GenreNet, or training's GenreClassifier, which holds one and reads
+    its parts through it) wrapped for inference on songs, files and folders."""
 
     def __init__(
         self,
