@@ -124,7 +124,7 @@ def test_init_from_a_pretrained_network_copies_its_front_end_and_backbone(tmp_pa
     head = model.head.weight.detach().clone()
     assert initialise_from(model, "pretrained:musicnn-msd").head == "new"
     frontend, backbone = zoo.build_pretrained("pretrained:musicnn-msd")
-    own = model.state_dict()
+    own = model.net.state_dict()
     for prefix, part in (("frontend", frontend), ("backbone", backbone)):
         assert all(torch.equal(own[f"{prefix}.{k}"], v) for k, v in part.state_dict().items()), prefix
     assert torch.equal(model.head.weight, head)
