@@ -52,13 +52,13 @@ if not OmegaConf.has_resolver("genre_lab_home"):
 
 
 def _tracking_uri(root: str) -> str:
-    from .tracking import tracking_uri  # MLflow is imported only when a config's store is read
+    from genre_lab.tracking.mlflow_runs import tracking_uri  # MLflow is imported only when a config's store is read
 
     return tracking_uri(root)
 
 
 # `${genre_lab_tracking_uri:${paths.root_dir}}`: the MLflow store of the configs, by the same rule
-# as every command's (`genre_lab.tracking.tracking_uri`).
+# as every command's (`genre_lab.tracking.mlflow_runs.tracking_uri`).
 if not OmegaConf.has_resolver("genre_lab_tracking_uri"):
     OmegaConf.register_new_resolver("genre_lab_tracking_uri", _tracking_uri)
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from genre_lab.audio import AudioDecodeError, load_audio, resample
+from genre_lab.audio.decode import AudioDecodeError, load_audio, resample
 from tests.conftest import write_tone
 
 

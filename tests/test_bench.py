@@ -98,7 +98,7 @@ def test_unknown_suite_is_rejected(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_musicnn_contender_names_a_missing_side_python(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from genre_lab.bench import musicnn
+    from genre_lab.bench import musicnn_reference as musicnn
 
     monkeypatch.delenv(musicnn.ENV, raising=False)
     assert musicnn.tf_python() is None  # no side environment: `bench tag` leaves the contender out

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genre_lab.audio import load_audio
+from genre_lab.audio.decode import load_audio
 from genre_lab.config import PROJECT_ROOT
 from genre_lab.data.cache import AudioCache, decode_files
 from tests.conftest import write_tone

@@ -1,4 +1,4 @@
-"""The music-content rule (`genre_lab.content`) on degenerate clips and music-like audio, and the
+"""The music-content rule (`genre_lab.audio.content`) on degenerate clips and music-like audio, and the
 tagger applying it: a warning by default, an error with `min_content`; and the tagger refusing
 a model whose probabilities are not finite."""
 
@@ -14,12 +14,12 @@ import soundfile as sf
 import torch
 
 from genre_lab.config import compose
-from genre_lab.content import content_problem, measure_content
+from genre_lab.audio.content import content_problem, measure_content
 from genre_lab.data.synthetic import GENRES, render_clip
 from genre_lab.inference import TaggingError
-from genre_lab.inference.report import write_report
+from genre_lab.inference.tag_output import write_report
 from genre_lab.inference.tagger import Tagger
-from genre_lab.module import GenreClassifier
+from genre_lab.training.lightning_module import GenreClassifier
 from tests.conftest import TINY
 
 SR = 16000

@@ -20,14 +20,14 @@ from mlflow import MlflowClient
 from omegaconf.errors import MissingMandatoryValue
 
 from genre_lab.config import CONF_DIR, PROJECT_ROOT, compose
-from genre_lab.content import SILENCE_DBFS, rms_dbfs
+from genre_lab.audio.content import SILENCE_DBFS, rms_dbfs
 from genre_lab.data import FolderSource, GenreDataModule, GTZANSource, ManifestSource, SyntheticSource
 from genre_lab.data.datamodule import RandomChunks, TrackChunks
 from genre_lab.data.files import LabelledFile
 from genre_lab.data.gtzan import GTZAN_GENRES, filtered_split
 from genre_lab.data.stratify import stratified_split
 from genre_lab.data.synthetic import GENRES
-from genre_lab.training import _log_scan_report, build
+from genre_lab.training.fit import _log_scan_report, build
 from tests.conftest import write_tone
 
 SR = 8000
@@ -283,7 +283,7 @@ def test_train_cli_on_a_folder_logs_the_scan_report(tmp_path: Path, mlflow_uri: 
         f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
     ]
     proc = subprocess.run(
-        [sys.executable, "-m", "genre_lab.train", *args], cwd=PROJECT_ROOT,
+        [sys.executable, "-m", "genre_lab.cli.train", *args], cwd=PROJECT_ROOT,
         env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,10 +12,10 @@ from hydra.utils import instantiate
 from mlflow import MlflowClient
 from torch.utils.data import DistributedSampler
 
-from genre_lab import checkpoint
+from genre_lab.models import model_file as checkpoint
 from genre_lab.config import compose
-from genre_lab.module import GenreClassifier, unshard
-from genre_lab.resume.run import RUN_FILE
+from genre_lab.training.lightning_module import GenreClassifier, unshard
+from genre_lab.training.resume.run import RUN_FILE
 from tests.training_procs import QUICK, history, run
 
 
@@ -76,7 +76,7 @@ def test_ddp_two_processes_one_run_and_single_process_metrics(tmp_path: Path, ml
     ddp = {**ddp_val, **{k: logged[k] for k in single if k.startswith("test/")}}
     print("\nDDP (2 processes) vs single process:", {k: (round(ddp[k], 4), round(float(single[k]), 4)) for k in sorted(single)})
     for stage in ("val", "test"):
-        # Every metric of genre_lab.metrics (accuracy, balanced accuracy, F1, AUROC, PR-AUC,
+        # Every metric of genre_lab.training.metrics (accuracy, balanced accuracy, F1, AUROC, PR-AUC,
         # top-2, log loss, ECE), per chunk and per track.
         for key in [k for k in single if k.startswith(f"{stage}/") and k != f"{stage}/loss"]:
             assert ddp[key] == pytest.approx(float(single[key]), abs=1e-6), key

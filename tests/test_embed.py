@@ -1,4 +1,4 @@
-"""`genre_lab.embed`: pooled and per-window embeddings of real files in several formats, from
+"""`genre_lab.cli.embed`: pooled and per-window embeddings of real files in several formats, from
 the pretrained musicnn port and from a genre_lab checkpoint; bad files listed, not fatal."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_lab import checkpoint
+from genre_lab.models import model_file as checkpoint
 from genre_lab.config import compose
 from genre_lab.data.synthetic import render_clip
-from genre_lab.embed import main as embed_main
-from genre_lab.module import GenreClassifier
+from genre_lab.cli.embed import main as embed_main
+from genre_lab.training.lightning_module import GenreClassifier
 from tests.conftest import TINY
 
 
@@ -69,12 +69,12 @@ def test_pretrained_musicnn_tags_songs_like_the_original_recipe(songs: Path, tmp
     independent probabilities, close to musicnn's own taggram recipe on the same audio."""
     import json
 
-    from genre_lab.audio import load_audio
+    from genre_lab.audio.decode import load_audio
     from genre_lab.inference import Tagger
-    from genre_lab.pretrained import zoo
-    from genre_lab.pretrained.tagging import taggram, top_tags
+    from genre_lab.models.pretrained import zoo
+    from genre_lab.models.pretrained.tagging import taggram, top_tags
 
-    from genre_lab.predict import main as predict_main
+    from genre_lab.cli.predict import main as predict_main
 
     tagger = Tagger.load("pretrained:musicnn-msd")
     assert len(tagger.classes) == 50 and tagger.multilabel

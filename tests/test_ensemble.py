@@ -16,20 +16,20 @@ import soundfile as sf
 import torch
 from mlflow import MlflowClient
 
-from genre_lab.checkpoint import ENSEMBLE_KEY
+from genre_lab.models.model_file import ENSEMBLE_KEY
 from genre_lab.config import compose
 from genre_lab.data.synthetic import render_clip
-from genre_lab.ensemble import main as ensemble_main
-from genre_lab.evaluation import evaluate
+from genre_lab.cli.ensemble import main as ensemble_main
+from genre_lab.inference.evaluation import evaluate
 from genre_lab.inference import Tagger
-from genre_lab.inference.ensemble import EnsembleClassifier, EnsembleError
-from genre_lab.model_loading import ModelSourceError, load_model
-from genre_lab.module import GenreClassifier
-from genre_lab.network import GenreNet
-from genre_lab.predict import main as predict_main
-from genre_lab.servers import free_port, stop_session, wait_ready
-from genre_lab.training import fit_and_test
-from genre_lab.transfer import initialise_from
+from genre_lab.models.ensemble import EnsembleClassifier, EnsembleError
+from genre_lab.models.loading import ModelSourceError, load_model
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.models.network import GenreNet
+from genre_lab.cli.predict import main as predict_main
+from genre_lab.tracking.servers import free_port, stop_session, wait_ready
+from genre_lab.training.fit import fit_and_test
+from genre_lab.training.transfer import initialise_from
 from tests.conftest import TINY
 from tests.test_serving import _wav_base64
 

@@ -1,4 +1,4 @@
-"""`genre_lab.evaluate`: track-level metrics recomputed by hand from the model's own window
+"""`genre_lab.cli.evaluate`: track-level metrics recomputed by hand from the model's own window
 outputs, logged to a new MLflow run linked to the trained one."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from mlflow import MlflowClient
 from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.data import AudioSplit, SyntheticSource
 from genre_lab.data.datamodule import chunk_starts
-from genre_lab.evaluation import align_classes, evaluate
+from genre_lab.inference.evaluation import align_classes, evaluate
 from genre_lab.inference import Tagger
-from genre_lab.module import CONFIG_KEY, GenreClassifier
-from genre_lab.training import TrainResult, fit_and_test
+from genre_lab.training.lightning_module import CONFIG_KEY, GenreClassifier
+from genre_lab.training.fit import TrainResult, fit_and_test
 from tests.conftest import TINY
 
 #: The trained model's test split; evaluation below regenerates the same clips.
@@ -163,7 +163,7 @@ def test_dataset_with_fewer_classes_is_relabelled() -> None:
 def test_cli_evaluates_a_checkpoint_on_another_split(trained, tmp_path: Path) -> None:
     result, uri = trained
     proc = subprocess.run(
-        [sys.executable, "-m", "genre_lab.evaluate", f"run={result.best_checkpoint}", "data=synthetic",
+        [sys.executable, "-m", "genre_lab.cli.evaluate", f"run={result.best_checkpoint}", "data=synthetic",
          "data.source.clips_per_class={train: 1, val: 2, test: 1}", "data.source.clip_seconds=3.0",
          "split=val", "progress=false", f"hydra.run.dir={tmp_path}/hydra"],
         cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300,

@@ -1,6 +1,6 @@
 """Explanations: a model trained where one class is defined by a band-limited sound attributes
 most of that class's evidence to the band (and a re-initialised model does not: Adebayo et
-al. 2018's randomisation check); `genre_lab.explain` draws figures for real files of any
+al. 2018's randomisation check); `genre_lab.cli.explain` draws figures for real files of any
 length and reports bad ones without stopping."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import torch
 from mlflow import MlflowClient
 
 from genre_lab.config import compose
-from genre_lab.explain import main as explain_main
+from genre_lab.cli.explain import main as explain_main
 from genre_lab.inference import Tagger
 from genre_lab.inference.attribution import Explainer, band_hz
-from genre_lab.training import fit_and_test
+from genre_lab.training.fit import fit_and_test
 from tests.conftest import TINY
 
 SR = 16000
@@ -124,7 +124,7 @@ def test_explain_cli_draws_every_method_and_reports_bad_files(band_model, tmp_pa
 
 
 def test_gradcam_needs_a_conv_block() -> None:
-    from genre_lab.module import GenreClassifier
+    from genre_lab.training.lightning_module import GenreClassifier
 
     model = GenreClassifier.from_config(compose([*TINY, "model=rnn"]), ["a", "b"])
     with pytest.raises(ValueError, match="gradcam needs a convolutional block; model 'rnn' has none"):
@@ -133,7 +133,7 @@ def test_gradcam_needs_a_conv_block() -> None:
 
 @pytest.mark.slow
 def test_evaluate_logs_per_class_explanations(band_model, monkeypatch) -> None:
-    from genre_lab.evaluation import evaluate
+    from genre_lab.inference.evaluation import evaluate
 
     checkpoint, root = band_model
     uri = f"sqlite:///{root / 'mlflow.db'}"

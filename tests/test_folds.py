@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from genre_lab.config import compose
 from genre_lab.data.files import LabelledFile
 from genre_lab.data.stratify import fold_split
-from genre_lab.lineage import describe_run, run_name
+from genre_lab.tracking.run_names import describe_run, run_name
 from tests.conftest import write_tone
 
 
@@ -120,14 +120,14 @@ def test_fold_setting_errors_name_the_setting(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_fold_multirun_is_aggregated_by_the_report(tmp_path: Path, mlflow_uri: str) -> None:
-    """`-m data.fold=0,1,2`: three runs named by fold; `genre_lab.report` counts them as 3 runs
+    """`-m data.fold=0,1,2`: three runs named by fold; `genre_lab.cli.report` counts them as 3 runs
     of one configuration (mean ± std over folds), each paired by its data.fold."""
     import json
     import os
     import subprocess
     import sys
 
-    from genre_lab import report
+    from genre_lab.cli import report
     from genre_lab.config import PROJECT_ROOT
 
     (tmp_path / "audio").mkdir()
@@ -136,7 +136,7 @@ def test_fold_multirun_is_aggregated_by_the_report(tmp_path: Path, mlflow_uri: s
                  f"data.cache_dir={tmp_path / 'cache'}", "data.folds=3", "data.group_column=artist", "model=cnn",
                  "trainer.max_epochs=1", "callbacks.progress_bar=null", "throughput_seconds=0",
                  "logger.mlflow.experiment_name=folds", f"paths.root_dir={tmp_path}"]
-    proc = subprocess.run([sys.executable, "-m", "genre_lab.train", "-m", "data.fold=0,1,2", *overrides],
+    proc = subprocess.run([sys.executable, "-m", "genre_lab.cli.train", "-m", "data.fold=0,1,2", *overrides],
                           cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PYTHONPATH": str(PROJECT_ROOT)},
                           capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from genre_lab import checkpoint
+from genre_lab.models import model_file as checkpoint
 from genre_lab.bench.tag import default_model
-from genre_lab.export import export_weights
-from genre_lab.model_loading import ModelSourceError, load_model
+from genre_lab.models.mlflow_model import export_weights
+from genre_lab.models.loading import ModelSourceError, load_model
 from genre_lab.inference.tagger import Tagger
-from genre_lab.network import exportable
+from genre_lab.models.network import exportable
 from tests.conftest import write_tone
 
 
@@ -81,7 +81,7 @@ def test_the_predict_command_flushes_its_report_and_exit_status(model_file: Path
     from genre_lab.config import PROJECT_ROOT
 
     song = write_tone(tmp_path / "song.wav", seconds=4.0, sr=16000)
-    proc = subprocess.run([sys.executable, "-m", "genre_lab.predict", str(model_file), str(song),
+    proc = subprocess.run([sys.executable, "-m", "genre_lab.cli.predict", str(model_file), str(song),
                            str(tmp_path / "missing.wav"), "--format", "json", "--no-progress"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr[-2000:]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from genre_lab import tracking
+from genre_lab.tracking import mlflow_runs as tracking
 from genre_lab.config import CONF_DIR, HOME_ENV, PROJECT_ROOT, compose
 
-from .conftest import TINY
+from tests.conftest import TINY
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "genre_lab"
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from genre_lab import checkpoint
+from genre_lab.models import model_file as checkpoint
 from genre_lab.config import compose
 from genre_lab.features import FrontEnd
 from genre_lab.features.learned import CHANGE_METRIC, FIGURE
-from genre_lab.module import GenreClassifier
-from genre_lab.training import fit_and_test
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.training.fit import fit_and_test
 
 
 def test_learned_front_end_starts_as_the_fixed_log_mel() -> None:

@@ -12,12 +12,13 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from genre_lab import Tagger, checkpoint
-from genre_lab.export import export_weights
-from genre_lab.module import GenreClassifier
-from genre_lab.predict import main as predict_main
-from genre_lab.resume import AtomicCheckpointIO
-from genre_lab.transfer import initialise_from
+from genre_lab import Tagger
+from genre_lab.models import model_file as checkpoint
+from genre_lab.models.mlflow_model import export_weights
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.cli.predict import main as predict_main
+from genre_lab.training.resume import AtomicCheckpointIO
+from genre_lab.training.transfer import initialise_from
 from tests.fixtures.make_legacy_models import CHECKPOINT, CLASSES, EXPECTED, LOGGED_MODEL, waves, write_waves
 
 TOLERANCE = 1e-5

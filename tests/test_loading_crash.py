@@ -109,7 +109,7 @@ TRAINING = """
     from pathlib import Path
     from lightning.pytorch.callbacks import Callback
     from genre_lab.config import compose
-    from genre_lab.training import fit_and_test
+    from genre_lab.training.fit import fit_and_test
 
     root, cache, out, workers = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-import genre_lab.audio as audio
-from genre_lab.audio import AudioDecodeError, load_audio
+import genre_lab.audio.decode as audio
+from genre_lab.audio.decode import AudioDecodeError, load_audio
 from genre_lab.data.synthetic import render_clip
 
 

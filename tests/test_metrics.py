@@ -1,4 +1,4 @@
-"""genre_lab.metrics against hand-computed values and scikit-learn, and as the module logs them."""
+"""genre_lab.training.metrics against hand-computed values and scikit-learn, and as the module logs them."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from sklearn import metrics as skm
 from torch.utils.data import DataLoader, TensorDataset
 
 from genre_lab.config import compose
-from genre_lab.metrics import classification_metrics, multilabel_metrics
-from genre_lab.module import GenreClassifier
-from genre_lab.windows import track_probabilities
+from genre_lab.training.metrics import classification_metrics, multilabel_metrics
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.audio.windows import track_probabilities
 
 SINGLE = ("acc", "balanced_acc", "f1", "auroc", "pr_auc", "top2_acc", "log_loss", "ece")
 

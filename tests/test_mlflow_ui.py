@@ -15,12 +15,12 @@ import requests
 from hydra.utils import get_class
 
 from genre_lab.config import compose
-from genre_lab.lineage import run_name
-from genre_lab.servers import free_port, stop_session
-from genre_lab.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
-from genre_lab.training import fit_and_test
+from genre_lab.tracking.run_names import run_name
+from genre_lab.tracking.servers import free_port, stop_session
+from genre_lab.tracking.mlflow_runs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from genre_lab.training.fit import fit_and_test
 
-from .conftest import TINY
+from tests.conftest import TINY
 
 
 @pytest.mark.parametrize("overrides, name", [

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from genre_lab.config import compose
-from genre_lab.module import GenreClassifier, track_probabilities
+from genre_lab.training.lightning_module import GenreClassifier, track_probabilities
 from genre_lab.registry import check_targets
 
 

@@ -16,13 +16,13 @@ import torch
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from genre_lab import checkpoint
+from genre_lab.models import model_file as checkpoint
 from genre_lab.config import compose
 from genre_lab.data.synthetic import render_clip
-from genre_lab.evaluation import evaluate
-from genre_lab.export import save_tagger_model
+from genre_lab.inference.evaluation import evaluate
+from genre_lab.models.mlflow_model import save_tagger_model
 from genre_lab.inference.tagger import Tagger
-from genre_lab.training import build, fit_and_test
+from genre_lab.training.fit import build, fit_and_test
 
 SR = 16000
 TAGS = ("classical", "disco", "metal")
@@ -105,7 +105,7 @@ def test_multilabel_trains_evaluates_tags_and_serves(tmp_path: Path, mlflow_uri:
     auroc = roc_auc_score(np.array(truth), np.array(scores), average="macro")
     assert auroc == pytest.approx(metrics["test/track_auroc"], abs=1e-4)  # tagging == evaluation
 
-    # `genre_lab.evaluate` on the run gives the same multilabel metrics as the training run's test.
+    # `genre_lab.cli.evaluate` on the run gives the same multilabel metrics as the training run's test.
     evaluated = evaluate(compose([f"run={result.run_id}", "progress=false"], config_name="evaluate"))
     for key in ("test/track_auroc", "test/track_pr_auc", "test/chunk_auroc"):
         assert evaluated.metrics[key] == pytest.approx(metrics[key], abs=1e-5), key

@@ -20,15 +20,15 @@ import torch
 from safetensors import safe_open
 from torchmetrics.classification import MulticlassAccuracy
 
-from genre_lab.checkpoint import ModelSpec
+from genre_lab.models.model_file import ModelSpec
 from genre_lab.config import compose
 from genre_lab.data.synthetic import GENRES, synthetic_split
 from genre_lab.features import MusicnnFrontEnd
 from genre_lab.models import MusiCNN
-from genre_lab.pretrained import MUSICNN_TAGS, weights_path
-from genre_lab.pretrained.tagging import taggram, top_tags
-from genre_lab.pretrained.zoo import build_pretrained, pretrained_config, pretrained_name
-from genre_lab.pretrained.tf_checkpoint import CheckpointError, TFCheckpoint
+from genre_lab.models.pretrained import MUSICNN_TAGS, weights_path
+from genre_lab.models.pretrained.tagging import taggram, top_tags
+from genre_lab.models.pretrained.zoo import build_pretrained, pretrained_config, pretrained_name
+from genre_lab.models.pretrained.tf_checkpoint import CheckpointError, TFCheckpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "musicnn"
 #: Logits (and embeddings) of the port on the original's mel input: the issue's bar.

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 
 from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.sweep import run_sweep
-from genre_lab.training import fit_and_test
+from genre_lab.training.fit import fit_and_test
 from tests.conftest import TINY
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "compare_runs.ipynb"

@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 
 from genre_lab.config import compose
 from genre_lab.features import FrontEnd
-from genre_lab.module import GenreClassifier
-from genre_lab.training import fit_and_test
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.training.fit import fit_and_test
 
 SR = 16000
 DTYPES = [torch.float16, torch.bfloat16]

@@ -18,14 +18,14 @@ import soundfile as sf
 import torch
 
 from genre_lab import Tagger
-from genre_lab.audio import AudioDecodeError
+from genre_lab.audio.decode import AudioDecodeError
 from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.data.synthetic import render_clip
 from genre_lab.inference import TaggingError, resolve
-from genre_lab.inference.batch import collect_audio_files
-from genre_lab.module import CONFIG_KEY
-from genre_lab.predict import main as predict_main
-from genre_lab.training import TrainResult, fit_and_test
+from genre_lab.inference.tag_files import collect_audio_files
+from genre_lab.training.lightning_module import CONFIG_KEY
+from genre_lab.cli.predict import main as predict_main
+from genre_lab.training.fit import TrainResult, fit_and_test
 from tests.conftest import TINY
 
 SR = 22050  # files are written at another rate than the model's 16 kHz: tagging resamples
@@ -102,7 +102,7 @@ def test_cli_tags_folder_and_reports_each_bad_file(trained, music: Path, tmp_pat
     result, _ = trained
     out = tmp_path / "tags.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "genre_lab.predict", result.best_checkpoint, str(music),
+        [sys.executable, "-m", "genre_lab.cli.predict", result.best_checkpoint, str(music),
          "--format", "json", "--output", str(out), "--top-k", "2", "--segments", "2"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ},
     )

@@ -1,4 +1,4 @@
-"""`genre_lab.report` on a real sqlite MLflow store: runs created with MlflowClient with known
+"""`genre_lab.cli.report` on a real sqlite MLflow store: runs created with MlflowClient with known
 metric values; the table's means, stds, paired differences and p-values are checked against
 values computed by hand here."""
 
@@ -13,8 +13,8 @@ import pytest
 from matplotlib.image import imread
 from mlflow import MlflowClient
 
-from genre_lab import report
-from genre_lab.comparison import Observation, paired, summarise
+from genre_lab.cli import report
+from genre_lab.reporting.comparison import Observation, paired, summarise
 
 #: test/track_acc per model and seed; crnn beats cnn on every seed, rnn has a missing seed.
 ACC = {

@@ -17,12 +17,12 @@ from lightning.pytorch.callbacks import Callback
 from mlflow import MlflowClient
 
 from genre_lab.config import PROJECT_ROOT, compose
-from genre_lab.liveness import liveness
-from genre_lab.resume import prepare
-from genre_lab.resume.checkpoints import AtomicCheckpointIO, CheckpointLoadError, load
-from genre_lab.resume.config import ResumeConfigError
-from genre_lab.resume.run import CONFIG_HASH, OVERRIDES, RUN_FILE, ResumeError
-from genre_lab.training import fit_and_test
+from genre_lab.tracking.liveness import liveness
+from genre_lab.training.resume import prepare
+from genre_lab.training.resume.lightning_checkpoints import AtomicCheckpointIO, CheckpointLoadError, load
+from genre_lab.training.resume.config import ResumeConfigError
+from genre_lab.training.resume.run import CONFIG_HASH, OVERRIDES, RUN_FILE, ResumeError
+from genre_lab.training.fit import fit_and_test
 from tests.training_procs import QUICK, history, start, wait_for
 
 #: Metrics with one value per epoch; each must have exactly max_epochs values after a resume.
@@ -66,7 +66,7 @@ def test_kill9_then_resume_equals_uninterrupted_run(tmp_path: Path, mlflow_uri: 
     assert 0 <= lost <= 1
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "genre_lab.train", f"resume={run_id}", f"hydra.run.dir={tmp_path / 'resumed'}"],
+        [sys.executable, "-m", "genre_lab.cli.train", f"resume={run_id}", f"hydra.run.dir={tmp_path / 'resumed'}"],
         cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True,
         timeout=900,
     )
@@ -152,7 +152,7 @@ def test_resume_refuses_tampered_overrides_finished_and_live_runs(tmp_path: Path
 
 _WRITER = """
 import sys, torch
-from genre_lab.resume.checkpoints import AtomicCheckpointIO
+from genre_lab.training.resume.lightning_checkpoints import AtomicCheckpointIO
 io, i = AtomicCheckpointIO(), 0
 print("ready", flush=True)
 while True:

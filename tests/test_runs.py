@@ -14,15 +14,15 @@ import pytest
 from mlflow import MlflowClient
 
 from genre_lab.config import PROJECT_ROOT
-from genre_lab.liveness import HEARTBEAT, HOST, INTERVAL, PID, liveness, process_tags
-from genre_lab.resume.checkpoints import INTERRUPTED, load
-from genre_lab.resume.run import RUN_FILE
+from genre_lab.tracking.liveness import HEARTBEAT, HOST, INTERVAL, PID, liveness, process_tags
+from genre_lab.training.resume.lightning_checkpoints import INTERRUPTED, load
+from genre_lab.training.resume.run import RUN_FILE
 from tests.training_procs import QUICK, history, start, wait_for
 
 _HOLDER = """
 import sys, time
 from mlflow import MlflowClient
-from genre_lab.liveness import process_tags
+from genre_lab.tracking.liveness import process_tags
 client = MlflowClient(sys.argv[1])
 exp = client.get_experiment_by_name("genre_lab") or client.get_experiment(client.create_experiment("genre_lab"))
 run = client.create_run(exp.experiment_id, run_name="holder", tags=process_tags(30))
@@ -32,7 +32,7 @@ time.sleep(600)
 
 
 def _runs_cli(uri: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "genre_lab.runs", "--tracking-uri", uri, *args], cwd=PROJECT_ROOT,
+    proc = subprocess.run([sys.executable, "-m", "genre_lab.cli.runs", "--tracking-uri", uri, *args], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -118,7 +118,7 @@ def test_sigterm_writes_a_checkpoint_closes_killed_and_resumes(tmp_path: Path, m
     resumed_from = load(last)["epoch"]
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "genre_lab.train", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'resumed'}"],
+        [sys.executable, "-m", "genre_lab.cli.train", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'resumed'}"],
         cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True,
         timeout=900,
     )

@@ -30,7 +30,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from genre_lab.config import PROJECT_ROOT
-from genre_lab.stores import store_lock
+from genre_lab.tracking.stores import store_lock
 from genre_lab.sweep.study import WORKER_ATTR
 from tests.conftest import TINY
 

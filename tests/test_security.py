@@ -17,13 +17,15 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from genre_lab import checkpoint, model_loading, registry
+from genre_lab import registry
+from genre_lab.models import model_file as checkpoint
+from genre_lab.models import loading as model_loading
 from genre_lab.config import compose
-from genre_lab.evaluation import evaluate
+from genre_lab.inference.evaluation import evaluate
 from genre_lab.inference import Tagger
-from genre_lab.model_loading import ModelSourceError
-from genre_lab.module import GenreClassifier
-from genre_lab.predict import main as predict_main
+from genre_lab.models.loading import ModelSourceError
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.cli.predict import main as predict_main
 from tests.conftest import TINY, write_tone
 
 CLASSES = ["blues", "rock"]

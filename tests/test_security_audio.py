@@ -1,7 +1,7 @@
 """Hostile audio files and dataset trees (issue 18, items 3 and 5): headers that declare absurd
 rates or lengths, truncated files of every container libsndfile reads, file names that are not
 UTF-8, the same recording on two sides of a split, and folder entries that are not files. Each
-goes through the real entry points (`genre_lab.predict.main`, the DataModule's scan) and must
+goes through the real entry points (`genre_lab.cli.predict.main`, the DataModule's scan) and must
 give one clear line naming the file while everything else goes on."""
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import pytest
 import soundfile as sf
 from mlflow import MlflowClient
 
-from genre_lab import checkpoint
-from genre_lab.audio import AudioDecodeError, load_audio
+from genre_lab.models import model_file as checkpoint
+from genre_lab.audio.decode import AudioDecodeError, load_audio
 from genre_lab.bench.tag import default_model
 from genre_lab.config import PROJECT_ROOT
 from genre_lab.data import FolderSource, GenreDataModule, ManifestSource
 from genre_lab.data.synthetic import render_clip
-from genre_lab.predict import main as predict_main
+from genre_lab.cli.predict import main as predict_main
 
 SR = 8000
 
@@ -218,7 +218,7 @@ def test_train_cli_on_a_folder_with_a_name_that_is_not_utf8(tmp_path: Path, mlfl
         "model=cnn", "trainer.max_epochs=1", "callbacks.progress_bar=null", "throughput_seconds=0",
         f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
     ]
-    proc = subprocess.run([sys.executable, "-m", "genre_lab.train", *args], cwd=PROJECT_ROOT,
+    proc = subprocess.run([sys.executable, "-m", "genre_lab.cli.train", *args], cwd=PROJECT_ROOT,
                           env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -31,17 +31,17 @@ from matplotlib.image import imread
 from matplotlib.text import Text
 from mlflow import MlflowClient
 
-from genre_lab import report
+from genre_lab.cli import report
 from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.data.synthetic import GENRES, render_clip
-from genre_lab.explain import main as explain_main
-from genre_lab.export import save_tagger_model
-from genre_lab.inference.report import write_table
+from genre_lab.cli.explain import main as explain_main
+from genre_lab.models.mlflow_model import save_tagger_model
+from genre_lab.inference.tag_output import write_table
 from genre_lab.inference.tagger import GenreScore, TagResult
-from genre_lab.module import GenreClassifier
-from genre_lab.plots import class_attribution_figure, confusion_matrix_figure, explanation_figure
-from genre_lab.servers import free_port, stop_session, wait_ready
-from genre_lab.training import fit_and_test
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.reporting.plots import class_attribution_figure, confusion_matrix_figure, explanation_figure
+from genre_lab.tracking.servers import free_port, stop_session, wait_ready
+from genre_lab.training.fit import fit_and_test
 from tests.conftest import TINY, write_tone
 
 SECRET_ENV = "GENRE_LAB_RENDER_SECRET"

@@ -28,14 +28,15 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 from mlflow import MlflowClient
 
-from genre_lab import checkpoint, registry
+from genre_lab import registry
+from genre_lab.models import model_file as checkpoint
 from genre_lab.config import CONF_DIR, PROJECT_ROOT, compose
-from genre_lab.ensemble import main as ensemble_main
-from genre_lab.evaluation import evaluate
-from genre_lab.module import GenreClassifier
-from genre_lab.resume.run import OVERRIDES, RUN_FILE
+from genre_lab.cli.ensemble import main as ensemble_main
+from genre_lab.inference.evaluation import evaluate
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.training.resume.run import OVERRIDES, RUN_FILE
 from genre_lab.sweep import run_sweep
-from genre_lab.training import fit_and_test
+from genre_lab.training.fit import fit_and_test
 from tests.conftest import TINY
 from tests.training_procs import QUICK
 
@@ -101,7 +102,7 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
 
 def _resume(uri: str, run_id: str, hydra_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "genre_lab.train", f"resume={run_id}", *extra, f"hydra.run.dir={hydra_dir}"],
+        [sys.executable, "-m", "genre_lab.cli.train", f"resume={run_id}", *extra, f"hydra.run.dir={hydra_dir}"],
         cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=600,
     )
 
@@ -293,7 +294,7 @@ def test_evaluate_refuses_an_alias_bomb_config_at_once(tmp_path: Path, mlflow_ur
     assert "\n" not in message and f"run {run_id} config.yaml" in message and "aliases" in message, message
     # The command as a user runs it: one line, exit 2, no Hydra traceback.
     out = subprocess.run(
-        [sys.executable, "-m", "genre_lab.evaluate", f"run={run_id}", f"tracking_uri={mlflow_uri}", "progress=false",
+        [sys.executable, "-m", "genre_lab.cli.evaluate", f"run={run_id}", f"tracking_uri={mlflow_uri}", "progress=false",
          f"hydra.run.dir={tmp_path / 'eval'}"],
         cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True,
         timeout=300,

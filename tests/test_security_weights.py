@@ -16,18 +16,19 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from genre_lab import bounds, checkpoint
+from genre_lab.models import bounds
+from genre_lab.models import model_file as checkpoint
 from genre_lab.config import compose
-from genre_lab.ensemble import main as ensemble_main
-from genre_lab.evaluation import evaluate
+from genre_lab.cli.ensemble import main as ensemble_main
+from genre_lab.inference.evaluation import evaluate
 from genre_lab.inference import Tagger
-from genre_lab.inference.ensemble import EnsembleClassifier
-from genre_lab.model_loading import ModelSourceError, load_model
-from genre_lab.module import GenreClassifier
-from genre_lab.network import GenreNet
-from genre_lab.predict import main as predict_main
+from genre_lab.models.ensemble import EnsembleClassifier
+from genre_lab.models.loading import ModelSourceError, load_model
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.models.network import GenreNet
+from genre_lab.cli.predict import main as predict_main
 from genre_lab.registry import BACKBONES, FRONTENDS, ConfigSecurityError
-from genre_lab.training import fit_and_test
+from genre_lab.training.fit import fit_and_test
 from tests.conftest import TINY, write_tone
 
 CLASSES = ["blues", "rock"]
@@ -298,6 +299,6 @@ def test_every_shipped_and_swept_model_is_in_range_and_estimated_exactly(tmp_pat
 
 
 def _pretrained_file(ref: str) -> Path:
-    from genre_lab.model_loading import resolve
+    from genre_lab.models.loading import resolve
 
     return resolve(ref).checkpoint

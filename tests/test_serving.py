@@ -23,10 +23,10 @@ from mlflow.models import Model
 from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.data.synthetic import GENRES, render_clip
 from genre_lab.inference.limits import ENV_MAX_SECONDS, ENV_MAX_SEGMENTS, ENV_MAX_UPLOAD_MB, ServingLimits
-from genre_lab.export import save_tagger_model
-from genre_lab.module import GenreClassifier
-from genre_lab.servers import free_port, stop_session, wait_ready
-from genre_lab.training import fit_and_test
+from genre_lab.models.mlflow_model import save_tagger_model
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.tracking.servers import free_port, stop_session, wait_ready
+from genre_lab.training.fit import fit_and_test
 from tests.conftest import TINY
 
 

@@ -1,7 +1,7 @@
 """Commands started together on a fresh MLflow sqlite store: real processes, one new database.
 
 Without a lock, 2 of 3 processes opening a new store at once died in MLflow's schema migration
-(3 tries of 3); `genre_lab.stores.store_lock` makes them take turns."""
+(3 tries of 3); `genre_lab.tracking.stores.store_lock` makes them take turns."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from genre_lab.config import PROJECT_ROOT
-from genre_lab.stores import store_lock
+from genre_lab.tracking.stores import store_lock
 from tests.conftest import TINY
 
 #: Opens the store the way every command does (`tracking.experiment_id`, then a run). Each
@@ -26,7 +26,7 @@ OPEN_STORE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from mlflow import MlflowClient
-    from genre_lab import tracking
+    from genre_lab.tracking import mlflow_runs as tracking
     uri, gate, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     (gate.parent / f"{name}.ready").touch()
     while not gate.exists():
@@ -71,7 +71,7 @@ def test_store_lock_is_reentrant_and_excludes_other_processes(tmp_path: Path) ->
     """A sweep holds the lock while it opens the experiment, which takes it again: no deadlock.
     Another process waits until the holder lets go."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    probe = ("import sys, time; from genre_lab.stores import store_lock\n"
+    probe = ("import sys, time; from genre_lab.tracking.stores import store_lock\n"
              "t = time.time()\nwith store_lock(sys.argv[1]): print(time.time() - t)")
     with store_lock(uri, f"sqlite:///{tmp_path / 'optuna.db'}"):
         with store_lock(uri):
@@ -94,7 +94,7 @@ def test_training_evaluation_and_sweep_started_together(tmp_path: Path) -> None:
     # A checkpoint to evaluate, trained into another store beforehand.
     ckpt_root = tmp_path / "pretrained"
     before = subprocess.run(
-        [sys.executable, "-m", "genre_lab.train", *quick, f"paths.root_dir={ckpt_root}",
+        [sys.executable, "-m", "genre_lab.cli.train", *quick, f"paths.root_dir={ckpt_root}",
          f"hydra.run.dir={ckpt_root}/run"],
         cwd=PROJECT_ROOT, env=_env(f"sqlite:///{ckpt_root / 'mlflow.db'}"), capture_output=True, text=True,
         timeout=600,
@@ -105,8 +105,8 @@ def test_training_evaluation_and_sweep_started_together(tmp_path: Path) -> None:
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     commands = {
-        "train": ["genre_lab.train", *quick, f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/train"],
-        "evaluate": ["genre_lab.evaluate", f"run={checkpoint}", "data=synthetic",
+        "train": ["genre_lab.cli.train", *quick, f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/train"],
+        "evaluate": ["genre_lab.cli.evaluate", f"run={checkpoint}", "data=synthetic",
                      "data.source.clips_per_class={train: 1, val: 1, test: 2}", "data.source.clip_seconds=4.0",
                      "progress=false", f"hydra.run.dir={tmp_path}/evaluate"],
         "sweep": ["genre_lab.sweep", *quick, f"paths.root_dir={tmp_path}", "sweep=cnn", "sweep.n_trials=1",

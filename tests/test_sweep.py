@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from genre_lab import tracking
+from genre_lab.tracking import mlflow_runs as tracking
 from genre_lab.config import PROJECT_ROOT
 from genre_lab.sweep import SearchSpaceError, SweepConfigError, parse_space, run_sweep
 from genre_lab.sweep.space import format_value
@@ -68,7 +68,7 @@ def _runs(client: MlflowClient, **tags: str) -> list:
 def _trials(storage: str, study_name: str) -> list:
     """The study's trials; none before a worker has created it. Under the store lock, as the
     workers open it: a read while one creates the tables would race it."""
-    from genre_lab.stores import store_lock
+    from genre_lab.tracking.stores import store_lock
 
     with store_lock(storage):
         try:

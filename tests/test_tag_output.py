@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from genre_lab.inference.report import NOT_FINITE, write_report
+from genre_lab.inference.tag_output import NOT_FINITE, write_report
 from genre_lab.inference.tagger import GenreScore, Segment, TagResult
 
 NAN, INF = float("nan"), float("inf")

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from genre_lab.bench.tag import default_model
 from genre_lab.data.synthetic import render_clip
-from genre_lab.inference.batch import PredictOptions, processes_for
+from genre_lab.inference.tag_files import PredictOptions, processes_for
 from genre_lab.inference.tagger import Tagger
 
 

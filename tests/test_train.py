@@ -11,8 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from genre_lab.config import PROJECT_ROOT, compose
-from genre_lab.module import GenreClassifier
-from genre_lab.training import fit_and_test
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.training.fit import fit_and_test
 
 
 def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
@@ -88,7 +88,7 @@ def test_bad_setting_fails_before_any_run(
 def _cli(args: list[str], tmp_path: Path, uri: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     return subprocess.run(
-        [sys.executable, "-m", "genre_lab.train", *args, f"hydra.sweep.dir={tmp_path}/multi", f"hydra.run.dir={tmp_path}/run"],
+        [sys.executable, "-m", "genre_lab.cli.train", *args, f"hydra.sweep.dir={tmp_path}/multi", f"hydra.run.dir={tmp_path}/run"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
 

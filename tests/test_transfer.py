@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 
 from genre_lab.config import compose
 from genre_lab.data.synthetic import render_clip
-from genre_lab.module import GenreClassifier
-from genre_lab.training import fit_and_test
-from genre_lab.transfer import initialise_from
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.training.fit import fit_and_test
+from genre_lab.training.transfer import initialise_from
 from tests.conftest import TINY
 
 
@@ -62,8 +62,8 @@ def test_fine_tune_a_run_on_other_classes_records_lineage(parent, monkeypatch) -
     assert run.data.params["init_from"] == run_id and run.data.params["model.freeze"] == "all_but_last_block"
 
     # The frozen first conv blocks are exactly the parent's; the last one and the head changed.
-    from genre_lab import checkpoint
-    from genre_lab.model_loading import resolve
+    from genre_lab.models import model_file as checkpoint
+    from genre_lab.models.loading import resolve
 
     parent_weights = checkpoint.read(resolve(run_id, uri).checkpoint)[1]
     child_weights = checkpoint.read(child.best_checkpoint)[1]
@@ -117,7 +117,7 @@ def test_parent_that_does_not_fit_is_refused_naming_the_setting(parent, monkeypa
 def test_init_from_a_pretrained_network_copies_its_front_end_and_backbone(tmp_path: Path, monkeypatch) -> None:
     """`pretrained:` goes through the same `load_model` as every other source: the port's
     front-end and backbone weights land in the model; a head for other classes starts fresh."""
-    from genre_lab.pretrained import zoo
+    from genre_lab.models.pretrained import zoo
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     model = GenreClassifier.from_config(compose(["model=musicnn", "model.weights=none"]), ["a", "b"])
@@ -131,8 +131,8 @@ def test_init_from_a_pretrained_network_copies_its_front_end_and_backbone(tmp_pa
 
 
 def fit_classes(run_id: str, uri: str) -> list[str]:
-    from genre_lab import checkpoint
-    from genre_lab.model_loading import resolve
+    from genre_lab.models import model_file as checkpoint
+    from genre_lab.models.loading import resolve
 
     return list(checkpoint.read(resolve(run_id, uri).checkpoint)[0].classes)
 

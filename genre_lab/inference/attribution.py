@@ -23,10 +23,10 @@ import torchaudio
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
 from torch import nn
 
-from ..audio import resample
-from ..network import GenreNet
-from ..windows import windows as clip_windows
-from .ensemble import EnsembleClassifier
+from genre_lab.audio.decode import resample
+from genre_lab.models.network import GenreNet
+from genre_lab.audio.windows import windows as clip_windows
+from genre_lab.models.ensemble import EnsembleClassifier
 
 METHODS = ("integrated_gradients", "occlusion", "gradcam")
 
