@@ -35,6 +35,7 @@ from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
 from packaging.requirements import Requirement
 
+from genre_lab.config import CONF_DIR
 from genre_lab.models import model_file as checkpoint
 from genre_lab.models.model_file import PYFUNC_PATH, WEIGHTS_KEY
 from genre_lab.models.network import GenreNet, exportable
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 _DISTRIBUTION = "genre_lab"
 #: The genre_lab package folder, logged with each model as code.
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
+#: Logged as code too: a checkout's top-level `conf/` lands next to the package in the model's
+#: `code/` folder, where config.CONF_DIR finds it; an installed package already holds its conf.
+_CODE_PATHS = [str(_PACKAGE_DIR)] + ([] if CONF_DIR.is_relative_to(_PACKAGE_DIR) else [str(CONF_DIR)])
 #: The served model's code (`GenreTaggerModel`), given to MLflow as a file.
 _MODEL_CODE = _PACKAGE_DIR / "serving" / "pyfunc_model.py"
 
@@ -157,10 +161,10 @@ def _model_arguments(weights: Path, config: dict[str, Any], run_id: str | None) 
         # Models from code: the model is this package's class, not a pickle of it.
         python_model=str(_MODEL_CODE),
         artifacts={WEIGHTS_KEY: str(weights)},
-        # genre_lab (configs included) travels in the model's `code/` folder, which MLflow puts
+        # genre_lab and its configs travel in the model's `code/` folder, which MLflow puts
         # on sys.path when loading: `mlflow models serve` with the default virtualenv manager
         # then needs only the pip requirements, not this package from an index.
-        code_paths=[str(_PACKAGE_DIR)],
+        code_paths=_CODE_PATHS,
         signature=SIGNATURE,
         input_example=(input_example(int(config["data"]["sample_rate"])), {"top_k": 3}),
         # Explicit requirements: inferring them would load the model in a subprocess.
