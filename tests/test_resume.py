@@ -20,7 +20,7 @@ from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.tracking.liveness import liveness
 from genre_lab.training.resume import prepare
 from genre_lab.training.resume.lightning_checkpoints import AtomicCheckpointIO, CheckpointLoadError, load
-from genre_lab.training.resume.config import ResumeConfigError
+from genre_lab.training.resume.run_config import ResumeConfigError
 from genre_lab.training.resume.run import CONFIG_HASH, OVERRIDES, RUN_FILE, ResumeError
 from genre_lab.training.fit import fit_and_test
 from tests.training_procs import QUICK, history, start, wait_for

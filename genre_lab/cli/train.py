@@ -16,7 +16,7 @@ from genre_lab.cli.refusals import refuse
 from genre_lab.registry import ConfigSecurityError
 from genre_lab.training.resume import ResumeError
 from genre_lab.training.resume.lightning_checkpoints import CheckpointLoadError
-from genre_lab.training.resume.config import ResumeConfigError
+from genre_lab.training.resume.run_config import ResumeConfigError
 from genre_lab.training.fit import TrainResult, fit_and_test
 
 

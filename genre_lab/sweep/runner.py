@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from genre_lab.config import compose
 from genre_lab.tracking.liveness import sigterm_as_interrupt
-from genre_lab.training.resume.config import ResumeConfigError, check_overrides
+from genre_lab.training.resume.run_config import ResumeConfigError, check_overrides
 from genre_lab.tracking.stores import store_lock
 from genre_lab.tracking.mlflow_runs import experiment_id, open_client, redact_url
 from genre_lab.sweep import study as studies

@@ -3,7 +3,7 @@
 A run folder names its MLflow run in `mlflow_run.json`; the run names its folder, its
 overrides and its config hash in tags (all written by `genre_lab.training.fit` at the start).
 Continuing is refused for a FINISHED run, for one whose process is still alive (see
-`genre_lab.tracking.liveness`), and for a config that hashes differently (see `resume.config`).
+`genre_lab.tracking.liveness`), and for a config that hashes differently (see `resume.run_config`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from genre_lab import registry
 from genre_lab.tracking.liveness import liveness, process_tags
 from genre_lab.training.resume.lightning_checkpoints import LAST
-from genre_lab.training.resume.config import (
+from genre_lab.training.resume.run_config import (
     SAFE_KEYS,
     ResumeConfigError,
     check_overrides,
