@@ -5,7 +5,7 @@ its own batch norm). Pretrained musicnn weights only make sense on exactly this 
 
 The original stores the mel power as float16 before the log; this front end stays in float32
 (float16 overflows to inf above a mel power of 6.55, i.e. on loud tonal input), and the
-parity test states the difference that makes (`tests/test_musicnn.py`).
+parity test states the difference that makes (`tests/models/test_musicnn.py`).
 """
 
 from __future__ import annotations

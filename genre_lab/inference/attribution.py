@@ -108,7 +108,7 @@ class Explainer:
         """What "no evidence" looks like. With per-band normalisation (the default front end)
         zero is the training set's mean spectrum: attributions then explain how this sound
         differs from the average one. Measured on a model trained to tell band-limited noise
-        from its background (tests/test_explain.py): with digital silence as the baseline,
+        from its background (tests/inference/test_explain.py): with digital silence as the baseline,
         integrated gradients put 12% of the positive mass on the band (every band rises from
         silence); with the mean spectrum 57%, on 23% of the bins. Without normalisation: silence."""
         if isinstance(getattr(member.frontend, "norm", None), nn.BatchNorm1d):

@@ -9,7 +9,7 @@ mean), then a 200-unit dense layer (the penultimate embedding) feeds the 50 tag 
 Layer order, padding and batch-norm settings follow the original TensorFlow code exactly
 (conv -> ReLU -> batch norm, TF's epsilon 1e-3), so the converted checkpoints of the
 `musicnn` package (`genre_lab.models.pretrained`) reproduce its outputs; the parity test
-(`tests/test_musicnn.py`) checks that against reference outputs of the original.
+(`tests/models/test_musicnn.py`) checks that against reference outputs of the original.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from genre_lab.models.pretrained.tagging import taggram, top_tags
 from genre_lab.models.pretrained.zoo import build_pretrained, pretrained_config, pretrained_name
 from genre_lab.models.pretrained.tf_checkpoint import CheckpointError, TFCheckpoint
 
-FIXTURES = Path(__file__).parent / "fixtures" / "musicnn"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "musicnn"
 #: Logits (and embeddings) of the port on the original's mel input: the issue's bar.
 LOGIT_TOL = 1e-4
 #: Whole path from the waveform: the front end differs from librosa by float16 rounding.

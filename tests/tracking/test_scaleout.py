@@ -3,12 +3,11 @@ sweep workers in separate processes sharing them, one of them `kill -9`'d mid-tr
 restarted. This is what the README's "Sweeps on several machines" section describes.
 
 PostgreSQL is Debian's `postgresql` package (`make services` installs it; `make test` does so
-first). Without its binaries this test is skipped, unless GENRE_LAB_REQUIRE_POSTGRES=1 (CI).
+first). Marked `postgres`: without its binaries it is skipped, unless GENRE_LAB_REQUIRE_POSTGRES=1 (CI).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import secrets
@@ -32,7 +31,7 @@ from optuna.trial import TrialState
 from genre_lab.config import PROJECT_ROOT
 from genre_lab.tracking.stores import store_lock
 from genre_lab.sweep.study import WORKER_ATTR
-from tests.conftest import TINY
+from tests.conftest import TINY, postgres_binaries
 
 STUDY = "cnn-logmel"
 N_TRIALS = 3
@@ -44,16 +43,6 @@ TRIAL = [
     "data.source.clips_per_class={train: 8, val: 3, test: 2}", "data.train_chunks_per_clip=2",
     "trainer.max_epochs=2", "throughput_seconds=0", "log_model=false",
 ]
-
-
-def _pg_bin() -> Path | None:
-    """The PostgreSQL server binaries: on PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                      key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
-    return Path(versions[-1]).parent if versions else None
 
 
 def _free_port() -> int:
@@ -79,11 +68,9 @@ def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on a free port of 127.0.0.1, run by a non-root user
     (`postgres` when the tests run as root, else the current user), with a random password.
     Yields `postgresql://genre_lab:<password>@127.0.0.1:<port>`; stopped and deleted after."""
-    bindir = _pg_bin()
-    if bindir is None:
-        if os.environ.get("GENRE_LAB_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL server binaries not found: run `make services`")
-        pytest.skip("PostgreSQL server binaries not found (`make services` installs them)")
+    bindir = postgres_binaries()
+    if bindir is None:  # only with GENRE_LAB_REQUIRE_POSTGRES=1: the `postgres` marker skips otherwise
+        pytest.fail("PostgreSQL server binaries not found: run `make services`")
     as_user: list[str] = []
     owner = None
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -176,6 +163,8 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
 
 
 @pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.postgres
 def test_two_workers_on_postgres_and_an_mlflow_server_survive_a_kill_9(tmp_path: Path) -> None:
     with postgres_server() as pg, mlflow_server(f"{pg}/mlflow", tmp_path / "mlartifacts",
                                                 tmp_path / "mlflow_server.log") as tracking:

@@ -39,6 +39,7 @@ def test_run_names_tell_runs_apart(overrides: list[str], name: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_ui_endpoints_show_kind_name_datasets_and_logged_model(mlflow_uri: str, tmp_path: Path) -> None:
     cfg = compose([*TINY, "model=cnn", "trainer.max_epochs=1", "throughput_seconds=0", "seed=5",
                    f"paths.root_dir={tmp_path}"], output_dir=tmp_path / "out")

@@ -347,6 +347,7 @@ def test_every_record_gets_one_row_in_process(model_folder: Path) -> None:
                 assert row["genres"] == [] and fragment in row["error"], (fragment, row)
 
 
+@pytest.mark.server
 def test_served_model_answers_every_record(model_folder: Path, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -31,7 +31,7 @@ from genre_lab.tracking.servers import free_port, stop_session, wait_ready
 from genre_lab.training.fit import fit_and_test
 from genre_lab.training.transfer import initialise_from
 from tests.conftest import TINY
-from tests.test_serving import _wav_base64
+from tests.serving.test_serving import _wav_base64
 
 MEMBERS = (["model=cnn"], ["model=crnn"], ["model=cnn", "data.sample_rate=22050", "seed=7"])
 
@@ -158,6 +158,7 @@ def test_an_ensemble_file_loads_like_a_model_but_not_where_one_network_is_needed
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_served_ensemble_answers(runs, ensemble_run: str, tmp_path: Path) -> None:
     uri, _, root = runs
     port = free_port()

@@ -37,6 +37,7 @@ def _wav_base64(wave: np.ndarray, sr: int) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_served_model_answers_audio_with_top_k_genres(mlflow_uri: str, tiny_overrides: list[str], tmp_path: Path) -> None:
     cfg = compose([*tiny_overrides, "model=cnn", "trainer.max_epochs=1", "throughput_seconds=0"], output_dir=tmp_path / "out")
     result = fit_and_test(cfg)

@@ -174,7 +174,7 @@ def test_predict_and_serving_refuse_nan_weights_and_load_the_intact_file(good, t
 def test_resume_refuses_a_nan_last_checkpoint(store: MlflowClient, tmp_path: Path) -> None:
     """`train resume=<run>` of a crashed run whose `last.ckpt` holds a NaN weight: Lightning's
     load goes through the same check, the run ends FAILED with the file and tensor named."""
-    from tests.test_resume import _crash_at_start
+    from tests.training.test_resume import _crash_at_start
 
     run_id, _ = _crash_at_start(tmp_path)
     model = GenreClassifier.from_config(compose([*TINY, "model=cnn"]), CLASSES)
