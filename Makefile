@@ -3,7 +3,7 @@ PY        := .venv/bin/python
 VENV_STAMP := .venv/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup services train test test-fast bench bench-gpu sweep sweep-workers ui clean
+.PHONY: setup services train test test-fast test-gpu bench bench-gpu sweep sweep-workers ui clean
 
 setup: $(VENV_STAMP)
 
@@ -17,13 +17,13 @@ $(VENV_STAMP): pyproject.toml
 train: setup
 	$(PY) -m genre_lab.train $(ARGS)
 
-## PostgreSQL server binaries for tests/test_scaleout.py (Debian's `postgresql`; installed
+## PostgreSQL server binaries for tests/tracking/test_scaleout.py (Debian's `postgresql`; installed
 ## only when missing; the test starts its own throwaway server, never the system one).
 services:
 	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
-	else echo "services: no apt-get here; install PostgreSQL's server (initdb, pg_ctl) for tests/test_scaleout.py"; fi
+	else echo "services: no apt-get here; install PostgreSQL's server (initdb, pg_ctl) for tests/tracking/test_scaleout.py"; fi
 
 ## The whole test suite (what CI runs)
 test: setup services
@@ -32,6 +32,10 @@ test: setup services
 ## Only the fast tests (no end-to-end training)
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+## The GPU pass: the `gpu` tests (CUDA against the CPU); skipped on a machine without CUDA
+test-gpu: setup
+	$(PY) -m pytest -q -m gpu $(PYTEST_ARGS)
 
 ## Benchmarks (features, train, tag), logged to the MLflow experiment "benchmarks".
 ## `tag` needs real songs: Debian's music packages are installed here (never committed).

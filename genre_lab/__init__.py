@@ -8,7 +8,7 @@ __all__ = ["Tagger", "__version__"]
 def __getattr__(name: str):
     # Lazy: `import genre_lab` stays light; torch and MLflow load on first use of the Tagger.
     if name == "Tagger":
-        from .inference.tagger import Tagger
+        from genre_lab.inference.tagger import Tagger
 
         return Tagger
     raise AttributeError(f"module 'genre_lab' has no attribute '{name}'")

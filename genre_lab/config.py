@@ -1,6 +1,7 @@
 """Where the configs live, where stores and outputs go, and the OmegaConf resolvers for both.
 
-The configs ship inside the package (`genre_lab/conf/`) and entry points compose them by
+The configs live in the top-level `conf/` of a checkout, which the build ships inside the
+package as `genre_lab/conf/` (`CONF_DIR` finds either), and entry points compose them by
 absolute path, so they work from any working directory and from an installed wheel; Hydra's
 `--config-dir` adds a user's own folder on top. Stores (mlflow.db, optuna.db), the decode cache
 and outputs go to the *home*: `GENRE_LAB_HOME` when set, else the current directory - never the
@@ -27,8 +28,9 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 #: The source checkout holding this package (tests, notebooks and experiments/ live there);
 #: never a default location for data.
 PROJECT_ROOT = _PACKAGE_DIR.parent
-#: The Hydra configs, shipped inside the package (Hydra's app-packaging convention).
-CONF_DIR = _PACKAGE_DIR / "conf"
+#: The Hydra configs: `conf/` at the top of a source checkout (and of a logged model's `code/`
+#: folder), `genre_lab/conf/` in an installed wheel, where the build maps `conf/` into the package.
+CONF_DIR = PROJECT_ROOT / "conf" if (PROJECT_ROOT / "conf" / "train.yaml").is_file() else _PACKAGE_DIR / "conf"
 
 
 def home() -> Path:
@@ -52,13 +54,13 @@ if not OmegaConf.has_resolver("genre_lab_home"):
 
 
 def _tracking_uri(root: str) -> str:
-    from .tracking import tracking_uri  # MLflow is imported only when a config's store is read
+    from genre_lab.tracking.mlflow_runs import tracking_uri  # MLflow is imported only when a config's store is read
 
     return tracking_uri(root)
 
 
 # `${genre_lab_tracking_uri:${paths.root_dir}}`: the MLflow store of the configs, by the same rule
-# as every command's (`genre_lab.tracking.tracking_uri`).
+# as every command's (`genre_lab.tracking.mlflow_runs.tracking_uri`).
 if not OmegaConf.has_resolver("genre_lab_tracking_uri"):
     OmegaConf.register_new_resolver("genre_lab_tracking_uri", _tracking_uri)
 

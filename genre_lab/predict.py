@@ -1,70 +1,10 @@
-"""`python -m genre_lab.predict MODEL PATH... [options]`: tag songs and folders with a trained model.
+"""`python -m genre_lab.predict`: kept for the command line; the command lives in `genre_lab.cli.predict`."""
 
-MODEL is a checkpoint file, an MLflow run id, or a `models:/` / `runs:/` URI.
-"""
-
-from __future__ import annotations
-
-import argparse
-import os
 import sys
-from pathlib import Path
-from typing import NoReturn
 
-from .audio import DEFAULT_MAX_SECONDS
-from .cli_options import add_tracking_uri_option
-from .inference.batch import PredictOptions, run_predict
-from .inference.report import FORMATS
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m genre_lab.predict", description=__doc__.splitlines()[0])
-    p.add_argument("model", help="checkpoint file, MLflow run id, or models:/ / runs:/ URI")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
-    p.add_argument("--top-k", type=int, default=3, help="genres listed per file (default 3)")
-    p.add_argument("--segments", type=float, metavar="SECONDS", help="also give a timeline of SECONDS-long segments")
-    p.add_argument("--hop", type=float, metavar="SECONDS", help="window hop (default: the model's evaluation hop, data.eval_hop_seconds)")
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads running ahead of the model (0: none)")
-    p.add_argument("--processes", type=int, metavar="N",
-                   help="worker processes tagging whole files (default 0: tag in this process with --workers "
-                        "decoding threads)")
-    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, metavar="SECONDS",
-                   help=f"refuse (an error row) a file whose header declares more audio than this, before "
-                        f"decoding it (default {DEFAULT_MAX_SECONDS:g}: 4 hours)")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    add_tracking_uri_option(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--min-content", action="store_true",
-                   help="fail files that carry no music (DC only, near-silence, mostly padding, a constant tone) "
-                        "instead of tagging them with a warning")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    a = parser().parse_args(argv)
-    # Our own progress bar is the one to watch; MLflow's download bars would interleave with it.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return run_predict(PredictOptions(
-        model=a.model, paths=a.paths, top_k=a.top_k, segments=a.segments, hop=a.hop, format=a.format,
-        output=a.output, overwrite=a.overwrite, workers=a.workers, processes=a.processes, batch_size=a.batch_size,
-        device=a.device, tracking_uri=a.tracking_uri, progress=not a.no_progress,
-        min_content=a.min_content, max_seconds=a.max_seconds,
-    ))
-
-
-def exit_now(status: int) -> NoReturn:
-    """End the process with `status` once the output is flushed, skipping the interpreter's
-    teardown of torch and its modules: that took ~0.5 s after every tagging run
-    (`python -c "import torch"` 2.0 s against 1.5 s with `os._exit`). The report file is
-    closed by then and no thread or process is left running."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
+from genre_lab.cli.predict import main
 
 if __name__ == "__main__":
+    from genre_lab.cli.predict import exit_now
+
     exit_now(main())

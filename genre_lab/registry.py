@@ -24,8 +24,8 @@ import torch
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from . import models
-from .features import FrontEnd, MusicnnFrontEnd
+from genre_lab import models
+from genre_lab.features import FrontEnd, MusicnnFrontEnd
 
 
 class ConfigSecurityError(ValueError):
@@ -83,7 +83,7 @@ _CALLBACKS = ("ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "RichPr
 
 @functools.cache
 def _data_classes() -> dict[str, Callable[..., Any]]:
-    from . import data
+    from genre_lab import data
 
     return {f"genre_lab.data.{name}": getattr(data, name) for name in _DATA_NAMES}
 

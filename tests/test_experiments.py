@@ -63,7 +63,7 @@ def test_train_experiment_runs_its_grid_into_its_mlflow_experiment(tmp_path: Pat
     quick = [o for o in TINY if not o.startswith("trainer.max_epochs")]
     grid = ["hydra.sweeper.params.model=cnn", "hydra.sweeper.params.seed='0,1'"]  # 2 runs, not 9
     proc = subprocess.run(
-        [sys.executable, "-m", "genre_lab.train", "experiment=synthetic_compare", *grid, *quick,
+        [sys.executable, "-m", "genre_lab.cli.train", "experiment=synthetic_compare", *grid, *quick,
          "trainer.max_epochs=1", "data.train_chunks_per_clip=1", f"paths.root_dir={tmp_path}"],
         cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True, text=True, timeout=900, check=False,

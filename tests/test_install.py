@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from genre_lab import tracking
+from genre_lab.tracking import mlflow_runs as tracking
 from genre_lab.config import CONF_DIR, HOME_ENV, PROJECT_ROOT, compose
 
-from .conftest import TINY
+from tests.conftest import TINY
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1] / "genre_lab"
+PACKAGE_DIR = PROJECT_ROOT / "genre_lab"
 
 
 def _stores(cfg) -> dict[str, str]:
@@ -76,12 +76,21 @@ def test_source_tags_name_the_commit_or_the_version(tmp_path: Path, monkeypatch:
 
 
 def test_every_config_is_package_data() -> None:
-    """Each YAML under the package's conf/ matches a package-data glob of pyproject.toml, so
-    the wheel carries it (checked on a real wheel by .ci/install_check)."""
-    globs = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["genre_lab"]
-    shipped = {p for g in globs for p in PACKAGE_DIR.glob(g)}
+    """Each YAML under the top-level conf/ is in a package the build maps into `genre_lab.conf`
+    and matches its package-data glob, so the wheel carries it (checked on a real wheel by
+    .ci/install_check); every folder of the package and of conf/ is a listed package."""
+    setuptools = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"genre_lab.conf": "conf"}
+    assert CONF_DIR == PROJECT_ROOT / "conf"
+    globs = setuptools["package-data"]["genre_lab.conf"]
+    shipped = {p for g in globs for p in CONF_DIR.glob(g)}
     configs = set(CONF_DIR.rglob("*.yaml"))
     assert configs and configs <= shipped, sorted(str(p) for p in configs - shipped)
+    folders = {".".join(d.relative_to(PROJECT_ROOT).parts) for d in [PACKAGE_DIR, *PACKAGE_DIR.rglob("*")]
+               if d.is_dir() and d.name != "__pycache__" and any(f.is_file() and f.suffix != ".pyc" for f in d.iterdir())}
+    folders |= {".".join(("genre_lab", *d.relative_to(PROJECT_ROOT).parts)) for d in [CONF_DIR, *CONF_DIR.rglob("*")]
+                if d.is_dir() and d.name != "__pycache__"}
+    assert folders <= set(setuptools["packages"]), sorted(folders - set(setuptools["packages"]))
 
 
 @pytest.mark.slow

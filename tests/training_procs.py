@@ -23,7 +23,7 @@ QUICK = [
 
 
 def train_cmd(args: Sequence[str], hydra_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "genre_lab.train", *args, f"hydra.run.dir={hydra_dir}"]
+    return [sys.executable, "-m", "genre_lab.cli.train", *args, f"hydra.run.dir={hydra_dir}"]
 
 
 def start(args: Sequence[str], hydra_dir: Path, uri: str, log: Path | None = None) -> subprocess.Popen:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .suites import DEFAULT_SUITES, SUITES, run_suite
+from genre_lab.bench.suites import DEFAULT_SUITES, SUITES, run_suite
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import checkpoint
-from ..module import GenreClassifier
+from genre_lab.models import model_file as checkpoint
+from genre_lab.training.lightning_module import GenreClassifier
 
 #: Largest |difference| of any genre probability allowed between two ways of tagging a song.
 TOLERANCE = 0.02
@@ -33,7 +33,7 @@ def run_predict(model: Path, paths: Sequence[str], options: Sequence[str] = ()) 
     """(wall seconds, JSON rows) of one `predict` process on `paths` (all genres listed)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "tags.json"
-        cmd = [sys.executable, "-m", "genre_lab.predict", str(model), *paths, "--format", "json",
+        cmd = [sys.executable, "-m", "genre_lab.cli.predict", str(model), *paths, "--format", "json",
                "--output", str(out), "--top-k", "1000", "--no-progress", *options]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -16,8 +16,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from .. import tracking
-from ..machine import cores
+from genre_lab.tracking import mlflow_runs as tracking
+from genre_lab.machine import cores
 
 EXPERIMENT = "benchmarks"
 

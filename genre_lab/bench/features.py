@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.synthetic import GENRES, render_clip
-from ..features import KINDS, FrontEnd
-from ..features.throughput import median_seconds
-from .common import Result
+from genre_lab.data.synthetic import GENRES, render_clip
+from genre_lab.features import KINDS, FrontEnd
+from genre_lab.features.throughput import median_seconds
+from genre_lab.bench.common import Result
 
 #: Front-end settings shared by every contender (the defaults of conf/features/logmel.yaml).
 N_FFT, HOP, N_MELS, N_MFCC = 1024, 512, 64, 20

@@ -23,11 +23,11 @@ import soundfile as sf
 import torch
 from rich.console import Console
 
-from ..data.synthetic import GENRES, render_clip
-from ..inference.tagger import Tagger
-from . import features, train
-from .common import Result
-from .tag import default_model
+from genre_lab.data.synthetic import GENRES, render_clip
+from genre_lab.inference.tagger import Tagger
+from genre_lab.bench import features, train
+from genre_lab.bench.common import Result
+from genre_lab.bench.tag import default_model
 
 SKIP_MESSAGE = "bench gpu: no CUDA device here: skipping the CUDA front ends, AMP training and GPU tagging"
 

@@ -17,9 +17,9 @@ import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 
-from ..config import compose
-from ..training import build
-from .common import Result
+from genre_lab.config import compose
+from genre_lab.training.fit import build
+from genre_lab.bench.common import Result
 
 
 def quantize(model: torch.nn.Module) -> torch.nn.Module:

@@ -24,13 +24,13 @@ import numpy as np
 import requests
 import soundfile as sf
 
-from ..data.synthetic import GENRES, render_clip
-from ..export import save_tagger_model
-from ..inference.tagger import Tagger
-from ..machine import cores
-from ..module import GenreClassifier
-from ..servers import free_port, stop_session, wait_ready
-from .common import Result
+from genre_lab.data.synthetic import GENRES, render_clip
+from genre_lab.models.mlflow_model import save_tagger_model
+from genre_lab.inference.tagger import Tagger
+from genre_lab.machine import cores
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.tracking.servers import free_port, stop_session, wait_ready
+from genre_lab.bench.common import Result
 
 #: Seconds a server may take to answer /ping after start-up (imports, model load).
 READY_SECONDS = 300.0

@@ -10,9 +10,10 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from ..data.synthetic import render_clip
-from . import features, gpu, musicnn, quant, serve, tag, train
-from .common import Result, environment_tags, report
+from genre_lab.data.synthetic import render_clip
+from genre_lab.bench import features, gpu, quant, serve, tag, train
+from genre_lab.bench import musicnn_reference as musicnn
+from genre_lab.bench.common import Result, environment_tags, report
 
 log = logging.getLogger(__name__)
 

@@ -31,16 +31,16 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ..audio import load_audio, resample, to_mono
-from ..config import compose
-from ..data.files import find_audio
-from ..data.synthetic import GENRES
-from ..inference.ensemble import EnsembleClassifier
-from ..inference.tagger import Tagger
-from ..machine import cores
-from ..module import GenreClassifier
-from . import command
-from .common import Result
+from genre_lab.audio.decode import load_audio, resample, to_mono
+from genre_lab.config import compose
+from genre_lab.data.files import find_audio
+from genre_lab.data.synthetic import GENRES
+from genre_lab.models.ensemble import EnsembleClassifier
+from genre_lab.inference.tagger import Tagger
+from genre_lab.machine import cores
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.bench import command
+from genre_lab.bench.common import Result
 
 #: Where Debian's music packages (installed by `make bench`) put their songs.
 DEBIAN_MUSIC = (

@@ -13,10 +13,10 @@ import soundfile as sf
 import lightning.pytorch as pl
 from hydra.utils import instantiate
 
-from ..config import compose
-from ..data.synthetic import GENRES, render_clip
-from ..training import build
-from .common import Result
+from genre_lab.config import compose
+from genre_lab.data.synthetic import GENRES, render_clip
+from genre_lab.training.fit import build
+from genre_lab.bench.common import Result
 
 
 class StepTimer(pl.Callback):

@@ -40,12 +40,12 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audio import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio
-from ..machine import cores
+from genre_lab.audio.decode import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio
+from genre_lab.machine import cores
 
 log = logging.getLogger(__name__)
 
-#: Bumped when the entry format or what `genre_lab.audio.load_audio` returns changes (e.g. a
+#: Bumped when the entry format or what `genre_lab.audio.decode.load_audio` returns changes (e.g. a
 #: different resampler), so entries made the old way are never reused. 2: checksum records.
 CACHE_VERSION = 2
 #: File descriptors kept free for everything else (sockets, checkpoints, DataLoader pipes).

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..windows import chunk_starts, samples, window
-from .clips import SPLITS, AudioSplit, ClipSource
-from .screen import SHORT_REASON, short_reason
-from .unreadable import UnreadableClips
+from genre_lab.audio.windows import chunk_starts, samples, window
+from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
+from genre_lab.data.screen import SHORT_REASON, short_reason
+from genre_lab.data.unreadable import UnreadableClips
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ..audio import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
-from .clips import SPLITS, AudioSplit, ClipSource
-from .leakage import check_same_files, identical_audio, log_identical
-from .screen import log_skipped, screen
-from .stratify import check_fractions, fold_split, stratified_split
+from genre_lab.audio.decode import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
+from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
+from genre_lab.data.leakage import check_same_files, identical_audio, log_identical
+from genre_lab.data.screen import log_skipped, screen
+from genre_lab.data.stratify import check_fractions, fold_split, stratified_split
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Your own audio, one subfolder per genre: `data.root/<genre>/**/<any audio file>`.
 
 Classes are the subfolder names (sorted) that hold at least one audio file; any mix of the
-formats in `genre_lab.audio.AUDIO_EXTENSIONS` works, nested folders inside a genre included.
+formats in `genre_lab.audio.decode.AUDIO_EXTENSIONS` works, nested folders inside a genre included.
 The train/val/test split is stratified and seeded (`data.split_seed`), so it stays the same
 across runs that vary the training seed; it is made from the usable files only. Audio files
 outside the genre subfolders have no label: they are reported, not used.
@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..audio import AUDIO_EXTENSIONS
-from .clips import AudioSplit
-from .files import FileSource, LabelledFile, existing_folder, find_audio, readable_id
+from genre_lab.audio.decode import AUDIO_EXTENSIONS
+from genre_lab.data.clips import AudioSplit
+from genre_lab.data.files import FileSource, LabelledFile, existing_folder, find_audio, readable_id
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .clips import AudioSplit
-from .files import FileSource, LabelledFile, existing_folder
+from genre_lab.data.clips import AudioSplit
+from genre_lab.data.files import FileSource, LabelledFile, existing_folder
 
 log = logging.getLogger(__name__)
 

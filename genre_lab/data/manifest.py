@@ -26,8 +26,8 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .clips import SPLITS, AudioSplit
-from .files import FileSource, LabelledFile
+from genre_lab.data.clips import SPLITS, AudioSplit
+from genre_lab.data.files import FileSource, LabelledFile
 
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 #: Separates the tags of a multi-label row's label cell.

@@ -2,7 +2,7 @@
 
 The file datasets screen every candidate before any split is made, so the splits hold usable
 clips only, and every file left out is reported with its reason (the run's
-`data/scan_report.json`). The silence rule is the tagger's (`genre_lab.content`): a file the
+`data/scan_report.json`). The silence rule is the tagger's (`genre_lab.audio.content`): a file the
 tagger would refuse to tag is not trained or evaluated on either.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import DEFAULT_MAX_SECONDS
-from ..content import SILENCE_DBFS, rms_dbfs
-from .cache import decode_files
+from genre_lab.audio.decode import DEFAULT_MAX_SECONDS
+from genre_lab.audio.content import SILENCE_DBFS, rms_dbfs
+from genre_lab.data.cache import decode_files
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .clips import SPLITS, AudioSplit, ClipSource
-from .synthetic import GENRES, LEVELS, synthetic_split
+from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
+from genre_lab.data.synthetic import GENRES, LEVELS, synthetic_split
 
 
 class SyntheticSource(ClipSource):

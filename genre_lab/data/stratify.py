@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from .clips import SPLITS
+from genre_lab.data.clips import SPLITS
 
 
 class Labelled(Protocol):

@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import torch
 
-from ..audio import AudioDecodeError
-from .cache import check_mapped
-from .clips import AudioSplit
+from genre_lab.audio.decode import AudioDecodeError
+from genre_lab.data.cache import check_mapped
+from genre_lab.data.clips import AudioSplit
 
 log = logging.getLogger(__name__)
 

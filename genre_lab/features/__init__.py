@@ -1,10 +1,10 @@
 """Front ends (`conf/features/`): audio -> features inside the model, plus augmentation."""
 
-from .augment import SpecAugment, mixup
-from .frontend import AUTO_BACKEND, BACKENDS, KINDS, FrontEnd
-from .musicnn import MusicnnFrontEnd
+from genre_lab.features.augment import SpecAugment, mixup
+from genre_lab.features.frontend import AUTO_BACKEND, BACKENDS, KINDS, FrontEnd
+from genre_lab.features.musicnn_frontend import MusicnnFrontEnd
 
 __all__ = ["AUTO_BACKEND", "BACKENDS", "KINDS", "FrontEnd", "MusicnnFrontEnd", "SpecAugment", "mixup"]
-from .throughput import frontend_throughput  # noqa: E402
+from genre_lab.features.throughput import frontend_throughput  # noqa: E402
 
 __all__ += ["frontend_throughput"]

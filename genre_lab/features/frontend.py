@@ -159,7 +159,7 @@ def _float32(wave: torch.Tensor) -> torch.autocast:
     """Autocast off: the front end computes in float32 under bf16-mixed and 16-mixed (the
     backbone after it still autocasts). In float16 the power of quiet frames underflows and
     the 1e-10 floor itself rounds to 0, so silence became -inf dB, then NaN after the
-    normalisation (tests/test_precision.py)."""
+    normalisation (tests/training/test_precision.py)."""
     return torch.autocast(device_type=wave.device.type, enabled=False)
 
 

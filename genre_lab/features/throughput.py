@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from .frontend import FrontEnd
+from genre_lab.features.frontend import FrontEnd
 
 
 def _sync(device: torch.device) -> None:

@@ -23,10 +23,10 @@ import torchaudio
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
 from torch import nn
 
-from ..audio import resample
-from ..network import GenreNet
-from ..windows import windows as clip_windows
-from .ensemble import EnsembleClassifier
+from genre_lab.audio.decode import resample
+from genre_lab.models.network import GenreNet
+from genre_lab.audio.windows import windows as clip_windows
+from genre_lab.models.ensemble import EnsembleClassifier
 
 METHODS = ("integrated_gradients", "occlusion", "gradcam")
 
@@ -108,7 +108,7 @@ class Explainer:
         """What "no evidence" looks like. With per-band normalisation (the default front end)
         zero is the training set's mean spectrum: attributions then explain how this sound
         differs from the average one. Measured on a model trained to tell band-limited noise
-        from its background (tests/test_explain.py): with digital silence as the baseline,
+        from its background (tests/inference/test_explain.py): with digital silence as the baseline,
         integrated gradients put 12% of the positive mass on the band (every band rises from
         silence); with the mean spectrum 57%, on 23% of the bins. Without normalisation: silence."""
         if isinstance(getattr(member.frontend, "norm", None), nn.BatchNorm1d):

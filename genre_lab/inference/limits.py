@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Waveform sample rates accepted, in Hz: the bounds a file's header must keep too
-#: (`genre_lab.audio`): below 1 kHz nothing of a song's spectrum survives; 384 kHz is the
+#: (`genre_lab.audio.decode`): below 1 kHz nothing of a song's spectrum survives; 384 kHz is the
 #: highest rate audio interfaces record at.
-from ..audio import MAX_SAMPLE_RATE as MAX_SAMPLE_RATE
-from ..audio import MIN_SAMPLE_RATE as MIN_SAMPLE_RATE
+from genre_lab.audio.decode import MAX_SAMPLE_RATE as MAX_SAMPLE_RATE
+from genre_lab.audio.decode import MIN_SAMPLE_RATE as MIN_SAMPLE_RATE
 #: Shortest timeline segment. Shorter ones only repeat the overlapping windows' genres (a window
 #: is seconds long) and multiply the answer: 0.001 s gave 30,000 segments (6 MB) for a 30 s clip.
 MIN_SEGMENT_SECONDS = 0.5

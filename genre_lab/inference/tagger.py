@@ -5,12 +5,12 @@ chunk length, by default as far apart as the model's validation and test windows
 (`data.eval_hop_seconds` at training, else one chunk), the last one aligned to the song's end;
 the softmax of every window is averaged into the song's genre distribution (a multi-label
 model's sigmoids into independent tag probabilities, whose top k are the song's tags). Windows and averaging
-are the ones `python -m genre_lab.evaluate` uses (`genre_lab.windows`), so a
+are the ones `python -m genre_lab.evaluate` uses (`genre_lab.audio.windows`), so a
 file gets the same distribution from both. Optionally the windows are also grouped into
 fixed-length segments for a timeline. Songs shorter than one window are zero-padded to one window.
 
 Before the model runs, a song must not be silent and is measured for music content (DC only,
-near-silence, mostly padding, a constant tone: `genre_lab.content`): without it the result carries
+near-silence, mostly padding, a constant tone: `genre_lab.audio.content`): without it the result carries
 a `warning`, or is an error when `min_content` is asked for. The model's probabilities must be
 finite (damaged weights answer NaN): otherwise the song gets an error, never NaN genres.
 """
@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
-from ..content import SILENCE_DBFS, measure_content
-from ..machine import cores
-from ..windows import chunk_starts, samples, window
-from ..model_loading import ModelSourceError, load_model
-from ..network import GenreNet, for_inference
-from .limits import LimitError, check_sample_rate, check_segment_seconds
+from genre_lab.audio.decode import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
+from genre_lab.audio.content import SILENCE_DBFS, measure_content
+from genre_lab.machine import cores
+from genre_lab.audio.windows import chunk_starts, samples, window
+from genre_lab.models.loading import ModelSourceError, load_model
+from genre_lab.models.network import GenreNet, for_inference
+from genre_lab.inference.limits import LimitError, check_sample_rate, check_segment_seconds
 
 
 
@@ -71,7 +71,7 @@ class Segment:
 class TagResult:
     """One tagged input. `error` is None when tagged; otherwise `genres` is empty. `warning`
     says why the genres are not to be trusted (the audio carries no music, see
-    `genre_lab.content`), None when they are."""
+    `genre_lab.audio.content`), None when they are."""
 
     path: str | None
     genres: list[GenreScore] = field(default_factory=list)
@@ -134,7 +134,7 @@ class Tagger:
         #: Files whose header declares more audio than this are refused before decoding.
         self.max_seconds = None if max_seconds is None else float(max_seconds)
         self.device = inference_device(device)
-        #: The model prepared for inference (`genre_lab.network.for_inference`): on CPU a copy
+        #: The model prepared for inference (`genre_lab.models.network.for_inference`): on CPU a copy
         #: with batch norms folded into the convolutions, whose state dict is not a checkpoint's.
         self.model = for_inference(model, self.device)
         self.classes: list[str] = list(model.classes)
@@ -156,7 +156,7 @@ class Tagger:
     # -- loading ----------------------------------------------------------------------------
     @classmethod
     def load(cls, model: str | Path, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
-        """The one way to get a Tagger: from anything `genre_lab.model_loading.load_model` takes
+        """The one way to get a Tagger: from anything `genre_lab.models.loading.load_model` takes
         (a model file, a pyfunc model folder, an MLflow run id, a `models:/` / `runs:/` URI or a
         `pretrained:` name), weights-only and validated."""
         device = inference_device(kwargs.pop("device", None))
@@ -198,7 +198,7 @@ class Tagger:
         (samples, channels), as `soundfile.read` does: the shorter axis is taken as the
         channels and averaged to mono. `sample_rate` must be a whole number of Hz from 1 kHz
         to 384 kHz, `segment_seconds` None/0 (no timeline) or at least 0.5 s. Audio that
-        carries no music (`genre_lab.content`) is tagged with a `warning`, or refused with
+        carries no music (`genre_lab.audio.content`) is tagged with a `warning`, or refused with
         `min_content`.
         """
         if k < 1:
@@ -285,7 +285,7 @@ class Tagger:
         """
         paths = [str(p) for p in paths]
         if processes > 1 and self.device.type == "cpu" and len(paths) > 1:
-            from .workers import tag_in_processes
+            from genre_lab.inference.workers import tag_in_processes
 
             yield from tag_in_processes(self, paths, k, segment_seconds, processes, min_content, on_result)
             return

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from .tagger import Tagger, TagResult
+    from genre_lab.inference.tagger import Tagger, TagResult
 
 _TAGGER: Tagger | None = None
 
@@ -56,7 +56,7 @@ def tag_in_processes(
     on_result: Callable[[TagResult], None] | None = None,
 ) -> Iterator[TagResult]:
     """Tag `paths` in `processes` worker processes; one result per path, in order."""
-    from .tagger import TagResult
+    from genre_lab.inference.tagger import TagResult
 
     threads = max(1, torch.get_num_threads() // processes)
     # Plain pickle, by value: multiprocessing's own pickler would share tensors through file

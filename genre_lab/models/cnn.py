@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ConvBlock, mean_max_pool
+from genre_lab.models.blocks import ConvBlock, mean_max_pool
 
 
 class CNN(nn.Module):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ConvBlock
+from genre_lab.models.blocks import ConvBlock
 
 
 class CRNN(nn.Module):

@@ -8,8 +8,8 @@ mean), then a 200-unit dense layer (the penultimate embedding) feeds the 50 tag 
 
 Layer order, padding and batch-norm settings follow the original TensorFlow code exactly
 (conv -> ReLU -> batch norm, TF's epsilon 1e-3), so the converted checkpoints of the
-`musicnn` package (`genre_lab.pretrained`) reproduce its outputs; the parity test
-(`tests/test_musicnn.py`) checks that against reference outputs of the original.
+`musicnn` package (`genre_lab.models.pretrained`) reproduce its outputs; the parity test
+(`tests/models/test_musicnn.py`) checks that against reference outputs of the original.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pretrained.musicnn import MUSICNN_TAGS, musicnn_state_dict
+from genre_lab.models.pretrained.musicnn_weights import MUSICNN_TAGS, musicnn_state_dict
 
 #: Mel bands of the original front end (`features=musicnn`); pretrained weights need exactly these.
 N_MELS = 96
@@ -66,7 +66,7 @@ class MusiCNN(nn.Module):
     """(batch, 1, bins, frames) log-mel -> (batch, 200) penultimate embedding.
 
     `weights`: `msd` or `mtt` loads the converted checkpoint shipped in
-    `genre_lab.pretrained` (trained on the Million Song Dataset or MagnaTagATune), `none`
+    `genre_lab.models.pretrained` (trained on the Million Song Dataset or MagnaTagATune), `none`
     starts from random weights. `tag_logits(x)` gives the original 50 tag logits and
     `tag_names` their names (empty without pretrained weights). Frames may be any number:
     every layer is convolutional in time and the back end pools over all of it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import mean_max_pool
+from genre_lab.models.blocks import mean_max_pool
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 

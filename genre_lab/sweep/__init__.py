@@ -4,7 +4,7 @@
 `conf/sweep.yaml` and `conf/sweep/` for the settings and `run_sweep` for the steps.
 """
 
-from .runner import SweepResult, run_sweep
-from .space import Param, SearchSpaceError, SweepConfigError, parse_space
+from genre_lab.sweep.runner import SweepResult, run_sweep
+from genre_lab.sweep.space import Param, SearchSpaceError, SweepConfigError, parse_space
 
 __all__ = ["Param", "SearchSpaceError", "SweepConfigError", "SweepResult", "parse_space", "run_sweep"]

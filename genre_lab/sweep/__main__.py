@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import CONF_DIR
-from .runner import SweepResult, run_sweep
-from .space import SweepConfigError
+from genre_lab.config import CONF_DIR
+from genre_lab.sweep.runner import SweepResult, run_sweep
+from genre_lab.sweep.space import SweepConfigError
 
 
 def print_summary(result: SweepResult) -> None:

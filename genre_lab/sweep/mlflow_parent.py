@@ -25,8 +25,8 @@ from mlflow.entities import Metric, ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import FrozenTrial, TrialState
 
-from .. import tracking
-from ..plots import freeze_plain_text, plain_text
+from genre_lab.tracking import mlflow_runs as tracking
+from genre_lab.reporting.plots import freeze_plain_text, plain_text
 
 log = logging.getLogger(__name__)
 

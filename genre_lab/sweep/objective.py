@@ -17,16 +17,16 @@ from omegaconf import DictConfig, open_dict
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
-from ..config import compose
-from ..training import fit_and_test
-from .mlflow_parent import RUN_ID_ATTR, SweepTracker, close_child
-from .space import Param
-from .study import WORKER_ATTR, worker_record
+from genre_lab.config import compose
+from genre_lab.training.fit import fit_and_test
+from genre_lab.sweep.mlflow_parent import RUN_ID_ATTR, SweepTracker, close_child
+from genre_lab.sweep.space import Param
+from genre_lab.sweep.study import WORKER_ATTR, worker_record
 
 OVERRIDES_ATTR = "overrides"
 
 
-#: `paths.output_dir` of a config saved to be re-run by `genre_lab.train`: its own run folder.
+#: `paths.output_dir` of a config saved to be re-run by `genre_lab.cli.train`: its own run folder.
 RUN_DIR = "${hydra:runtime.output_dir}"
 
 

@@ -20,15 +20,15 @@ import optuna
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import compose
-from ..liveness import sigterm_as_interrupt
-from ..resume.config import ResumeConfigError, check_overrides
-from ..stores import store_lock
-from ..tracking import experiment_id, open_client, redact_url
-from . import study as studies
-from .mlflow_parent import SweepTracker, close_dead_child
-from .objective import RUN_DIR, TrialObjective, compose_train_config
-from .space import Param, SweepConfigError, parse_space, trial_values
+from genre_lab.config import compose
+from genre_lab.tracking.liveness import sigterm_as_interrupt
+from genre_lab.training.resume.run_config import ResumeConfigError, check_overrides
+from genre_lab.tracking.stores import store_lock
+from genre_lab.tracking.mlflow_runs import experiment_id, open_client, redact_url
+from genre_lab.sweep import study as studies
+from genre_lab.sweep.mlflow_parent import SweepTracker, close_dead_child
+from genre_lab.sweep.objective import RUN_DIR, TrialObjective, compose_train_config
+from genre_lab.sweep.space import Param, SweepConfigError, parse_space, trial_values
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..liveness import ProcessRecord
-from .space import SweepConfigError
+from genre_lab.tracking.liveness import ProcessRecord
+from genre_lab.sweep.space import SweepConfigError
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
 
 
 def worker_record() -> dict[str, Any]:
-    """This process, as recorded on each of its trials (`genre_lab.liveness.ProcessRecord`):
+    """This process, as recorded on each of its trials (`genre_lab.tracking.liveness.ProcessRecord`):
     host name, PID namespace, PID and the PID's start time."""
     return dataclasses.asdict(ProcessRecord.current())
 

@@ -72,7 +72,7 @@ beat clock, chords and voicings), `recipes` (one function per genre: the genre l
 `clip_seed`.
 """
 
-from .levels import LEVELS, Difficulty
-from .render import GENRES, SPLITS, clip_seed, render_clip, synthetic_split
+from genre_lab.data.synthetic.levels import LEVELS, Difficulty
+from genre_lab.data.synthetic.render import GENRES, SPLITS, clip_seed, render_clip, synthetic_split
 
 __all__ = ["GENRES", "LEVELS", "SPLITS", "Difficulty", "clip_seed", "render_clip", "synthetic_split"]

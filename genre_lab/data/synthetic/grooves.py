@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .instruments import place
-from .levels import Difficulty
+from genre_lab.data.synthetic.instruments import place
+from genre_lab.data.synthetic.levels import Difficulty
 
 CHORDS = {
     "maj": (0, 4, 7), "min": (0, 3, 7), "dom7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11),

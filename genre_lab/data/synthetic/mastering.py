@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .levels import Difficulty
+from genre_lab.data.synthetic.levels import Difficulty
 
 
 def master(parts, rng: np.random.Generator, sr: int, n: int, level: Difficulty) -> np.ndarray:

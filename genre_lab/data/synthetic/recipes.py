@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grooves import CHORDS, Clip, prog_root, voicing
-from .instruments import (
+from genre_lab.data.synthetic.grooves import CHORDS, Clip, prog_root, voicing
+from genre_lab.data.synthetic.instruments import (
     MAX_HARMONICS, VOWELS, DrumKit, Instrument, diff_highpass, hz, place, saw, smooth, square,
     strum, vowel_harmonics,
 )

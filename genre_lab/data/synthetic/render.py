@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grooves import Clip
-from .levels import NEIGHBOURS, Difficulty, level
-from .mastering import master
-from .recipes import RECIPES, vocal_line
+from genre_lab.data.synthetic.grooves import Clip
+from genre_lab.data.synthetic.levels import NEIGHBOURS, Difficulty, level
+from genre_lab.data.synthetic.mastering import master
+from genre_lab.data.synthetic.recipes import RECIPES, vocal_line
 
 GENRES: tuple[str, ...] = tuple(RECIPES)
 SPLITS = ("train", "val", "test")

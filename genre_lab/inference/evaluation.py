@@ -1,0 +1,219 @@
+"""Evaluate a trained model on a dataset split: the work behind `python -m genre_lab.evaluate`.
+
+Every window of every track in the split goes through the model and the chunk probabilities
+are averaged per track (the LightningModule's own test step, so the numbers are defined
+exactly as in training). Track accuracy, macro-F1, the per-class report and the confusion
+matrix are logged to a new MLflow run tagged `evaluated_run_id` (the training run, when the
+model came from one).
+
+The dataset is any `conf/data` config; without one, the data the run was trained on. Its sample
+rate and chunk length are replaced by the model's, which the model cannot run without.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from genre_lab import registry
+from genre_lab.tracking import mlflow_runs as tracking
+from genre_lab.data import SPLITS, AudioSplit, GenreDataModule
+from genre_lab.data.datamodule import TrackChunks, targets
+from genre_lab.models.ensemble import EnsembleClassifier
+from genre_lab.models.loading import ModelSource, load_model
+from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.models.network import GenreNet
+from genre_lab.audio.windows import track_probabilities
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(ValueError):
+    """An evaluation that cannot be made as asked (no data config, unknown classes, a bad split);
+    the message names the run or setting."""
+
+
+@dataclass
+class EvaluationResult:
+    run_id: str
+    metrics: dict[str, float]
+    classes: list[str]
+    evaluated_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def training_data_config(client: MlflowClient, run_id: str) -> dict:
+    """The `data` group the run was trained with, from its logged `config.yaml`: read as
+    untrusted data (safe YAML, no interpolation evaluated, only registered dataset classes)."""
+    where = f"run {run_id} config.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = Path(client.download_artifacts(run_id, "config.yaml", tmp))
+            with path.open("rb") as f:  # never more than the limit into memory
+                raw = f.read(registry.MAX_YAML_BYTES + 1)
+        except (MlflowException, OSError) as err:
+            raise EvaluationError(f"run {run_id} has no readable config.yaml; pass data=<dataset config>") from err
+    if len(raw) > registry.MAX_YAML_BYTES:
+        raise registry.ConfigSecurityError(f"{where} is larger than {registry.MAX_YAML_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise registry.ConfigSecurityError(f"{where} is not UTF-8 text ({err.reason} at byte {err.start})") from err
+    data = registry.load_untrusted_yaml(text, where).get("data")
+    if not data:
+        raise EvaluationError(f"run {run_id}'s config.yaml has no data section; pass data=<dataset config>")
+    return data
+
+
+def data_config(cfg: DictConfig, source: ModelSource, model: GenreNet, client: MlflowClient) -> dict:
+    """The chosen dataset config (or the training one) with the model's rate and chunk length."""
+    if cfg.get("data") is not None:
+        data = OmegaConf.to_container(cfg.data, resolve=True)  # the user's own command line
+    elif source.run_id is not None:
+        data = training_data_config(client, source.run_id)
+    else:
+        raise EvaluationError(
+            f"model '{source.spec}' is not an MLflow training run, so its dataset is unknown: "
+            "pass data=<dataset config>, e.g. data=synthetic"
+        )
+    trained = model.config["data"]
+    for key in ("sample_rate", "chunk_seconds"):
+        if data.get(key) not in (None, trained[key]):
+            log.warning("data.%s=%s replaced by the model's %s", key, data[key], trained[key])
+        data[key] = trained[key]
+    data["eval_hop_seconds"] = cfg.get("hop_seconds") or trained.get("eval_hop_seconds") or trained["chunk_seconds"]
+    return data
+
+
+def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: list[str]) -> AudioSplit:
+    """Relabel a split into the model's class order; the dataset may hold a subset of them."""
+    unknown = [c for c in dataset_classes if c not in model_classes]
+    if unknown:
+        raise EvaluationError(f"the dataset has classes the model never learned: {unknown} (model: {model_classes})")
+    if dataset_classes == model_classes:
+        return split
+    index = [model_classes.index(c) for c in dataset_classes]
+    tags = None if split.tags is None else [tuple(index[t] for t in clip) for clip in split.tags]
+    return AudioSplit(split.ids, [index[y] for y in split.labels], split.waves, split.skipped, tags)
+
+
+@torch.inference_mode()
+def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) -> dict[str, float]:
+    """Chunk and track accuracy / macro-F1 of the ensemble and of each member on the same
+    windows (`<split>/...` and `member<i>/<split>/...`): the gain is one table."""
+    model.eval()
+    probs: list[list[torch.Tensor]] = [[] for _ in range(len(model.members) + 1)]
+    labels, clips = [], []
+    for wave, y, clip in loader:
+        members = model.member_probabilities(wave)
+        mean = torch.einsum("m,mbc->bc", model.weights, torch.stack(members))
+        for store, p in zip(probs, [mean, *members]):
+            store.append(p)
+        labels.append(y)
+        clips.append(clip)
+    y, clip = torch.cat(labels), torch.cat(clips)
+    n = len(model.classes)
+    metrics: dict[str, float] = {}
+    for i, store in enumerate(probs):
+        prefix = split if i == 0 else f"member{i - 1}/{split}"
+        chunk = torch.cat(store)
+        track, track_y = track_probabilities(chunk, y, clip)
+        for level, (p, t) in (("chunk", (chunk, y)), ("track", (track, track_y))):
+            metrics[f"{prefix}/{level}_acc"] = float(multiclass_accuracy(p, t, n, average="micro"))
+            metrics[f"{prefix}/{level}_f1"] = float(multiclass_f1_score(p, t, n, average="macro"))
+    return metrics
+
+
+def log_class_explanations(client: MlflowClient, run_id: str, model: GenreNet | EnsembleClassifier,
+                           split: AudioSplit, chunk: int, hop: int, settings: Any) -> None:
+    """Per genre: `explain/<genre>.png` (mean attribution over its correctly classified tracks,
+    and the frequency profile) and `explain/summary.json` (profiles, peak band, most confident
+    and most confused tracks)."""
+    import matplotlib.pyplot as plt
+
+    from genre_lab.inference.attribution import Explainer, class_explanations
+    from genre_lab.reporting.plots import class_attribution_figure
+
+    explainer = Explainer(model, str(settings.get("method", "integrated_gradients")), int(settings.get("steps", 8)))
+    found = class_explanations(explainer, split.ids, split.labels, split.waves, chunk, hop, model.classes,
+                               int(settings.get("max_tracks_per_class", 5)))
+    for item in found:
+        if item.mean_map is not None:
+            fig = class_attribution_figure(item.mean_map, item.label, item.tracks)
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", item.label).lstrip(".") or "class"
+            client.log_figure(run_id, fig, f"explain/{safe}.png")
+            plt.close(fig)
+    tracking.log_json(client, run_id, {item.label: item.summary() for item in found}, "explain/summary.json")
+
+
+def evaluate(cfg: DictConfig) -> EvaluationResult:
+    """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
+    if cfg.split not in SPLITS:
+        raise EvaluationError(f"split must be one of {SPLITS}, got '{cfg.split}'")
+    uri = cfg.get("tracking_uri") or tracking.tracking_uri()
+    client = tracking.open_client(uri)
+    loaded = load_model(str(cfg.run), uri)
+    model, source = loaded.network, loaded.source
+    data_cfg = data_config(cfg, source, model, client)
+    # A run's config.yaml is downloaded data: it may only name registered dataset classes.
+    datamodule: GenreDataModule = registry.build(data_cfg, registry.DATA, "data")
+    multilabel = bool(getattr(model, "multilabel", False))
+    datamodule.task = "multilabel" if multilabel else datamodule.task  # the model's task decides
+    datamodule.setup()
+    split = align_classes(datamodule.splits[cfg.split], datamodule.classes, model.classes)
+    windows = TrackChunks(split, datamodule.chunk, datamodule.hop, targets(split, len(model.classes), multilabel))
+    loader = DataLoader(windows, batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers)
+
+    if source.run_id is not None:
+        experiment = client.get_run(source.run_id).info.experiment_id
+    else:
+        experiment = tracking.experiment_id(cfg.experiment_name, uri)
+    tags = {
+        "run_type": "evaluation",
+        "evaluated_model": source.spec,
+        "model": model.config["model"].get("name", "?"),
+        "features": model.config["features"].get("name", "?"),
+        "dataset": datamodule.source.name,
+        "split": cfg.split,
+        **tracking.source_tags(),
+    }
+    if source.run_id is not None:
+        tags["evaluated_run_id"] = source.run_id
+    run_name = cfg.get("run_name") or f"eval-{tags['model']}-{tags['dataset']}-{cfg.split}"
+    with tracking.tracked_run(client, experiment, run_name, tags) as run_id:
+        resolved = {"run": source.spec, "split": cfg.split, "data": data_cfg}
+        params = {"tracks": len(split), "windows": len(loader.dataset), **tracking.flatten(resolved)}
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
+        if isinstance(model, EnsembleClassifier):
+            metrics = ensemble_metrics(model, loader, cfg.split)
+            tracking.log_json(client, run_id, {"members": model.sources, "member_run_ids": model.run_ids,
+                                               "weights": model.weights.tolist()}, "ensemble_members.json")
+        else:
+            lightning_model = GenreClassifier.from_network(model)  # Lightning's test loop and metrics
+            trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
+                                 enable_model_summary=False, enable_progress_bar=bool(cfg.progress))
+            (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)
+            # The module names its metrics test/...; name them after the split actually evaluated.
+            metrics = {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
+            tracking.log_test_report(client, run_id, lightning_model, cfg.split)
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        explain = cfg.get("explain") or {}
+        if explain.get("enabled", False):
+            log_class_explanations(client, run_id, model, split, datamodule.chunk, datamodule.hop, explain)
+        return EvaluationResult(run_id, metrics, model.classes, source.run_id, tags)

@@ -1,0 +1,1 @@
+"""Results across runs: seed statistics and paired comparisons, plots."""

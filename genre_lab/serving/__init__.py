@@ -1,0 +1,1 @@
+"""Serving a model through MLflow: export of a logged model, the pyfunc wrapper and request limits."""
