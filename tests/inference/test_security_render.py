@@ -1,48 +1,34 @@
-"""Text from a store or a dataset reaches renderers as plain text, and serving answers every
-record (issue 18, items 6 and 7).
+"""Text from a store or a dataset reaches renderers as plain text (serving's one row per record
+is tests/serving/test_request_records.py).
 
 Class names, tags and params are whatever someone with write access to a dataset or an MLflow
 store made them: a label like `$\\badcmd{$` must not crash matplotlib (it failed a whole
-training run), a tag holding `|`, newlines or `<!-- report:end -->` must not add rows, text or
-markers to a README through `report --readme`, and a request record that is unusable gets an
-error row instead of vanishing. Everything runs on real files, a real MLflow store and a real
-`mlflow models serve`."""
+training run), and a tag holding `|`, newlines or `<!-- report:end -->` must not add rows, text
+or markers to a README through `report --readme`. Everything runs on real files and a real
+MLflow store."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib
-import mlflow.pyfunc
 import numpy as np
-import pandas as pd
 import pytest
-import requests
-import soundfile as sf
-import torch
 from matplotlib.image import imread
 from matplotlib.text import Text
 from mlflow import MlflowClient
 
 from genre_lab.cli import report
-from genre_lab.config import PROJECT_ROOT, compose
-from genre_lab.data.synthetic import GENRES, render_clip
+from genre_lab.config import compose
 from genre_lab.cli.explain import main as explain_main
-from genre_lab.models.mlflow_model import save_tagger_model
 from genre_lab.inference.tag_output import write_table
 from genre_lab.inference.tagger import GenreScore, TagResult
-from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.reporting.plots import class_attribution_figure, confusion_matrix_figure, explanation_figure
-from genre_lab.tracking.servers import free_port, stop_session, wait_ready
 from genre_lab.training.fit import fit_and_test
-from tests.conftest import TINY, write_tone
+from tests.conftest import write_tone
 
 SECRET_ENV = "GENRE_LAB_RENDER_SECRET"
 SECRET = "s3cr3t-render-7f1c9a"
@@ -290,109 +276,6 @@ def test_ordinary_readme_block_is_replaced_and_the_rest_kept(tmp_path: Path) -> 
     assert text.startswith("head\n<!-- report:begin -->\n| model | features | n | test/track_acc |\n")
     assert text.endswith("<!-- report:end -->\ntail\n")
     assert "| crnn_v2 | logmel | 2 | 0.815 ± 0.007 |" in text and "Paired differences of `test/track_acc`" in text
-
-
-# ------------------------------------------------------------------------------- serving
-
-SR = 16000
-
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained CNN as the served model folder: answering every record does not depend on training."""
-    root = tmp_path_factory.mktemp("serve_render")
-    cfg = compose([*TINY, "model=cnn", f"paths.root_dir={root}"], output_dir=root / "out")
-    torch.manual_seed(0)
-    return save_tagger_model(root / "model", GenreClassifier.from_config(cfg, list(GENRES)))
-
-
-def _wav_base64(wave: np.ndarray, sr: int) -> str:
-    buf = io.BytesIO()
-    sf.write(buf, wave, sr, format="WAV", subtype="PCM_16")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _song() -> list[float]:
-    return render_clip("rock", seed=3, seconds=3.0, sample_rate=SR).round(5).tolist()
-
-
-NOT_AN_OBJECT = "a record must be an object with audio_base64 or waveform"
-NEITHER = "record has neither audio_base64 nor waveform"
-
-
-def test_every_record_gets_one_row_in_process(model_folder: Path) -> None:
-    model = mlflow.pyfunc.load_model(str(model_folder))
-    song = _song()
-    cases = [
-        (pd.DataFrame([{}]), [NEITHER]),  # was: no row at all
-        (pd.DataFrame([{}, {}, {}]), [NEITHER] * 3),
-        (pd.DataFrame([1, 2, 3]), [f"{NOT_AN_OBJECT}, got a number"] * 3),
-        (pd.DataFrame([[0.1, 0.2], [0.3, 0.4]]), [f"{NOT_AN_OBJECT}, got a list"] * 2),
-        (pd.DataFrame([{"audio": "x"}, {"samples": [1.0]}]), [f"{NEITHER} (unknown fields: audio)", f"{NEITHER} (unknown fields: samples)"]),
-        (pd.DataFrame([{"waveform": song, "sample_rate": SR}, {}, {"sample_rate": SR}]), [None, NEITHER, NEITHER]),
-        ([{"waveform": song, "sample_rate": SR}, 5, "x", None, [1.0]],
-         [None, f"{NOT_AN_OBJECT}, got a number", f"{NOT_AN_OBJECT}, got a string", f"{NOT_AN_OBJECT}, got null",
-          f"{NOT_AN_OBJECT}, got a list"]),
-        ({"waveform": song, "sample_rate": SR}, [None]),
-        (pd.DataFrame({"audio_base64": [["not", "a", "string"], {"a": 1}], "waveform": [None, None]}),
-         ["audio_base64 must be a base64 string, got list", "audio_base64 must be a base64 string, got dict"]),
-    ]
-    for data, expected in cases:
-        rows = model.predict(data, params={"top_k": 2}).to_dict("records")
-        assert len(rows) == len(expected), (data, rows)
-        for row, fragment in zip(rows, expected):
-            if fragment is None:
-                assert row["error"] is None and len(row["genres"]) == 2, row
-            else:
-                assert row["genres"] == [] and fragment in row["error"], (fragment, row)
-
-
-@pytest.mark.server
-def test_served_model_answers_every_record(model_folder: Path, tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_folder), "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        wait_ready(proc, f"{url}/ping", log)
-        song = render_clip("jazz", seed=1, seconds=3.0, sample_rate=SR)
-        requests_and_errors = [
-            ({"dataframe_records": [{}]}, [NEITHER]),  # was HTTP 200 with no row
-            ({"dataframe_records": [1, 2, 3]}, [NOT_AN_OBJECT] * 3),  # was HTTP 200 with no row
-            ({"dataframe_records": [None, "x", True]}, [f"{NOT_AN_OBJECT}, got null", f"{NOT_AN_OBJECT}, got a string",
-                                                        f"{NOT_AN_OBJECT}, got a boolean"]),
-            ({"dataframe_records": [
-                {"audio_base64": _wav_base64(song, SR)},
-                {},
-                {"waveform": "loud", "sample_rate": SR},
-                {"waveform": song[:SR].round(5).tolist(), "sample_rate": "fast"},
-                {"audio_base64": 7},
-                {"title": "no audio here"},
-            ]}, [None, NEITHER, "waveform must be a list of numbers", "sample_rate must be a number",
-                 "audio_base64 must be a base64 string", f"{NEITHER} (unknown fields: title)"]),
-            ({"dataframe_split": {"columns": ["song"], "data": [["a"], ["b"]]}}, [NEITHER] * 2),
-            ({"inputs": [{"audio_base64": _wav_base64(song, SR)}, {"sample_rate": SR}]}, [None, NEITHER]),
-            ({"instances": [4, "x"]}, [NOT_AN_OBJECT] * 2),
-            ({"inputs": {"audio_base64": [_wav_base64(song, SR), "!!"]}}, [None, "not valid base64"]),
-        ]
-        for body, expected in requests_and_errors:
-            response = requests.post(f"{url}/invocations", json={**body, "params": {"top_k": 2}}, timeout=60)
-            assert response.status_code == 200, (body, response.text[:500])
-            rows = response.json()["predictions"]
-            assert len(rows) == len(expected), (body, rows)
-            for row, fragment in zip(rows, expected):
-                if fragment is None:
-                    assert row["error"] is None and [g["label"] in GENRES for g in row["genres"]] == [True, True], row
-                else:
-                    assert row["genres"] == [] and fragment in row["error"], (fragment, row)
-    finally:
-        stop_session(proc)
 
 
 def test_sweep_plots_draw_hostile_parameter_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

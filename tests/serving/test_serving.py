@@ -27,7 +27,6 @@ from genre_lab.models.mlflow_model import save_tagger_model
 from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.tracking.servers import free_port, stop_session, wait_ready
 from genre_lab.training.fit import fit_and_test
-from tests.conftest import TINY
 
 
 def _wav_base64(wave: np.ndarray, sr: int) -> str:
@@ -132,21 +131,6 @@ def test_served_model_answers_audio_with_top_k_genres(mlflow_uri: str, tiny_over
 # -- in-process pyfunc: the same schema enforcement as the server, one bound at a time ----------
 
 SR = 16000
-
-
-@pytest.fixture(scope="module")
-def untrained(tmp_path_factory: pytest.TempPathFactory) -> GenreClassifier:
-    """An untrained CNN: the limits, the content rule and the finite check do not depend on training."""
-    root = tmp_path_factory.mktemp("untrained")
-    cfg = compose([*TINY, "model=cnn", f"paths.root_dir={root}"], output_dir=root / "out")
-    torch.manual_seed(0)
-    return GenreClassifier.from_config(cfg, list(GENRES))
-
-
-@pytest.fixture(scope="module")
-def model_folder(untrained: GenreClassifier, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The untrained CNN saved as the served model folder."""
-    return save_tagger_model(tmp_path_factory.mktemp("pyfunc") / "model", untrained)
 
 
 def _predict(folder: Path, records: list[dict], **params: object) -> list[dict]:
