@@ -47,6 +47,7 @@ COMMANDS: dict[str, Command] = {
     "ensemble": Command("genre_lab.cli.ensemble", "combine trained models into one ensemble model", hydra=False),
     "explain": Command("genre_lab.cli.explain", "why a model hears a genre: attributions per song", hydra=False),
     "embed": Command("genre_lab.cli.embed", "embeddings of songs from a trained model", hydra=False),
+    "probe": Command("genre_lab.cli.probe", "linear probe of a model's embeddings on a dataset (transfer baseline)", hydra=False),
     "pretrained": Command("genre_lab.cli.pretrained", "convert pretrained music networks (musicnn) to weights", hydra=False),
 }
 
