@@ -84,16 +84,21 @@ def audio_digest(wave: np.ndarray, sample_rate: int) -> str:
     return h.hexdigest()
 
 
+def check_layer(network: GenreNet, layer: str) -> None:
+    """A ProbeError naming `probe.layer` unless `network` has that layer."""
+    if layer not in LAYERS:
+        raise ProbeError(f"probe.layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    if layer == "midend" and not hasattr(network.backbone, "features"):
+        name = network.config.get("model", {}).get("name", type(network.backbone).__name__)
+        raise ProbeError(f"probe.layer=midend needs a backbone exposing its mid-end features (musicnn); "
+                         f"model '{name}' has only the penultimate embedding (probe.layer=penultimate)")
+
+
 class WindowEmbedder:
     """One model's window embeddings at one layer, prepared for inference on the CPU."""
 
     def __init__(self, network: GenreNet, layer: str, chunk: int, hop: int, batch_size: int = 16) -> None:
-        if layer not in LAYERS:
-            raise ProbeError(f"probe.layer must be one of {', '.join(LAYERS)}, got {layer!r}")
-        if layer == "midend" and not hasattr(network.backbone, "features"):
-            name = network.config.get("model", {}).get("name", type(network.backbone).__name__)
-            raise ProbeError(f"probe.layer=midend needs a backbone exposing its mid-end features (musicnn); "
-                             f"model '{name}' has only the penultimate embedding (probe.layer=penultimate)")
+        check_layer(network, layer)
         prepared = for_inference(network, torch.device("cpu"))
         self.frontend, self.backbone = prepared.frontend, prepared.backbone
         self.layer, self.chunk, self.hop, self.batch_size = layer, chunk, hop, max(1, int(batch_size))
@@ -323,10 +328,11 @@ def run_probe(cfg: DictConfig) -> ProbeResult:
     pooling = check_pooling(settings.pooling)
     grid = [float(c) for c in settings.C_grid]
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
-    client = tracking.open_client(uri)
     loaded = load_model(str(cfg.embedding_model), uri, one_model_for="probe")
     network, source = loaded.network, loaded.source
     assert isinstance(network, GenreNet)
+    check_layer(network, str(settings.layer))
+    client = tracking.open_client(uri)
     digest = model_digest(network, network.config)
     cache = EmbeddingCache(settings.get("cache_dir"))
 

@@ -1,0 +1,182 @@
+"""`genre-lab probe`: a linear probe of pretrained musicnn's embeddings on hard synthetic genres,
+checked against scikit-learn fitted by hand, its embedding cache reused and hostile cache
+entries refused, its MLflow run read back, and cross-validation over the folds of a folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.preprocessing import StandardScaler
+
+from genre_lab import registry
+from genre_lab.cli import main as genre_lab_main
+from genre_lab.config import compose
+from genre_lab.data.synthetic import GENRES, synthetic_split
+from genre_lab.inference.linear_probe import (EmbeddingCache, WindowEmbedder, embed_splits, model_digest, pool,
+                                              run_probe)
+from genre_lab.models import model_file as checkpoint
+from genre_lab.models.loading import load_model
+from genre_lab.models.probe_file import read_probe
+from genre_lab.training.lightning_module import GenreClassifier
+from tests.conftest import TINY
+
+MODEL = "pretrained:musicnn-msd"
+RATE = 16000
+#: Hard synthetic genres, few short clips: each clip is two 2.976 s musicnn windows.
+CLIPS = {"train": 5, "val": 2, "test": 3}
+DATA = ["data=synthetic", "data.source.difficulty=hard", "data.source.clip_seconds=3.5",
+        "data.source.clips_per_class={train: %d, val: %d, test: %d}" % (CLIPS["train"], CLIPS["val"], CLIPS["test"])]
+GRID = [0.001, 0.01, 0.1, 1.0]
+TRACKS = len(GENRES) * sum(CLIPS.values())
+
+
+def probe_config(root: Path, uri: str, *overrides: str):
+    cfg = compose([*DATA, f"paths.root_dir={root}", f"tracking_uri={uri}", f"probe.C_grid={GRID}", *overrides],
+                  config_name="probe")
+    cfg.embedding_model = MODEL
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One home folder (its embedding cache) and MLflow store for the module's probes."""
+    root = tmp_path_factory.mktemp("probe")
+    return root, f"sqlite:///{root / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def first(store: tuple[Path, str]):
+    root, uri = store
+    return run_probe(probe_config(root, uri))
+
+
+def entries(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in (root / ".cache" / "embeddings").rglob("*.npy")}
+
+
+def test_probe_matches_scikit_learn_by_hand_and_beats_chance(first, store: tuple[Path, str]) -> None:
+    root, _ = store
+    assert first.computed == TRACKS and first.cached == 0
+    acc = first.metrics["test/track_acc"]
+    print("probe test accuracy", acc, "C", first.folds[0].C)
+    assert acc >= 2.5 / len(GENRES), acc  # chance is 0.1
+    # By hand: the same pooled embeddings (read back through the cache), scikit-learn's own
+    # standardiser and logistic regression, C chosen on validation accuracy.
+    network = load_model(MODEL).network
+    cfg = probe_config(root, "sqlite://")
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    data_cfg.update(sample_rate=RATE, chunk_seconds=2.976, eval_hop_seconds=2.976)  # musicnn's windows
+    datamodule = registry.build(data_cfg, registry.DATA, "data")
+    datamodule.setup()
+    embedder = WindowEmbedder(network, "penultimate", datamodule.chunk, datamodule.hop)
+    data = embed_splits(datamodule, embedder, EmbeddingCache(cfg.probe.cache_dir), model_digest(network, network.config),
+                        list(GENRES))
+    assert data.computed == 0 and data.cached == TRACKS
+    x = {s: pool(data.windows[s], ["mean", "std", "max"]) for s in ("train", "val", "test")}
+    assert x["train"].shape == (len(GENRES) * CLIPS["train"], 600)
+    scaler = StandardScaler().fit(x["train"])
+    fits = {c: LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x["train"]), data.labels["train"]) for c in GRID}
+    best = max(GRID, key=lambda c: accuracy_score(data.labels["val"], fits[c].predict(scaler.transform(x["val"]))))
+    by_hand = accuracy_score(data.labels["test"], fits[best].predict(scaler.transform(x["test"])))
+    assert abs(acc - by_hand) <= 0.01, (acc, by_hand, first.folds[0].C, best)
+
+
+def test_second_probe_reuses_the_cache(first, store: tuple[Path, str]) -> None:
+    root, uri = store
+    before = entries(root)
+    assert len(before) == TRACKS
+    again = run_probe(probe_config(root, uri, "probe.pooling=[max,mean]"))
+    assert again.computed == 0 and again.cached == TRACKS
+    assert entries(root) == before  # nothing rewritten
+    assert again.metrics["embed/computed_tracks"] == 0 and again.folds[0].head.pooling == ("max", "mean")
+
+
+def test_run_reads_back_with_training_metric_names(first, store: tuple[Path, str], tmp_path: Path) -> None:
+    _, uri = store
+    client = MlflowClient(uri)
+    run = client.get_run(first.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["run_type"] == "probe"
+    for name in ("acc", "balanced_acc", "f1", "auroc", "ece"):
+        assert 0.0 <= run.data.metrics[f"test/track_{name}"] <= 1.0, name
+    assert run.data.metrics["test/track_acc"] == pytest.approx(first.metrics["test/track_acc"])
+    assert run.data.params["probe.layer"] == "penultimate" and run.data.params["model"] == MODEL
+    assert float(run.data.params["probe.C"]) in GRID
+    # The fitted probe, read back as data, gives the run's test predictions.
+    head = read_probe(client.download_artifacts(first.run_id, "probe/probe.safetensors", str(tmp_path)))
+    assert head.classes == tuple(GENRES) and head.pooling == ("mean", "std", "max") and head.coef.shape == (10, 600)
+    assert head.model_digest == run.data.params["model_digest"]
+
+
+def test_hostile_cache_entries_are_embedded_again(first, store: tuple[Path, str],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    root, uri = store
+    paths = sorted(entries(root))
+    truncated, wrong_dtype, wrong_shape, pickled = paths[:4]
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    np.save(wrong_dtype, np.load(wrong_dtype).astype(np.float64))
+    np.save(wrong_shape, np.zeros((7, 3), np.float32))
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # never unpickled
+    with caplog.at_level(logging.WARNING, logger="genre_lab.inference.linear_probe"):
+        again = run_probe(probe_config(root, uri))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "genre_lab.inference.linear_probe"]
+    assert again.computed == 4 and again.cached == TRACKS - 4
+    assert len(warnings) == 4 and all("embedding again" in w and "\n" not in w for w in warnings)
+    assert {p for p in paths[:4] if any(str(p) in w for w in warnings)} == set(paths[:4])
+    assert again.metrics["test/track_acc"] == pytest.approx(first.metrics["test/track_acc"], abs=1e-6)
+    assert run_probe(probe_config(root, uri)).computed == 0  # the entries were replaced
+
+
+def test_folds_of_a_folder_reuse_the_same_audio_embeddings(first, store: tuple[Path, str], tmp_path: Path) -> None:
+    """The synthetic training clips written as float WAV files: the same samples, so the same
+    cache entries; 3 folds, every track tested once."""
+    root, uri = store
+    waves, labels, ids = synthetic_split("train", CLIPS["train"], 3.5, RATE, 0, "hard")
+    for wave, label, clip in zip(waves, labels, ids):
+        folder = tmp_path / "music" / GENRES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"{Path(clip).name}.wav", wave, RATE, subtype="FLOAT")
+    code = genre_lab_main(["probe", MODEL, "data=folder", f"data.root={tmp_path / 'music'}", "data.folds=3",
+                           f"data.cache_dir={tmp_path / 'audio'}", f"paths.root_dir={root}", f"probe.C_grid={GRID}",
+                           "--tracking-uri", uri])
+    assert code == 0
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("genre_lab")
+    (run,) = [r for r in client.search_runs([exp.experiment_id]) if r.data.params.get("folds") == "3"]
+    m = run.data.metrics
+    assert m["embed/computed_tracks"] == 0 and m["embed/cached_tracks"] == 3 * len(waves)
+    folds = [m[f"fold{k}/test/track_acc"] for k in range(3)]
+    assert m["test/track_acc_mean"] == pytest.approx(np.mean(folds))
+    assert m["test/track_acc_std"] == pytest.approx(np.std(folds, ddof=1))
+    assert 0.0 <= m["test/track_acc"] <= 1.0 and "test/track_ece" in m
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "probe")}
+    assert {f"probe/probe_fold{k}.safetensors" for k in range(3)} <= names
+
+
+def test_midend_layer_of_musicnn_and_its_refusal_elsewhere(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    network = load_model(MODEL).network
+    embedder = WindowEmbedder(network, "midend", 47616, 47616)
+    wave = synthetic_split("test", 1, 3.5, RATE, 0, "hard")[0][0]
+    got = embedder(wave)
+    assert got.shape == (2, 1506) and got.dtype == np.float32
+    with torch.inference_mode():
+        x = network.frontend(torch.as_tensor(wave[:47616])[None])
+        found = network.eval().backbone.features(x)
+    assert np.allclose(got[0], torch.cat([found["mean_pool"], found["max_pool"]], 1)[0].numpy(), atol=1e-3)
+    # A CNN has no mid-end to probe: one line naming the setting, exit 2.
+    model = GenreClassifier.from_config(compose([*TINY, "model=cnn"]), ["a", "b"])
+    ckpt = tmp_path / "cnn.ckpt"
+    checkpoint.write(ckpt, model.spec, model.state_dict())
+    code = genre_lab_main(["probe", str(ckpt), *DATA, "probe.layer=midend", f"paths.root_dir={tmp_path}",
+                           "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and "probe.layer=midend" in line and "Traceback" not in err
