@@ -41,14 +41,17 @@ from typing import IO, Any
 import numpy as np
 import torch
 from mlflow.entities import Metric
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from genre_lab import registry
 from genre_lab.audio.windows import chunk_starts, windows
-from genre_lab.data import SPLITS, GenreDataModule
+from genre_lab.data import SPLITS, AudioSplit, GenreDataModule
 from genre_lab.data.cache import checksum
-from genre_lab.inference.evaluation import align_classes, data_config
+from genre_lab.inference.evaluation import data_config
+from genre_lab.inference.tagger import inference_device
 from genre_lab.models.loading import load_model
 from genre_lab.models.network import GenreNet, for_inference
 from genre_lab.models.probe_file import LAYERS, POOLINGS, ProbeHead, write_probe
@@ -95,22 +98,25 @@ def check_layer(network: GenreNet, layer: str) -> None:
 
 
 class WindowEmbedder:
-    """One model's window embeddings at one layer, prepared for inference on the CPU."""
+    """One model's window embeddings at one layer, prepared for inference on `device` (`auto`:
+    CUDA when there is one)."""
 
-    def __init__(self, network: GenreNet, layer: str, chunk: int, hop: int, batch_size: int = 16) -> None:
+    def __init__(self, network: GenreNet, layer: str, chunk: int, hop: int, batch_size: int = 16,
+                 device: str | torch.device | None = "cpu") -> None:
         check_layer(network, layer)
-        prepared = for_inference(network, torch.device("cpu"))
+        self.device = inference_device(None if device in (None, "auto") else device)
+        prepared = for_inference(network, self.device)
         self.frontend, self.backbone = prepared.frontend, prepared.backbone
         self.layer, self.chunk, self.hop, self.batch_size = layer, chunk, hop, max(1, int(batch_size))
         self.dim = int(self._embed(torch.zeros(1, chunk)).shape[1])
 
     @torch.inference_mode()
     def _embed(self, batch: torch.Tensor) -> torch.Tensor:
-        x = self.frontend(batch)
+        x = self.frontend(batch.to(self.device))
         if self.layer == "midend":
             found = self.backbone.features(x)
-            return torch.cat([found["mean_pool"], found["max_pool"]], dim=1).float()
-        return self.backbone(x).float()
+            return torch.cat([found["mean_pool"], found["max_pool"]], dim=1).float().cpu()
+        return self.backbone(x).float().cpu()
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """(windows, dim) float32 embeddings of every window of a track."""
@@ -145,6 +151,13 @@ class EmbeddingCache:
             return None
         entry, record = self._paths(key)
         if not entry.is_file():
+            return None
+        # A .npy header is at most a few hundred bytes: anything larger is not this entry (and
+        # is never read into memory).
+        size, need = entry.stat().st_size, n_windows * dim * 4
+        if not need < size <= need + 4096:
+            log.warning("ignoring embedding cache entry %s: %d bytes, expected %d data bytes and a header; "
+                        "embedding again", entry, size, need)
             return None
         try:
             expected = json.loads(record.read_text())
@@ -197,30 +210,40 @@ class EmbeddedSplits:
     computed: int = 0
 
 
-def embed_splits(datamodule: GenreDataModule, embedder: WindowEmbedder, cache: EmbeddingCache, digest: str,
-                 classes: list[str]) -> EmbeddedSplits:
-    """Window embeddings of every track of the three splits (labels in `classes`' order),
-    through the cache."""
+def embed_splits(datamodule: GenreDataModule, embedder: WindowEmbedder, cache: EmbeddingCache,
+                 digest: str) -> EmbeddedSplits:
+    """Window embeddings of every track of the three splits (labels: the dataset's class
+    indices), through the cache; a progress bar on a terminal."""
     out = EmbeddedSplits()
     assert datamodule.splits is not None
     rate = datamodule.sample_rate
-    for name in SPLITS:
-        split = align_classes(datamodule.splits[name], datamodule.classes, classes)
-        rows = []
-        for wave in split.waves:
-            key = cache.key(digest, embedder.layer, rate, embedder.chunk, embedder.hop, audio_digest(wave, rate))
-            n_windows = len(chunk_starts(len(wave), embedder.chunk, embedder.hop))
-            found = cache.read(key, n_windows, embedder.dim)
-            if found is None:
-                found = embedder(wave)
-                cache.write(key, found)
-                out.computed += 1
-            else:
-                out.cached += 1
-            rows.append(found)
-        out.windows[name] = rows
-        out.labels[name] = np.asarray(split.labels, dtype=np.int64)
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=console, transient=True, disable=not console.is_terminal)
+    with bar:
+        task = bar.add_task("embedding tracks", total=sum(len(s) for s in datamodule.splits.values()))
+        for name in SPLITS:
+            out.windows[name], out.labels[name] = _embed_split(datamodule.splits[name], embedder, cache, digest,
+                                                               rate, out, lambda: bar.advance(task))
     return out
+
+
+def _embed_split(split: AudioSplit, embedder: WindowEmbedder, cache: EmbeddingCache, digest: str, rate: int,
+                 counts: EmbeddedSplits, advance: Callable[[], None]) -> tuple[list[np.ndarray], np.ndarray]:
+    rows = []
+    for wave in split.waves:
+        key = cache.key(digest, embedder.layer, rate, embedder.chunk, embedder.hop, audio_digest(wave, rate))
+        n_windows = len(chunk_starts(len(wave), embedder.chunk, embedder.hop))
+        found = cache.read(key, n_windows, embedder.dim)
+        if found is None:
+            found = embedder(wave)
+            cache.write(key, found)
+            counts.computed += 1
+        else:
+            counts.cached += 1
+        rows.append(found)
+        advance()
+    return rows, np.asarray(split.labels, dtype=np.int64)
 
 
 def pool(track_windows: Sequence[np.ndarray], pooling: Sequence[str]) -> np.ndarray:
@@ -353,8 +376,8 @@ def run_probe(cfg: DictConfig) -> ProbeResult:
         classes = list(datamodule.classes)
         if embedder is None or (embedder.chunk, embedder.hop) != (datamodule.chunk, datamodule.hop):
             embedder = WindowEmbedder(network, str(settings.layer), datamodule.chunk, datamodule.hop,
-                                      int(settings.get("batch_size", 16)))
-        data = embed_splits(datamodule, embedder, cache, digest, classes)
+                                      int(settings.get("batch_size", 16)), settings.get("device", "auto"))
+        data = embed_splits(datamodule, embedder, cache, digest)
         cached, computed = cached + data.cached, computed + data.computed
         fits.append(fit_probe(data, pooling, grid, classes, embedder.layer, source.spec, digest,
                               int(settings.get("max_iter", 2000))))

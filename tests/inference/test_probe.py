@@ -78,8 +78,7 @@ def test_probe_matches_scikit_learn_by_hand_and_beats_chance(first, store: tuple
     datamodule = registry.build(data_cfg, registry.DATA, "data")
     datamodule.setup()
     embedder = WindowEmbedder(network, "penultimate", datamodule.chunk, datamodule.hop)
-    data = embed_splits(datamodule, embedder, EmbeddingCache(cfg.probe.cache_dir), model_digest(network, network.config),
-                        list(GENRES))
+    data = embed_splits(datamodule, embedder, EmbeddingCache(cfg.probe.cache_dir), model_digest(network, network.config))
     assert data.computed == 0 and data.cached == TRACKS
     x = {s: pool(data.windows[s], ["mean", "std", "max"]) for s in ("train", "val", "test")}
     assert x["train"].shape == (len(GENRES) * CLIPS["train"], 600)
@@ -120,17 +119,21 @@ def test_hostile_cache_entries_are_embedded_again(first, store: tuple[Path, str]
                                                   caplog: pytest.LogCaptureFixture) -> None:
     root, uri = store
     paths = sorted(entries(root))
-    truncated, wrong_dtype, wrong_shape, pickled = paths[:4]
+    hostile = paths[:5]
+    truncated, as_int, transposed, poisoned, pickled = hostile
     truncated.write_bytes(truncated.read_bytes()[:100])
-    np.save(wrong_dtype, np.load(wrong_dtype).astype(np.float64))
-    np.save(wrong_shape, np.zeros((7, 3), np.float32))
+    np.save(as_int, np.load(as_int).view(np.int32))  # same bytes, wrong dtype
+    np.save(transposed, np.ascontiguousarray(np.load(transposed).T))  # same size, wrong shape
+    values = np.load(poisoned)
+    values[0, 0] = np.nan  # same shape and dtype: its checksum tells
+    np.save(poisoned, values)
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # never unpickled
     with caplog.at_level(logging.WARNING, logger="genre_lab.inference.linear_probe"):
         again = run_probe(probe_config(root, uri))
     warnings = [r.getMessage() for r in caplog.records if r.name == "genre_lab.inference.linear_probe"]
-    assert again.computed == 4 and again.cached == TRACKS - 4
-    assert len(warnings) == 4 and all("embedding again" in w and "\n" not in w for w in warnings)
-    assert {p for p in paths[:4] if any(str(p) in w for w in warnings)} == set(paths[:4])
+    assert again.computed == len(hostile) and again.cached == TRACKS - len(hostile)
+    assert len(warnings) == len(hostile) and all("embedding again" in w and "\n" not in w for w in warnings)
+    assert {p for p in hostile if any(str(p) in w for w in warnings)} == set(hostile)
     assert again.metrics["test/track_acc"] == pytest.approx(first.metrics["test/track_acc"], abs=1e-6)
     assert run_probe(probe_config(root, uri)).computed == 0  # the entries were replaced
 
