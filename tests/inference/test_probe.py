@@ -183,3 +183,13 @@ def test_midend_layer_of_musicnn_and_its_refusal_elsewhere(tmp_path: Path, capsy
     err = capsys.readouterr().err
     (line,) = [line for line in err.splitlines() if "error:" in line]
     assert code == 2 and "probe.layer=midend" in line and "Traceback" not in err
+
+
+@pytest.mark.gpu
+def test_embeddings_on_cuda_match_the_cpu() -> None:
+    network = load_model(MODEL).network
+    wave = synthetic_split("test", 1, 3.5, RATE, 0, "hard")[0][0]
+    on_cpu = WindowEmbedder(network, "penultimate", 47616, 47616, device="cpu")(wave)
+    on_cuda = WindowEmbedder(network, "penultimate", 47616, 47616, device="cuda")(wave)
+    assert on_cuda.shape == on_cpu.shape == (2, 200)
+    assert np.allclose(on_cuda, on_cpu, atol=1e-3)
