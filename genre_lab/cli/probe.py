@@ -1,4 +1,4 @@
-"""`genre-lab probe MODEL data=<dataset> [probe.layer=...] [probe.pooling=[mean,std,max]] [data.folds=K]`:
+"""`genre-lab probe MODEL data=<dataset> [probe.layer=...] [probe.pooling=mean,std,max] [data.folds=K]`:
 a linear probe on MODEL's embeddings (`genre_lab.inference.linear_probe`), logged as one MLflow run.
 
 MODEL is anything `load_model` takes but an ensemble (run id, checkpoint, `models:/` or
@@ -22,12 +22,21 @@ SHOWN = ("test/track_acc", "test/track_acc_mean", "test/track_acc_std", "test/tr
          "test/track_f1", "test/track_auroc", "test/track_ece", "val/track_acc")
 
 
+def list_override(override: str) -> str:
+    """`probe.pooling=mean,std` as the list Hydra reads (`probe.pooling=[mean,std]`): unbracketed,
+    Hydra would take the commas for a multirun sweep."""
+    key, sep, value = override.partition("=")
+    if key.lstrip("+~") == "probe.pooling" and sep and "," in value and not value.startswith(("[", "'", '"')):
+        return f"{key}=[{value}]"
+    return override
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genre-lab probe", description=__doc__.splitlines()[0])
     p.add_argument("model", help="run id, checkpoint, models:/ or runs:/ URI, or pretrained:musicnn-msd|mtt")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="Hydra overrides: data=<dataset> (required unless MODEL is a training run), "
-                        "probe.layer=penultimate|midend, probe.pooling=[mean,std,max], data.folds=K, ...")
+                        "probe.layer=penultimate|midend, probe.pooling=mean,std,max, data.folds=K, ...")
     add_tracking_uri_option(p)
     return p
 
@@ -52,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     refusals = (ProbeError, EvaluationError, ModelSourceError, CheckpointError, ConfigSecurityError, LeakageError,
                 HydraException, OmegaConfBaseException, ValueError)
     try:
-        cfg = compose(a.overrides, config_name="probe")
+        cfg = compose([list_override(o) for o in a.overrides], config_name="probe")
         with open_dict(cfg):
             cfg.embedding_model = a.model
             if a.tracking_uri:

@@ -21,8 +21,8 @@ from genre_lab import registry
 from genre_lab.cli import main as genre_lab_main
 from genre_lab.config import compose
 from genre_lab.data.synthetic import GENRES, synthetic_split
-from genre_lab.inference.linear_probe import (EmbeddingCache, WindowEmbedder, embed_splits, model_digest, pool,
-                                              run_probe)
+from genre_lab.inference.linear_probe import (EmbeddingCache, WindowEmbedder, check_pooling, embed_splits,
+                                              model_digest, pool, run_probe)
 from genre_lab.models import model_file as checkpoint
 from genre_lab.models.loading import load_model
 from genre_lab.models.probe_file import read_probe
@@ -193,3 +193,15 @@ def test_embeddings_on_cuda_match_the_cpu() -> None:
     on_cuda = WindowEmbedder(network, "penultimate", 47616, 47616, device="cuda")(wave)
     assert on_cuda.shape == on_cpu.shape == (2, 200)
     assert np.allclose(on_cuda, on_cpu, atol=1e-3)
+
+
+def test_pooling_written_with_bare_commas_is_a_list() -> None:
+    from genre_lab.cli.probe import list_override
+
+    assert list_override("probe.pooling=mean,std,max") == "probe.pooling=[mean,std,max]"
+    assert list_override("probe.pooling=[max]") == "probe.pooling=[max]"
+    assert list_override("data.source.clips_per_class={a: 1, b: 2}") == "data.source.clips_per_class={a: 1, b: 2}"
+    cfg = compose([list_override("probe.pooling=std,mean")], config_name="probe")
+    assert check_pooling(cfg.probe.pooling) == ("std", "mean")
+    with pytest.raises(ValueError, match="probe.pooling"):
+        check_pooling(["mean", "mean"])
