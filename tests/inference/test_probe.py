@@ -205,3 +205,23 @@ def test_pooling_written_with_bare_commas_is_a_list() -> None:
     assert check_pooling(cfg.probe.pooling) == ("std", "mean")
     with pytest.raises(ValueError, match="probe.pooling"):
         check_pooling(["mean", "mean"])
+
+
+@pytest.mark.slow
+def test_probe_of_a_training_run_uses_its_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MODEL a run id and no data=: the run's own dataset (its config.yaml), the run's experiment,
+    the probe linked to the run; a tiny CNN's embedding separates the easy genres."""
+    from genre_lab.training.fit import fit_and_test
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    trained = fit_and_test(compose([*TINY, "model=cnn", "trainer.max_epochs=2", "throughput_seconds=0",
+                                    f"paths.root_dir={tmp_path}"], output_dir=tmp_path / "out"))
+    cfg = compose([f"paths.root_dir={tmp_path}", f"tracking_uri={uri}"], config_name="probe")
+    cfg.embedding_model = trained.run_id
+    result = run_probe(cfg)
+    run = MlflowClient(uri).get_run(result.run_id)
+    assert run.data.tags["probed_run_id"] == trained.run_id and run.data.tags["dataset"] == "synthetic"
+    assert run.info.experiment_id == MlflowClient(uri).get_run(trained.run_id).info.experiment_id
+    assert result.computed == len(GENRES) * (12 + 4 + 4)
+    assert result.metrics["test/track_acc"] >= 0.5, result.metrics
