@@ -1,7 +1,10 @@
-"""`python -m genre_lab.evaluate run=<run id | checkpoint | URI> [data=<dataset>] [split=test]`:
-track-level metrics of a trained model, logged as a new MLflow run linked to the trained one."""
+"""`genre-lab evaluate <run id | checkpoint | URI | pretrained:NAME> [data=<dataset>] [split=test]`:
+track-level metrics of a trained model, logged as a new MLflow run linked to the trained one.
+The model is positional or `run=<model>`, as in every command that takes one."""
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -14,6 +17,7 @@ from genre_lab.data.leakage import LeakageError
 from genre_lab.inference.evaluation import EvaluationError, EvaluationResult, evaluate
 from genre_lab.models.ensemble import EnsembleError
 from genre_lab.models.loading import ModelSourceError
+from genre_lab.cli.options import model_as_override
 from genre_lab.cli.refusals import refuse
 from genre_lab.registry import ConfigSecurityError
 
@@ -34,12 +38,21 @@ def print_summary(result: EvaluationResult) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+def evaluate_command(cfg: DictConfig) -> None:
     try:
         result = evaluate(cfg)
     except REFUSALS as err:
         refuse(err)
     print_summary(result)
+
+
+def main() -> None:
+    """The Hydra command, reading `sys.argv`, with a positional model read as `run=<model>`."""
+    try:
+        sys.argv = [sys.argv[0], *model_as_override(sys.argv[1:])]
+    except ValueError as err:
+        refuse(err)
+    evaluate_command()
 
 
 if __name__ == "__main__":
