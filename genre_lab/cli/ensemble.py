@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # EnsembleError and ModelSourceError too: the message names the member
         Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         return 2
-    Console().print(escape(f"ensemble of {', '.join(result.labels)}: MLflow run {result.run_id}"), highlight=False)
+    Console().print(escape(f"ensemble of {', '.join(result.labels)}: MLflow run {result.run_id}"), highlight=False,
+                    soft_wrap=True)
     return 0
 
 

@@ -4,8 +4,6 @@ The model is positional or `run=<model>`, as in every command that takes one."""
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 from rich.console import Console
@@ -17,7 +15,7 @@ from genre_lab.data.leakage import LeakageError
 from genre_lab.inference.evaluation import EvaluationError, EvaluationResult, evaluate
 from genre_lab.models.ensemble import EnsembleError
 from genre_lab.models.loading import ModelSourceError
-from genre_lab.cli.options import model_as_override
+from genre_lab.cli.options import positional_model
 from genre_lab.cli.refusals import refuse
 from genre_lab.registry import ConfigSecurityError
 
@@ -37,22 +35,14 @@ def print_summary(result: EvaluationResult) -> None:
     console.print(f"MLflow run {result.run_id}{link}", highlight=False)
 
 
+@positional_model
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
-def evaluate_command(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> None:
     try:
         result = evaluate(cfg)
     except REFUSALS as err:
         refuse(err)
     print_summary(result)
-
-
-def main() -> None:
-    """The Hydra command, reading `sys.argv`, with a positional model read as `run=<model>`."""
-    try:
-        sys.argv = [sys.argv[0], *model_as_override(sys.argv[1:])]
-    except ValueError as err:
-        refuse(err)
-    evaluate_command()
 
 
 if __name__ == "__main__":
