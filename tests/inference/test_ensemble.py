@@ -228,3 +228,13 @@ def test_served_ensemble_answers(runs, ensemble_run: str, tmp_path: Path) -> Non
         assert row["error"] is None and len(row["genres"]) == 2
     finally:
         stop_session(proc)
+
+
+def test_member_labels_are_safe_unique_metric_key_segments() -> None:
+    from genre_lab.models.ensemble import MAX_LABEL_CHARS, member_labels
+
+    long = "x" * 500
+    labels = member_labels(["..", None, "a/b c", "a/b c", "a_b_c-2", long, long, "ok.v1"])
+    assert labels[:5] == ["member0", "member1", "a_b_c", "a_b_c-2", "a_b_c-2-2"]
+    assert labels[5] == "x" * MAX_LABEL_CHARS and labels[6] == "x" * (MAX_LABEL_CHARS - 2) + "-2"
+    assert labels[7] == "ok.v1" and len(set(labels)) == len(labels)
