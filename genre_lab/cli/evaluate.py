@@ -1,5 +1,6 @@
-"""`python -m genre_lab.evaluate run=<run id | checkpoint | URI> [data=<dataset>] [split=test]`:
-track-level metrics of a trained model, logged as a new MLflow run linked to the trained one."""
+"""`genre-lab evaluate <run id | checkpoint | URI | pretrained:NAME> [data=<dataset>] [split=test]`:
+track-level metrics of a trained model, logged as a new MLflow run linked to the trained one.
+The model is positional or `run=<model>`, as in every command that takes one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from genre_lab.data.leakage import LeakageError
 from genre_lab.inference.evaluation import EvaluationError, EvaluationResult, evaluate
 from genre_lab.models.ensemble import EnsembleError
 from genre_lab.models.loading import ModelSourceError
+from genre_lab.cli.options import positional_model
 from genre_lab.cli.refusals import refuse
 from genre_lab.registry import ConfigSecurityError
 
@@ -33,6 +35,7 @@ def print_summary(result: EvaluationResult) -> None:
     console.print(f"MLflow run {result.run_id}{link}", highlight=False)
 
 
+@positional_model
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     try:

@@ -1,6 +1,7 @@
-"""`python -m genre_lab.predict MODEL PATH... [options]`: tag songs and folders with a trained model.
+"""`genre-lab predict MODEL PATH... [options]`: tag songs and folders with a trained model.
 
-MODEL is a checkpoint file, an MLflow run id, or a `models:/` / `runs:/` URI.
+MODEL (positional or `run=<model>`) is a checkpoint file, an MLflow run id, a `models:/` /
+`runs:/` URI or a `pretrained:` name.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from genre_lab.audio.decode import DEFAULT_MAX_SECONDS
-from genre_lab.cli.options import add_tracking_uri_option
+from genre_lab.cli.options import add_tracking_uri_option, command_parser, models_from_run_arguments
 from genre_lab.inference.tag_files import PredictOptions, run_predict
 from genre_lab.inference.tag_output import FORMATS
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m genre_lab.predict", description=__doc__.splitlines()[0])
-    p.add_argument("model", help="checkpoint file, MLflow run id, or models:/ / runs:/ URI")
+    p = command_parser("predict", __doc__)
+    p.add_argument("model", metavar="MODEL",
+                   help="checkpoint file, MLflow run id, models:/ / runs:/ URI or pretrained:NAME (or run=<that>)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
     p.add_argument("--top-k", type=int, default=3, help="genres listed per file (default 3)")
     p.add_argument("--segments", type=float, metavar="SECONDS", help="also give a timeline of SECONDS-long segments")
@@ -45,11 +47,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parser().parse_args(argv)
+    p = parser()
+    a = p.parse_args(argv)
+    (model,), paths = models_from_run_arguments(p, [a.model, *a.paths], rest_name="PATH")
     # Our own progress bar is the one to watch; MLflow's download bars would interleave with it.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return run_predict(PredictOptions(
-        model=a.model, paths=a.paths, top_k=a.top_k, segments=a.segments, hop=a.hop, format=a.format,
+        model=model, paths=paths, top_k=a.top_k, segments=a.segments, hop=a.hop, format=a.format,
         output=a.output, overwrite=a.overwrite, workers=a.workers, processes=a.processes, batch_size=a.batch_size,
         device=a.device, tracking_uri=a.tracking_uri, progress=not a.no_progress,
         min_content=a.min_content, max_seconds=a.max_seconds,

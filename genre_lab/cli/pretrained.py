@@ -1,16 +1,17 @@
-"""`python -m genre_lab.pretrained convert musicnn-0.1.0-py3-none-any.whl [--out DIR]`:
+"""`genre-lab pretrained convert musicnn-0.1.0-py3-none-any.whl [--out DIR]`:
 rebuild the shipped musicnn weights from the original wheel (no TensorFlow needed). Get the
 wheel with `pip download --no-deps musicnn==0.1.0`."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from genre_lab.cli.options import command_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genre_lab.pretrained", description=__doc__)
+    parser = command_parser("pretrained", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help="convert musicnn's TF checkpoints to safetensors")
     conv.add_argument("source", type=Path, help="musicnn-0.1.0 wheel, or an unpacked musicnn/ package folder")

@@ -1,4 +1,4 @@
-"""Evaluate a trained model on a dataset split: the work behind `python -m genre_lab.evaluate`.
+"""Evaluate a trained model on a dataset split: the work behind `genre-lab evaluate`.
 
 Every window of every track in the split goes through the model and the chunk probabilities
 are averaged per track (the LightningModule's own test step, so the numbers are defined
@@ -114,7 +114,8 @@ def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: 
 @torch.inference_mode()
 def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) -> dict[str, float]:
     """Chunk and track accuracy / macro-F1 of the ensemble and of each member on the same
-    windows (`<split>/...` and `member<i>/<split>/...`): the gain is one table."""
+    windows (`<split>/...` and `<member label>/<split>/...`, the label naming the member's source
+    run, safe as a metric key: `EnsembleClassifier.sources`): the gain is one table."""
     model.eval()
     probs: list[list[torch.Tensor]] = [[] for _ in range(len(model.members) + 1)]
     labels, clips = [], []
@@ -129,7 +130,7 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) 
     n = len(model.classes)
     metrics: dict[str, float] = {}
     for i, store in enumerate(probs):
-        prefix = split if i == 0 else f"member{i - 1}/{split}"
+        prefix = split if i == 0 else f"{model.sources[i - 1]}/{split}"
         chunk = torch.cat(store)
         track, track_y = track_probabilities(chunk, y, clip)
         for level, (p, t) in (("chunk", (chunk, y)), ("track", (track, track_y))):

@@ -1,5 +1,6 @@
-"""The work behind `python -m genre_lab.predict`: expand paths, tag every file with a progress
-bar, write the report, and turn the outcome into an exit status.
+"""The work behind `genre-lab predict`: expand paths, tag every file with a progress bar, write
+the report, and turn the outcome into an exit status. Also the start that the song commands
+share (`model_and_songs`: predict's model loading and path expansion for embed and explain).
 
 Exit status: 0 when every file was tagged, 1 when some could not be (each has a row with its
 error), 2 for usage errors (unloadable model, output file exists, nothing to tag). A file that
@@ -66,6 +67,18 @@ def collect_audio_files(paths: Sequence[str | Path]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def model_and_songs(model: str | Path, paths: Sequence[str | Path], tracking_uri: str | None = None,
+                    hop: float | None = None, *, one_model_for: str | None = None) -> tuple[Tagger, list[Path]]:
+    """The model as a Tagger on the CPU (its windows, `hop` seconds apart when given, else its
+    evaluation hop) and the audio files `paths` name (`collect_audio_files`): how embed and
+    explain start. Raises ModelSourceError or UsageError (both ValueError) naming the model or
+    `--hop`; `one_model_for` refuses an ensemble for a command that needs one network."""
+    if hop is not None and not hop > 0:
+        raise UsageError(f"--hop must be a positive number of seconds, got {hop}")
+    tagger = Tagger.load(model, tracking_uri=tracking_uri, hop_seconds=hop, device="cpu", one_model_for=one_model_for)
+    return tagger, collect_audio_files(paths)
 
 
 def check_options(opts: PredictOptions) -> None:

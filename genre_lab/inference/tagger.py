@@ -155,12 +155,14 @@ class Tagger:
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
-    def load(cls, model: str | Path, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
+    def load(cls, model: str | Path, tracking_uri: str | None = None, *, one_model_for: str | None = None,
+             **kwargs: Any) -> Tagger:
         """The one way to get a Tagger: from anything `genre_lab.models.loading.load_model` takes
         (a model file, a pyfunc model folder, an MLflow run id, a `models:/` / `runs:/` URI or a
-        `pretrained:` name), weights-only and validated."""
+        `pretrained:` name), weights-only and validated. `one_model_for` names the command that
+        needs a single network: an ensemble is then refused naming it (`load_model`)."""
         device = inference_device(kwargs.pop("device", None))
-        loaded = load_model(model, tracking_uri, device)
+        loaded = load_model(model, tracking_uri, device, one_model_for=one_model_for)
         tagger = cls(loaded.network, source=loaded.source.spec, device=device, **kwargs)
         tagger.run_id = loaded.source.run_id
         return tagger

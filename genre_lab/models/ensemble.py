@@ -8,10 +8,16 @@ and the Tagger, evaluation and serving use an ensemble exactly like one model.
 
 Its file (weights-only, every member validated like a single network's) is read and written by
 `genre_lab.models.model_file` (`parse_ensemble`, `write_ensemble`), like every model file.
+
+Each member carries a label (`sources`): the name of the run it came from (the `ensemble`
+command chooses it), which names the member in the ensemble run's params and in the metrics
+`evaluate` logs per member. Labels are read from files and stores, so they are made safe
+(`member_labels`) whatever they came as.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +32,30 @@ from genre_lab.models.network import GenreNet
 
 class EnsembleError(ValueError):
     """Members that cannot form an ensemble; the message names the members or classes."""
+
+
+#: The longest member label: a metric key `<label>/<split>/track_acc` stays short.
+MAX_LABEL_CHARS = 60
+#: What a label may not hold: MLflow metric keys allow letters, digits, `_ - . / ` and space;
+#: `/` and space are left out too, so that a label is one segment of a key.
+_NOT_IN_LABEL = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def member_labels(names: Sequence[str | None]) -> list[str]:
+    """One label per member, safe as a metric-key segment and a param name: runs of other
+    characters become `_`, leading and trailing `._-` go (no `.` or `..` segment), at most
+    `MAX_LABEL_CHARS`; an empty one becomes `member<i>`, and a label already taken gets `-2`,
+    `-3`, ... so that no two members share one."""
+    labels: list[str] = []
+    for i, name in enumerate(names):
+        text = str(name or "")[: 4 * MAX_LABEL_CHARS]  # bounded before any work on store text
+        label = _NOT_IN_LABEL.sub("_", text).strip("._-")[:MAX_LABEL_CHARS].rstrip("._-") or f"member{i}"
+        unique, n = label, 2
+        while unique in labels:
+            suffix = f"-{n}"
+            unique, n = label[: MAX_LABEL_CHARS - len(suffix)] + suffix, n + 1
+        labels.append(unique)
+    return labels
 
 
 @dataclass(frozen=True)
@@ -48,7 +78,9 @@ class EnsembleClassifier(nn.Module):
         super().__init__()
         if not 2 <= len(members) <= MAX_ENSEMBLE_MEMBERS:
             raise EnsembleError(f"an ensemble needs 2 to {MAX_ENSEMBLE_MEMBERS} members, got {len(members)}")
-        self.sources = list(sources or [f"member {i}" for i in range(len(members))])
+        #: Member labels (`member_labels`): safe and unique, in member order.
+        given = list(sources or [])[: len(members)]
+        self.sources = member_labels([*given, *[None] * (len(members) - len(given))])
         self.run_ids = list(run_ids or [None] * len(members))
         specs = [m.spec for m in members]
         self.classes = list(specs[0].classes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -99,3 +100,65 @@ def test_every_other_command_answers_help(command: str, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
     assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["predict", "embed", "explain", "ensemble", "pretrained"])
+def test_usage_names_the_command_as_typed(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and out.startswith(f"usage: genre-lab {command} "), out[:200]
+    assert "python -m" not in out
+
+
+def test_old_module_path_still_runs_and_names_the_command(tmp_path: Path) -> None:
+    """`python -m genre_lab.explain` (a shim) is the same command, usage and all."""
+    proc = subprocess.run([sys.executable, "-m", "genre_lab.explain", "--help"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: genre-lab explain "), proc.stderr[-2000:]
+
+
+def _job_config(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> dict:
+    import yaml
+
+    main(["evaluate", *args, "--cfg", "job"])
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_evaluate_takes_the_model_positional_or_as_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`genre-lab evaluate <model>` composes the config `run=<model>` does, whatever the model
+    looks like to Hydra (digits only, a comma, a URI with `@`); Hydra's flags and overrides
+    around it keep their meaning."""
+    monkeypatch.chdir(tmp_path)
+    for model in ("0123456789abcdef0123456789abcdef", "12345678901234567890123456789012", "1e5",
+                  "models:/genre@champion", str(tmp_path / "a,b" / "best.ckpt"), "pretrained:musicnn-msd"):
+        positional = _job_config([model, "split=val"], monkeypatch, capsys)
+        assert positional["run"] == model and positional["split"] == "val"
+        if "," not in model and not model.isdigit() and model != "1e5":  # as run=, Hydra would read a sweep or a number
+            assert _job_config([f"run={model}", "split=val"], monkeypatch, capsys) == positional
+    # The model after Hydra's flags and their values.
+    assert _job_config(["-cn", "evaluate", "abc", "hop_seconds=1"], monkeypatch, capsys)["run"] == "abc"
+    assert list(tmp_path.iterdir()) == []  # showing the config writes nothing
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "abc", "run=def", "--cfg", "job"])
+    assert done.value.code == 2 and "give the model once" in capsys.readouterr().err
+
+
+def test_model_as_override_knows_hydras_flags() -> None:
+    """The flags `model_as_override` skips with their value are the ones Hydra's own parser
+    gives a value (a new Hydra flag fails here, not on a user's command line)."""
+    from hydra.main import get_args_parser
+
+    from genre_lab.cli import options
+
+    takes_value = {flag for action in get_args_parser()._actions if action.option_strings and action.nargs != 0
+                   and not isinstance(action, argparse._VersionAction) for flag in action.option_strings}
+    assert takes_value == options._HYDRA_VALUE_FLAGS | options._HYDRA_OPTIONAL_VALUE_FLAGS
+    rewrite = options.model_as_override
+    assert rewrite(["-m", "abc", "split=val,test"]) == ["-m", "run='abc'", "split=val,test"]
+    assert rewrite(["--info", "config", "abc"]) == ["--info", "config", "run='abc'"]
+    assert rewrite(["~hop_seconds", "+x=1", "abc"]) == ["~hop_seconds", "+x=1", "run='abc'"]
+    assert rewrite(["--cfg=job", "abc"]) == ["--cfg=job", "run='abc'"]
+    assert rewrite(["run=abc", "--help"]) == ["run=abc", "--help"]
+    assert rewrite(["it's.ckpt"]) == ['run="it\'s.ckpt"']

@@ -1,4 +1,4 @@
-"""`genre_lab.cli.embed`: pooled and per-window embeddings of real files in several formats, from
+"""`genre-lab embed`: pooled and per-window embeddings of real files in several formats, from
 the pretrained musicnn port and from a genre_lab checkpoint; bad files listed, not fatal."""
 
 from __future__ import annotations
@@ -61,7 +61,12 @@ def test_checkpoint_embeddings_are_the_backbone_output(songs: Path, tmp_path: Pa
     assert embed_main([str(ckpt), str(songs / "rock.wav"), "--output", str(out)]) == 0
     data = np.load(out)
     assert data["embeddings"].shape == (1, model.backbone.out_dim)
+    # The model may also be named `run=<model>`, as in every command that takes one.
+    named = tmp_path / "named.npz"
+    assert embed_main([str(songs / "rock.wav"), f"run={ckpt}", "--output", str(named)]) == 0
+    assert np.array_equal(np.load(named)["embeddings"], data["embeddings"])
     assert embed_main(["pretrained:nope", str(songs), "--output", str(out)]) == 2
+    assert embed_main([str(ckpt), str(songs), "--output", str(out), "--hop", "0"]) == 2
 
 
 def test_pretrained_musicnn_tags_songs_like_the_original_recipe(songs: Path, tmp_path: Path, capsys) -> None:

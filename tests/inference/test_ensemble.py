@@ -64,17 +64,58 @@ def ensemble_run(runs) -> str:
     return run.info.run_id
 
 
+def _run_names(uri: str, ids: list[str]) -> dict[str, str]:
+    """run id -> its MLflow run name (`<model>-<features>-<dataset>-s<seed>`)."""
+    client = MlflowClient(uri)
+    return {i: client.get_run(i).info.run_name for i in ids}
+
+
 @pytest.mark.slow
 def test_ensemble_run_records_members_and_lineage(runs, ensemble_run: str) -> None:
     uri, ids, _ = runs
+    names = _run_names(uri, ids)
+    assert sorted(names.values()) == ["cnn-logmel-synthetic-s42", "cnn-logmel-synthetic-s7",
+                                      "crnn-logmel-synthetic-s42"]
     run = MlflowClient(uri).get_run(ensemble_run)
     assert run.info.status == "FINISHED"
-    members = [run.data.params[f"member{i}"] for i in range(3)]
-    assert sorted(members) == sorted(ids) and json.loads(run.data.tags["genre_lab.members"]) == members
-    weights = [float(run.data.params[f"member{i}.weight"]) for i in range(3)]
-    assert sum(weights) == pytest.approx(1.0, abs=1e-5)
+    # Each member is a param named after its source run, holding the run id.
+    members = {key.removeprefix("member."): value for key, value in run.data.params.items()
+               if key.startswith("member.") and not key.endswith(".weight")}
+    assert members == {name: run_id for run_id, name in names.items()}
+    assert sorted(json.loads(run.data.tags["genre_lab.members"])) == sorted(ids)
+    weights = [float(run.data.params[f"member.{name}.weight"]) for name in names.values()]
+    assert sum(weights) == pytest.approx(1.0, abs=1e-5) and run.data.params["members"] == "3"
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(ensemble_run, "checkpoints")}
     assert "checkpoints/best.ckpt" in artifacts
+    # The ensemble model itself knows its members by the same names.
+    assert sorted(Tagger.load(ensemble_run, tracking_uri=uri).model.sources) == sorted(names.values())
+
+
+@pytest.mark.slow
+def test_members_sharing_a_run_name_or_with_a_hostile_one_get_safe_unique_names(runs, tmp_path: Path,
+                                                                                monkeypatch, capsys) -> None:
+    """Run names are store data: a copy of a member under a hostile name (path segments, markup,
+    spaces, far too long) is named by a bounded, metric-key-safe label; the same run twice is
+    told apart. Members are given as `run=<id>`, the form every model-taking command accepts."""
+    uri, ids, root = runs
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
+    client = MlflowClient(uri)
+    experiment = client.get_run(ids[0]).info.experiment_id
+    hostile = "../../[red]x[/red] <b>" + "y" * 300
+    copy = client.create_run(experiment, run_name=hostile, tags={"run_type": "copy"}).info.run_id
+    client.log_artifact(copy, client.download_artifacts(ids[0], "checkpoints/best.ckpt", str(tmp_path)), "checkpoints")
+    client.set_terminated(copy)
+    assert ensemble_main([f"run={ids[0]}", f"run={copy}", f"run={ids[0]}", "--experiment", "named",
+                          "--tracking-uri", uri]) == 0
+    (run,) = client.search_runs([client.get_experiment_by_name("named").experiment_id])
+    first = client.get_run(ids[0]).info.run_name
+    safe = "red_x_red_b_" + "y" * 48
+    assert {k for k in run.data.params if k.startswith("member.")} == {
+        f"member.{first}", f"member.{safe}", f"member.{first}-2",
+        f"member.{first}.weight", f"member.{safe}.weight", f"member.{first}-2.weight"}
+    assert run.data.params[f"member.{safe}"] == copy
+    assert Tagger.load(run.info.run_id, tracking_uri=uri).model.sources == [first, safe, f"{first}-2"]
+    assert f"ensemble of {first}, {safe}, {first}-2" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -108,12 +149,16 @@ def test_evaluate_reports_ensemble_and_members_in_one_run(runs, ensemble_run: st
     uri, ids, root = runs
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
     result = evaluate(compose([f"run={ensemble_run}", f"tracking_uri={uri}", "progress=false"], config_name="evaluate"))
-    for prefix in ("test", "member0/test", "member1/test", "member2/test"):
+    names = sorted(_run_names(uri, ids).values())
+    # Each member's metrics are prefixed with its source run's name.
+    for prefix in ("test", *(f"{name}/test" for name in names)):
         assert 0.0 <= result.metrics[f"{prefix}/track_acc"] <= 1.0
     # Ten easy synthetic genres: every member and the ensemble far above chance (0.1).
     assert result.metrics["test/track_acc"] >= 0.5
     logged = MlflowClient(uri).get_run(result.run_id).data.metrics
-    assert logged["member2/test/track_f1"] == pytest.approx(result.metrics["member2/test/track_f1"])
+    assert {key.split("/")[0] for key in logged} == {"test", *names}
+    for name in names:
+        assert logged[f"{name}/test/track_f1"] == pytest.approx(result.metrics[f"{name}/test/track_f1"])
 
 
 def test_members_must_share_their_classes(tmp_path: Path) -> None:
@@ -125,8 +170,10 @@ def test_members_must_share_their_classes(tmp_path: Path) -> None:
     both = EnsembleClassifier([a.eval(), b.eval()]).eval()
     pa, pb = (m(wave).softmax(1) for m in (a.eval(), b.eval()))
     assert torch.allclose(both(wave).softmax(1), (pa + pb[:, [1, 0]]) / 2, atol=1e-5)
-    with pytest.raises(EnsembleError, match=r"member 1 has classes \['polka', 'rock'\].*\['blues', 'rock'\]"):
+    with pytest.raises(EnsembleError, match=r"member1 has classes \['polka', 'rock'\].*\['blues', 'rock'\]"):
         EnsembleClassifier([a, c])
+    with pytest.raises(EnsembleError, match=r"^blues-model has classes .* but rock_model has"):
+        EnsembleClassifier([a, c], sources=["rock model", "blues-model"])
     assert ensemble_main([str(tmp_path / "missing.ckpt"), str(tmp_path / "other.ckpt")]) == 2
 
 
@@ -181,3 +228,13 @@ def test_served_ensemble_answers(runs, ensemble_run: str, tmp_path: Path) -> Non
         assert row["error"] is None and len(row["genres"]) == 2
     finally:
         stop_session(proc)
+
+
+def test_member_labels_are_safe_unique_metric_key_segments() -> None:
+    from genre_lab.models.ensemble import MAX_LABEL_CHARS, member_labels
+
+    long = "x" * 500
+    labels = member_labels(["..", None, "a/b c", "a/b c", "a_b_c-2", long, long, "ok.v1"])
+    assert labels[:5] == ["member0", "member1", "a_b_c", "a_b_c-2", "a_b_c-2-2"]
+    assert labels[5] == "x" * MAX_LABEL_CHARS and labels[6] == "x" * (MAX_LABEL_CHARS - 2) + "-2"
+    assert labels[7] == "ok.v1" and len(set(labels)) == len(labels)

@@ -178,3 +178,25 @@ def test_cli_evaluates_a_checkpoint_on_another_split(trained, tmp_path: Path) ->
     assert run.info.status == "FINISHED" and "evaluated_run_id" not in run.data.tags
     assert run.data.params["tracks"] == "20" and run.data.params["data.chunk_seconds"] == "2.0"
     assert 0.0 <= run.data.metrics["val/track_acc"] <= 1.0
+
+
+def test_command_takes_the_model_positional_or_as_run(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys) -> None:
+    """`genre-lab evaluate <run id>` is `genre-lab evaluate run=<run id>`: the same model on the
+    same split, logged as a run linked to it with the same metrics."""
+    from genre_lab.cli import main
+
+    result, uri = trained
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    experiment = client.get_run(result.run_id).info.experiment_id
+    logged = []
+    for i, model in enumerate((result.run_id, f"run={result.run_id}")):
+        before = {r.info.run_id for r in client.search_runs([experiment])}
+        assert main(["evaluate", model, "progress=false", "explain.enabled=false", f"hydra.run.dir={tmp_path}/h{i}"]) == 0
+        (new,) = [r for r in client.search_runs([experiment]) if r.info.run_id not in before]
+        assert new.data.tags["evaluated_run_id"] == result.run_id and new.data.params["run"] == result.run_id
+        logged.append(new.data.metrics)
+    assert logged[0] == logged[1] and "test/track_acc" in logged[0]
+    assert result.run_id in "".join(capsys.readouterr().out.split())  # the summary names the evaluated run

@@ -121,6 +121,9 @@ def test_explain_cli_draws_every_method_and_reports_bad_files(band_model, tmp_pa
         assert "broken.wav" in printed.err and "long.flac: band" in printed.out
     assert explain_main([checkpoint, str(long_song), "--output", str(tmp_path / "t"), "--target", "polka"]) == 1
     assert "'polka' is not one of the model's classes" in capsys.readouterr().err
+    # `run=<model>`, as in every command that takes one.
+    assert explain_main([str(short), f"run={checkpoint}", "--output", str(tmp_path / "named"), "--method", "occlusion"]) == 0
+    assert [p.name for p in (tmp_path / "named").iterdir()] == ["short.png"]
 
 
 def test_gradcam_needs_a_conv_block() -> None:

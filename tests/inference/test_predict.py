@@ -310,3 +310,19 @@ def test_nan_weights_give_error_rows_and_valid_json(trained, music: Path, tmp_pa
     for row in rows:
         assert row["genres"] == [] and "NaN or infinite probabilities" in row["error"], row
     assert "2 of 2 file(s) could not be tagged" in capsys.readouterr().err
+
+
+def test_model_is_positional_or_run_equals(trained, music: Path, tmp_path: Path, capsys) -> None:
+    """`predict <model> PATH...` and `predict run=<model> PATH...` (anywhere among the paths)
+    tag alike; two `run=` are a usage error."""
+    result, uri = trained
+    song = str(music / "rock.wav")
+    outputs = []
+    for i, argv in enumerate(([result.run_id, song], [f"run={result.run_id}", song], [song, f"run={result.run_id}"])):
+        out = tmp_path / f"tags{i}.json"
+        assert predict_main([*argv, "--tracking-uri", uri, "--format", "json", "--output", str(out), "--no-progress"]) == 0
+        outputs.append(json.loads(out.read_text()))
+    assert outputs[0] == outputs[1] == outputs[2] and outputs[0][0]["error"] is None
+    with pytest.raises(SystemExit) as done:
+        predict_main([f"run={result.run_id}", f"run={result.best_checkpoint}", song])
+    assert done.value.code == 2 and "give the model once" in capsys.readouterr().err
