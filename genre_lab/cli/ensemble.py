@@ -32,6 +32,7 @@ from genre_lab.inference.evaluation import training_data_config
 from genre_lab.models.mlflow_model import log_tagger_model
 from genre_lab.models.ensemble import EnsembleClassifier, EnsembleError
 from genre_lab.models.loading import ModelSourceError, load_model, resolve
+from genre_lab.training.quiet import quiet_third_party
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
+    quiet_third_party()  # MLflow's download bars for every member, its INFO lines
     console = Console(stderr=True)
     uri = a.tracking_uri or tracking.tracking_uri()
     try:
