@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from rich.console import Console
@@ -53,7 +54,7 @@ class SyntheticSource(ClipSource):
         # Generated clips all last clip_seconds: the DataModule applies data.short_clips to them.
         out = {}
         with terminal_progress() as progress:
-            task = progress.add_task("Generating synthetic clips", total=len(GENRES) * sum(self.clips_per_class.values()))
+            task = progress.add_task("Generating synthetic clips", total=len(GENRES) * sum(self.clips_per_class[s] for s in SPLITS))
             for split in SPLITS:
                 waves, labels, ids = synthetic_split(
                     split, self.clips_per_class[split], self.clip_seconds, sample_rate, self.seed,
@@ -65,9 +66,10 @@ class SyntheticSource(ClipSource):
 
 def terminal_progress(enabled: bool = True) -> Progress:
     """A progress bar on stderr that vanishes when done, shown only on a terminal (logs and CI
-    get nothing) and only in the main thread (Rich draws one live display per process; sweep
-    trials in threads would collide)."""
+    get nothing), only in the main thread (Rich draws one live display per process; sweep trials
+    in threads would collide) and only by the first of DDP's processes (`LOCAL_RANK`)."""
     console = Console(stderr=True)
-    show = enabled and console.is_terminal and threading.current_thread() is threading.main_thread()
+    show = (enabled and console.is_terminal and threading.current_thread() is threading.main_thread()
+            and os.environ.get("LOCAL_RANK", "0") == "0")
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, transient=True, disable=not show)

@@ -44,15 +44,10 @@ THIRD_PARTY = r"(torch|lightning|lightning_fabric|pytorch_lightning|torchmetrics
 #: MLflow's environment settings -> their quiet values (kept when the user set them).
 MLFLOW_ENV = {"MLFLOW_LOGGING_LEVEL": "WARNING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
-_done = False
-
 
 def quiet_third_party() -> None:
-    """Silence the third-party output listed in the module docstring; idempotent."""
-    global _done
-    if _done:
-        return
-    _done = True
+    """Silence the third-party output listed in the module docstring. Calling it again changes
+    nothing (`warnings.filterwarnings` replaces an identical filter)."""
     user_mlflow_level = "MLFLOW_LOGGING_LEVEL" in os.environ
     for key, value in MLFLOW_ENV.items():
         os.environ.setdefault(key, value)
