@@ -3,6 +3,8 @@
 import sys
 
 from genre_lab.cli.train import main
+from genre_lab.cli.verbosity import take_verbose_flag
 
 if __name__ == "__main__":
+    sys.argv[1:] = take_verbose_flag(sys.argv[1:])
     main()

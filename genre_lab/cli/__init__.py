@@ -1,8 +1,9 @@
 """`genre-lab COMMAND [args]`: every entry point behind one command.
 
 Hydra commands (train, sweep, evaluate) take Hydra overrides and flags (`--help` lists their
-config groups, `-m` runs a grid, `--config-dir DIR` adds a folder of your own configs); the
-others take their own options. `python -m genre_lab.<command>` still works for each.
+config groups, `-m` runs a grid, `--config-dir DIR` adds a folder of your own configs) and
+genre_lab's own `-v` / `--verbose` (every metric, not only the headline ones); the others
+take their own options. `python -m genre_lab.<command>` still works for each.
 A new entry point joins by one line in `COMMANDS`.
 """
 
@@ -13,6 +14,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from genre_lab.cli.verbosity import take_verbose_flag
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Command:
         if not self.hydra:
             return int(main(args) or 0)
         saved = sys.argv
-        sys.argv = [f"genre-lab {name}", *args]
+        sys.argv = [f"genre-lab {name}", *take_verbose_flag(args)]  # -v is ours, not Hydra's
         try:
             main()
         finally:

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from genre_lab.cli.options import add_tracking_uri_option, command_parser, models_from_run_arguments
 from genre_lab.inference.ensemble_runs import WEIGHTINGS, create_ensemble
+from genre_lab.training.quiet import quiet_third_party
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
     models, _ = models_from_run_arguments(p, a.models, models=None)
+    quiet_third_party()  # MLflow's download bars for every member, its INFO lines
     try:
         result = create_ensemble(models, a.tracking_uri, from_experiment=a.from_experiment, top=a.top,
                                  metric=a.metric, weighting=a.weights, experiment=a.experiment, run_name=a.run_name)

@@ -4,10 +4,12 @@ The model is positional or `run=<model>`, as in every command that takes one."""
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
+from mlflow import MlflowClient
 from rich.console import Console
-from rich.table import Table
 
 from genre_lab.models.model_file import CheckpointError
 from genre_lab.config import CONF_DIR
@@ -17,22 +19,31 @@ from genre_lab.models.ensemble import EnsembleError
 from genre_lab.models.loading import ModelSourceError
 from genre_lab.cli.options import positional_model
 from genre_lab.cli.refusals import refuse
+from genre_lab.cli.summary import headline, metric_table, print_lines, ui_commands
+from genre_lab.cli.verbosity import take_verbose_flag, verbose
 from genre_lab.registry import ConfigSecurityError
+from genre_lab.tracking.mlflow_runs import tracking_uri
 
 #: Refusals whose message names the run, file or setting at fault: one line, exit 2.
 REFUSALS = (EvaluationError, ModelSourceError, CheckpointError, EnsembleError, ConfigSecurityError, LeakageError)
 
 
-def print_summary(result: EvaluationResult) -> None:
-    table = Table(title=f"{result.tags['model']} on {result.tags['dataset']}/{result.tags['split']}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in sorted(result.metrics):
-        table.add_row(key, f"{result.metrics[key]:.4f}")
+def print_summary(result: EvaluationResult, cfg: DictConfig) -> None:
+    """The split's track accuracy and macro-F1, the evaluation run and the command to open it in
+    MLflow's UI; every metric (an ensemble's members too) with `-v`."""
+    uri = str(cfg.get("tracking_uri") or tracking_uri())
+    run = MlflowClient(uri).get_run(result.run_id).info
     console = Console()
-    console.print(table)
-    link = f" (evaluates run {result.evaluated_run_id})" if result.evaluated_run_id else ""
-    console.print(f"MLflow run {result.run_id}{link}", highlight=False)
+    split = result.tags["split"]
+    if verbose():
+        console.print(metric_table(result.metrics, result.metrics))
+    places = [("Evaluated", result.evaluated_run_id or result.tags.get("evaluated_model", "?")),
+              *ui_commands(uri, run.experiment_id, result.run_id)]
+    if not verbose():
+        places.append(("All metrics", "run again with -v, or see the run in the UI"))
+    print_lines(console, f"{result.tags['model']} on {result.tags['dataset']}/{split}: "
+                         f"run {run.run_name} ({result.run_id})",
+                headline(result.metrics, (f"{split}/track_acc", f"{split}/track_f1")), places)
 
 
 @positional_model
@@ -42,8 +53,9 @@ def main(cfg: DictConfig) -> None:
         result = evaluate(cfg)
     except REFUSALS as err:
         refuse(err)
-    print_summary(result)
+    print_summary(result, cfg)
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = take_verbose_flag(sys.argv[1:])
     main()

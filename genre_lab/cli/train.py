@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
+from mlflow import MlflowClient
 from rich.console import Console
-from rich.table import Table
 
 from genre_lab.models.model_file import CheckpointError
 from genre_lab.config import CONF_DIR
 from genre_lab.data.leakage import LeakageError
 from genre_lab.cli.refusals import refuse
+from genre_lab.cli.summary import headline, metric_table, predict_command, print_lines, ui_commands
+from genre_lab.cli.verbosity import take_verbose_flag, verbose
 from genre_lab.registry import ConfigSecurityError
 from genre_lab.training.resume import ResumeError
 from genre_lab.training.resume.lightning_checkpoints import CheckpointLoadError
@@ -20,13 +24,29 @@ from genre_lab.training.resume.run_config import ResumeConfigError
 from genre_lab.training.fit import TrainResult, fit_and_test
 
 
-def print_summary(result: TrainResult) -> None:
-    table = Table(title=f"{result.tags.get('model')} on {result.tags.get('dataset')}  (MLflow run {result.run_id})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in sorted(k for k in result.metrics if k.startswith(("test/", "val/"))):
-        table.add_row(key, f"{result.metrics[key]:.4f}")
-    Console().print(table)
+#: The numbers the summary leads with (every val/ and test/ metric with -v).
+HEADLINE_KEYS = ("test/track_acc", "test/track_f1", "val/track_acc")
+
+
+def print_summary(result: TrainResult, cfg: DictConfig) -> None:
+    """The headline metrics, the run (name, id, folder, model) and the commands to open it in
+    MLflow's UI and tag songs with it; every validation and test metric with `-v`."""
+    uri = str(cfg.logger.mlflow.tracking_uri)
+    run = MlflowClient(uri).get_run(result.run_id).info  # the name training gave it
+    console = Console()
+    if verbose():
+        console.print(metric_table(result.metrics, (k for k in result.metrics if k.startswith(("test/", "val/")))))
+    model = f"runs:/{result.run_id}/model" if cfg.get("log_model", True) else None
+    places = [("Run folder", str(cfg.paths.output_dir)),
+              *([("Checkpoint", result.best_checkpoint)] if result.best_checkpoint else []),
+              *([("Model", model)] if model else []),
+              *ui_commands(uri, run.experiment_id, result.run_id)]
+    if model or result.best_checkpoint:
+        places.append(("Predict", predict_command(result.run_id, uri)))
+    if not verbose():
+        places.append(("All metrics", "run again with -v, or see the run in the UI"))
+    print_lines(console, f"{result.tags.get('model')} on {result.tags.get('dataset')}: run {run.run_name} ({result.run_id})",
+                headline(result.metrics, HEADLINE_KEYS), places)
 
 
 #: Refusals of a config (from a store, a best config or the command line), of a damaged
@@ -43,10 +63,11 @@ def main(cfg: DictConfig) -> float:
     except REFUSALS as err:
         refuse(err)
     if rank_zero_only.rank == 0:  # under DDP every rank returns here; one table
-        print_summary(result)
+        print_summary(result, cfg)
     # Returned for Hydra sweepers: the validation track accuracy of the run.
     return result.metrics.get("val/track_acc", float("nan"))
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = take_verbose_flag(sys.argv[1:])
     main()

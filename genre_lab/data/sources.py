@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
 from genre_lab.data.synthetic import GENRES, LEVELS, synthetic_split
 
@@ -47,10 +53,23 @@ class SyntheticSource(ClipSource):
     def load(self, sample_rate: int, min_samples: int = 0) -> dict[str, AudioSplit]:
         # Generated clips all last clip_seconds: the DataModule applies data.short_clips to them.
         out = {}
-        for split in SPLITS:
-            waves, labels, ids = synthetic_split(
-                split, self.clips_per_class[split], self.clip_seconds, sample_rate, self.seed,
-                self.difficulty,
-            )
-            out[split] = AudioSplit(ids=ids, labels=labels, waves=waves)
+        with terminal_progress() as progress:
+            task = progress.add_task("Generating synthetic clips", total=len(GENRES) * sum(self.clips_per_class[s] for s in SPLITS))
+            for split in SPLITS:
+                waves, labels, ids = synthetic_split(
+                    split, self.clips_per_class[split], self.clip_seconds, sample_rate, self.seed,
+                    self.difficulty, on_clip=lambda: progress.advance(task),
+                )
+                out[split] = AudioSplit(ids=ids, labels=labels, waves=waves)
         return out
+
+
+def terminal_progress(enabled: bool = True) -> Progress:
+    """A progress bar on stderr that vanishes when done, shown only on a terminal (logs and CI
+    get nothing), only in the main thread (Rich draws one live display per process; sweep trials
+    in threads would collide) and only by the first of DDP's processes (`LOCAL_RANK`)."""
+    console = Console(stderr=True)
+    show = (enabled and console.is_terminal and threading.current_thread() is threading.main_thread()
+            and os.environ.get("LOCAL_RANK", "0") == "0")
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=True, disable=not show)

@@ -14,6 +14,7 @@ first member's grid and averaged with the ensemble weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,13 +193,24 @@ def _track_probs(model: nn.Module, windows: torch.Tensor) -> torch.Tensor:
 
 
 def class_explanations(explainer: Explainer, ids: list[str], labels: list[int], waves: list[np.ndarray],
-                       chunk: int, hop: int, classes: list[str], max_tracks: int = 5, examples: int = 3) -> list[ClassExplanation]:
+                       chunk: int, hop: int, classes: list[str], max_tracks: int = 5, examples: int = 3,
+                       advance: Callable[[], object] | None = None) -> list[ClassExplanation]:
     """Per class: attributions of up to `max_tracks` correctly classified tracks (the most
-    confident first), averaged; plus the `examples` most confident and most confused tracks."""
+    confident first), averaged; plus the `examples` most confident and most confused tracks.
+    `advance` (a progress bar) is called after each track is scored and each class explained:
+    `len(waves) + len(classes)` calls."""
     def windows_of(wave: np.ndarray) -> torch.Tensor:
         return clip_windows(wave, chunk, hop)[0]
 
-    probs = torch.stack([_track_probs(explainer.model, windows_of(w)) for w in waves])
+    def step() -> None:
+        if advance is not None:
+            advance()
+
+    scored = []
+    for wave in waves:
+        scored.append(_track_probs(explainer.model, windows_of(wave)))
+        step()
+    probs = torch.stack(scored)
     hz = band_hz(explainer.reference)
     out = []
     for c, label in enumerate(classes):
@@ -215,4 +227,5 @@ def class_explanations(explainer: Explainer, ids: list[str], labels: list[int], 
             [{"track": ids[i], "predicted": classes[int(probs[i].argmax())], "probability": round(float(probs[i].max()), 6)}
              for i in confused[:examples]],
         ))
+        step()
     return out

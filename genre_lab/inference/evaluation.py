@@ -33,9 +33,11 @@ from genre_lab import registry
 from genre_lab.tracking import mlflow_runs as tracking
 from genre_lab.data import SPLITS, AudioSplit, GenreDataModule
 from genre_lab.data.datamodule import TrackChunks, targets
+from genre_lab.data.sources import terminal_progress
 from genre_lab.models.ensemble import EnsembleClassifier
 from genre_lab.models.loading import ModelSource, load_model
 from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.training.quiet import quiet_third_party
 from genre_lab.models.network import GenreNet
 from genre_lab.audio.windows import track_probabilities
 
@@ -112,20 +114,24 @@ def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: 
 
 
 @torch.inference_mode()
-def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) -> dict[str, float]:
+def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str,
+                     progress: bool = True) -> dict[str, float]:
     """Chunk and track accuracy / macro-F1 of the ensemble and of each member on the same
     windows (`<split>/...` and `<member label>/<split>/...`, the label naming the member's source
     run, safe as a metric key: `EnsembleClassifier.sources`): the gain is one table."""
     model.eval()
     probs: list[list[torch.Tensor]] = [[] for _ in range(len(model.members) + 1)]
     labels, clips = [], []
-    for wave, y, clip in loader:
-        members = model.member_probabilities(wave)
-        mean = torch.einsum("m,mbc->bc", model.weights, torch.stack(members))
-        for store, p in zip(probs, [mean, *members]):
-            store.append(p)
-        labels.append(y)
-        clips.append(clip)
+    with terminal_progress(progress) as bar:
+        task = bar.add_task(f"Scoring {split} windows", total=len(loader))
+        for wave, y, clip in loader:
+            members = model.member_probabilities(wave)
+            mean = torch.einsum("m,mbc->bc", model.weights, torch.stack(members))
+            for store, p in zip(probs, [mean, *members]):
+                store.append(p)
+            labels.append(y)
+            clips.append(clip)
+            bar.advance(task)
     y, clip = torch.cat(labels), torch.cat(clips)
     n = len(model.classes)
     metrics: dict[str, float] = {}
@@ -140,7 +146,7 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) 
 
 
 def log_class_explanations(client: MlflowClient, run_id: str, model: GenreNet | EnsembleClassifier,
-                           split: AudioSplit, chunk: int, hop: int, settings: Any) -> None:
+                           split: AudioSplit, chunk: int, hop: int, settings: Any, progress: bool = True) -> None:
     """Per genre: `explain/<genre>.png` (mean attribution over its correctly classified tracks,
     and the frequency profile) and `explain/summary.json` (profiles, peak band, most confident
     and most confused tracks)."""
@@ -150,8 +156,10 @@ def log_class_explanations(client: MlflowClient, run_id: str, model: GenreNet | 
     from genre_lab.reporting.plots import class_attribution_figure
 
     explainer = Explainer(model, str(settings.get("method", "integrated_gradients")), int(settings.get("steps", 8)))
-    found = class_explanations(explainer, split.ids, split.labels, split.waves, chunk, hop, model.classes,
-                               int(settings.get("max_tracks_per_class", 5)))
+    with terminal_progress(progress) as bar:
+        task = bar.add_task("Explaining genres", total=len(split) + len(model.classes))
+        found = class_explanations(explainer, split.ids, split.labels, split.waves, chunk, hop, model.classes,
+                                   int(settings.get("max_tracks_per_class", 5)), advance=lambda: bar.advance(task))
     for item in found:
         if item.mean_map is not None:
             fig = class_attribution_figure(item.mean_map, item.label, item.tracks)
@@ -165,6 +173,8 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
     if cfg.split not in SPLITS:
         raise EvaluationError(f"split must be one of {SPLITS}, got '{cfg.split}'")
+    quiet_third_party()  # Lightning's tips, torch's deprecations, MLflow's INFO lines and bars
+    progress = bool(cfg.get("progress", True))
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
     client = tracking.open_client(uri)
     loaded = load_model(str(cfg.run), uri)
@@ -201,13 +211,13 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
         if isinstance(model, EnsembleClassifier):
-            metrics = ensemble_metrics(model, loader, cfg.split)
+            metrics = ensemble_metrics(model, loader, cfg.split, progress)
             tracking.log_json(client, run_id, {"members": model.sources, "member_run_ids": model.run_ids,
                                                "weights": model.weights.tolist()}, "ensemble_members.json")
         else:
             lightning_model = GenreClassifier.from_network(model)  # Lightning's test loop and metrics
             trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
-                                 enable_model_summary=False, enable_progress_bar=bool(cfg.progress))
+                                 enable_model_summary=False, enable_progress_bar=progress)
             (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)
             # The module names its metrics test/...; name them after the split actually evaluated.
             metrics = {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
@@ -216,5 +226,5 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         explain = cfg.get("explain") or {}
         if explain.get("enabled", False):
-            log_class_explanations(client, run_id, model, split, datamodule.chunk, datamodule.hop, explain)
+            log_class_explanations(client, run_id, model, split, datamodule.chunk, datamodule.hop, explain, progress)
         return EvaluationResult(run_id, metrics, model.classes, source.run_id, tags)

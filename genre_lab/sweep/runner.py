@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from genre_lab.config import compose
 from genre_lab.tracking.liveness import sigterm_as_interrupt
+from genre_lab.training.quiet import quiet_third_party
 from genre_lab.training.resume.run_config import ResumeConfigError, check_overrides
 from genre_lab.tracking.stores import store_lock
 from genre_lab.tracking.mlflow_runs import experiment_id, open_client, redact_url
@@ -141,6 +142,7 @@ def run_sweep(overrides: Sequence[str] = (), output_dir: str | Path | None = Non
     """Run one sweep worker. `overrides` are the command line (`sweep=crnn data=... sweep.n_trials=4`);
     `cfg` is their composition when the caller already has it (`@hydra.main`)."""
     started = time.monotonic()
+    quiet_third_party()  # before the stores open: MLflow's INFO lines; each trial's Lightning noise
     overrides = list(overrides)
     if cfg is None:
         cfg = compose(overrides, config_name="sweep", output_dir=output_dir)

@@ -27,6 +27,7 @@ from genre_lab.features import frontend_throughput
 from genre_lab.tracking.run_names import describe_run
 from genre_lab.tracking.liveness import Heartbeat, process_tags, sigterm_as_interrupt
 from genre_lab.training.lightning_module import GenreClassifier
+from genre_lab.training.quiet import quiet_third_party
 from genre_lab.training.resume import ResumePoint
 from genre_lab.tracking.stores import store_lock
 
@@ -79,10 +80,11 @@ def fit_and_test(
     are recorded so that `resume=<run>` can compose the same config again; with `cfg.resume`
     set, the run named there is continued from its `last.ckpt` instead of starting a new one.
     """
+    quiet_third_party()  # Lightning's tips, torch's deprecations, MLflow's INFO lines and bars
     resume_point: ResumePoint | None = None
     if cfg.get("resume"):
         cfg, resume_point = resume.prepare(cfg, overrides or [], MlflowClient(str(cfg.logger.mlflow.tracking_uri)))
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, model = build(cfg)
     lineage = None
     if cfg.get("init_from") and resume_point is None:  # a resumed run has its weights in last.ckpt

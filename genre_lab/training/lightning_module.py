@@ -225,7 +225,9 @@ class GenreClassifier(pl.LightningModule):
         if self.multilabel:  # torchmetrics' multilabel metrics take integer multi-hot targets
             labels, track_labels = labels.long(), track_labels.long()
         self.log_dict(self.chunk_metrics[stage](probs, labels))
-        self.log_dict(self.track_metrics[stage](track_probs, track_labels), prog_bar=stage == "val")
+        # The progress bar shows the losses and the validation track accuracy, not every metric.
+        for key, value in self.track_metrics[stage](track_probs, track_labels).items():
+            self.log(key, value, prog_bar=key == "val/track_acc")
         self.chunk_metrics[stage].reset()
         self.track_metrics[stage].reset()
         if stage == "test" and not self.multilabel:  # a confusion matrix needs one class per track

@@ -169,7 +169,7 @@ def test_cli_evaluates_a_checkpoint_on_another_split(trained, tmp_path: Path) ->
         cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "val/track_acc" in proc.stdout
+    assert "val track accuracy" in proc.stdout
     client = MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
                               filter_string="tags.run_type = 'evaluation' and tags.split = 'val'")

@@ -4,6 +4,8 @@ train/val/test splits drawn from disjoint seed ranges."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from genre_lab.data.synthetic.grooves import Clip
@@ -95,11 +97,12 @@ def clip_seed(split: str, genre_index: int, index: int, seed: int = 0) -> int:
 
 def synthetic_split(
     split: str, clips_per_class: int, seconds: float, sample_rate: int, seed: int = 0,
-    difficulty: str = "easy",
+    difficulty: str = "easy", on_clip: Callable[[], object] | None = None,
 ) -> tuple[list[np.ndarray], list[int], list[str]]:
     """Clips for split in {"train","val","test"}.
 
-    Returns (waves, labels (index into GENRES), ids like "train/blues/0003").
+    Returns (waves, labels (index into GENRES), ids like "train/blues/0003"). `on_clip` is
+    called after each clip is rendered (a progress bar).
 
     Per-clip seeds come from `clip_seed` (disjoint ranges per split), so no clip is shared
     between splits. Classes are balanced: `clips_per_class` per class, ordered class-major.
@@ -118,4 +121,6 @@ def synthetic_split(
             waves.append(render_clip(genre, clip_seed(split, gi, i, seed), seconds, sample_rate, difficulty))
             labels.append(gi)
             ids.append(f"{split}/{genre}/{i:04d}")
+            if on_clip is not None:
+                on_clip()
     return waves, labels, ids
