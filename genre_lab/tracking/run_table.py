@@ -124,7 +124,7 @@ def table(runs: list[Listed], sweeps: Mapping[str, str], title: str) -> Table:
     t = Table(title=escape(title))
     t.add_column("run id", no_wrap=True, min_width=32)
     for name in ("name", "kind", "state", "MLflow", "epoch", "started", "heartbeat", "host:pid", "why"):
-        t.add_column(name, justify="right" if name in ("epoch", "heartbeat") else "left")
+        t.add_column(name, justify="right" if name in ("epoch", "heartbeat") else "left", no_wrap=name == "started", min_width=19 if name == "started" else None)
     for item in runs:
         run, state = item.run, item.state
         epoch = run.data.metrics.get("epoch")  # Lightning's, from 0; max_epochs once fit is over
