@@ -9,6 +9,8 @@ would average (or silently swap) different experiments:
   runs of one configuration without changing what is learned (`IGNORED_SETTINGS`: output
   folders, run names and ids, the tracking URI, progress display, heartbeats, timing, resume,
   data loader workers) are not compared; `--ignore` adds more.
+- A setting that equals a pairing key in every run of a group is a copy of it (the dataset's
+  `data.source.fold` is `${data.fold}`), not another setting.
 - When the runs of one group differ in other settings, the group is split by them: each such
   setting becomes a column and each of its values a row of its own (`strict=True` refuses
   instead, naming the settings and example values).
@@ -176,11 +178,16 @@ def collect(runs: Sequence[Run], metrics: Sequence[str], group_by: Sequence[str]
     by_group: dict[tuple[str, ...], list[_Row]] = {}
     for row in rows:
         by_group.setdefault(row.group, []).append(row)
+    def copies_a_pairing_key(key: str, members: list[_Row]) -> bool:
+        """A setting that equals a pairing key in every run is that key under another name
+        (`data.source.fold` is `${data.fold}`): it differs between runs because the key does."""
+        return any(all(row.settings.get(key) == _key(row.run, p, missing) for row in members) for p in pair_by)
+
     differing: dict[tuple[str, ...], dict[str, list[str]]] = {}
     for group, members in by_group.items():
         for key in sorted({k for row in members for k in row.settings}):
             values = list(dict.fromkeys(setting(row, key) for row in members))
-            if len(values) > 1:
+            if len(values) > 1 and not copies_a_pairing_key(key, members):
                 differing.setdefault(group, {})[key] = values
     split_by = sorted({k for found in differing.values() for k in found})
     described = [f"{_label(group_by, group)} differ in " + ", ".join(
