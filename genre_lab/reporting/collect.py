@@ -175,14 +175,14 @@ def collect(runs: Sequence[Run], metrics: Sequence[str], group_by: Sequence[str]
     def setting(row: _Row, key: str) -> str:
         return row.settings.get(key, missing.get(key, UNRECORDED))
 
-    by_group: dict[tuple[str, ...], list[_Row]] = {}
-    for row in rows:
-        by_group.setdefault(row.group, []).append(row)
     def copies_a_pairing_key(key: str, members: list[_Row]) -> bool:
         """A setting that equals a pairing key in every run is that key under another name
         (`data.source.fold` is `${data.fold}`): it differs between runs because the key does."""
         return any(all(row.settings.get(key) == _key(row.run, p, missing) for row in members) for p in pair_by)
 
+    by_group: dict[tuple[str, ...], list[_Row]] = {}
+    for row in rows:
+        by_group.setdefault(row.group, []).append(row)
     differing: dict[tuple[str, ...], dict[str, list[str]]] = {}
     for group, members in by_group.items():
         for key in sorted({k for row in members for k in row.settings}):
