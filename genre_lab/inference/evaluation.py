@@ -38,6 +38,7 @@ from genre_lab.models.ensemble import EnsembleClassifier
 from genre_lab.models.loading import ModelSource, load_model
 from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.training.quiet import quiet_third_party
+from genre_lab.reporting.split_report import log_test_report
 from genre_lab.models.network import GenreNet
 from genre_lab.audio.windows import track_probabilities
 
@@ -221,7 +222,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
             (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)
             # The module names its metrics test/...; name them after the split actually evaluated.
             metrics = {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
-            tracking.log_test_report(client, run_id, lightning_model, cfg.split)
+            log_test_report(client, run_id, lightning_model, cfg.split)
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         explain = cfg.get("explain") or {}

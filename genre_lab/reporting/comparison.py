@@ -1,7 +1,7 @@
 """Seed statistics of compared configurations: mean and spread per group, and a paired
 comparison between groups over matching seeds or folds; rendered as Markdown and LaTeX.
 
-Pure numbers in, numbers and text out: `genre_lab.cli.report` feeds it runs read from MLflow.
+Pure numbers in, numbers and text out: `genre_lab.reporting.experiment_report` feeds it runs read from MLflow.
 Group values come from run tags and params anyone with write access to the store can set, so
 every label is escaped for its format (`_md`, `_tex`) and kept on one line.
 The paired test is Student's paired t-test (scipy) with its 95% confidence interval of the

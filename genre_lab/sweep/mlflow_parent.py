@@ -26,13 +26,11 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import FrozenTrial, TrialState
 
 from genre_lab.tracking import mlflow_runs as tracking
+from genre_lab.tracking.run_kinds import ROLE_TAG, STATE_TAG, STUDY_TAG
 from genre_lab.reporting.plots import freeze_plain_text, plain_text
 
 log = logging.getLogger(__name__)
 
-STUDY_TAG = "sweep_study"
-ROLE_TAG = "sweep_role"
-STATE_TAG = "trial_state"
 RUN_ID_ATTR = "mlflow_run_id"  # Optuna trial user attr linking back to the child run
 
 _PLOTS = {

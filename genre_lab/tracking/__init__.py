@@ -1,2 +1,3 @@
-"""MLflow bookkeeping: runs and their tags (`mlflow_runs`), stores, process liveness, run names and
-dataset lineage, local tracking servers."""
+"""MLflow bookkeeping: runs and their tags (`mlflow_runs`), kinds of run (`run_kinds`), the run
+table with true states (`run_table`), stores, process liveness, run names and dataset lineage,
+local tracking servers."""

@@ -162,20 +162,3 @@ def tracked_run(client: MlflowClient, experiment_id: str, run_name: str, tags: M
         raise
     finally:
         close_run(client, run_id, error)
-
-
-def log_test_report(client: MlflowClient, run_id: str, model: Any, prefix: str = "test") -> None:
-    """Track-level confusion matrix (PNG + JSON) and per-class report of a GenreClassifier
-    after `trainer.test`, under `<prefix>/`. Shared by training and `genre_lab.cli.evaluate`."""
-    if model.test_confusion is None:
-        return
-    from genre_lab.reporting.plots import confusion_matrix_figure  # matplotlib only when there is a figure to draw
-
-    import matplotlib.pyplot as plt
-
-    cm = model.test_confusion.numpy()
-    fig = confusion_matrix_figure(cm, model.classes)
-    client.log_figure(run_id, fig, f"{prefix}/confusion_matrix.png")
-    plt.close(fig)  # long-lived processes (sweep workers) would otherwise keep every figure
-    log_json(client, run_id, {"classes": model.classes, "matrix": cm.tolist()}, f"{prefix}/confusion_matrix.json")
-    log_json(client, run_id, model.test_report, f"{prefix}/per_class_report.json")

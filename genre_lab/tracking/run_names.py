@@ -87,7 +87,7 @@ def describe_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule:
     mlflow_cfg = cfg.logger.mlflow
     if not mlflow_cfg.get("run_name") and not mlflow_cfg.get("run_id"):
         client.set_tag(run_id, "mlflow.runName", run_name(cfg, datamodule.source.name))
-    if cfg.data.get("folds"):  # `genre_lab.cli.report` pairs and aggregates runs by data.fold
+    if cfg.data.get("folds"):  # `genre-lab report` pairs and aggregates runs by data.fold
         client.set_tag(run_id, "fold", f"{cfg.data.get('fold', 0)}/{cfg.data.folds}")
     if datamodule.splits:
         inputs = dataset_inputs(cfg, datamodule.source.name, datamodule.splits, datamodule.classes)

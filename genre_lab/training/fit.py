@@ -28,6 +28,7 @@ from genre_lab.tracking.run_names import describe_run
 from genre_lab.tracking.liveness import Heartbeat, process_tags, sigterm_as_interrupt
 from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.training.quiet import quiet_third_party
+from genre_lab.reporting.split_report import log_test_report
 from genre_lab.training.resume import ResumePoint
 from genre_lab.tracking.stores import store_lock
 
@@ -142,7 +143,7 @@ def fit_and_test(
                 for row in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
                     metrics.update({k: float(v) for k, v in row.items()})
                 if rank_zero:
-                    tracking.log_test_report(client, run_id, model, "test")
+                    log_test_report(client, run_id, model, "test")
             if rank_zero and best:
                 client.log_artifact(run_id, best, "checkpoints")
             if rank_zero and cfg.get("log_model", True):

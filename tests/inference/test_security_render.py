@@ -22,6 +22,7 @@ from matplotlib.text import Text
 from mlflow import MlflowClient
 
 from genre_lab.cli import report
+from genre_lab.reporting import comparison, experiment_report, readme_block
 from genre_lab.config import compose
 from genre_lab.cli.explain import main as explain_main
 from genre_lab.inference.tag_output import write_table
@@ -70,14 +71,14 @@ def test_every_figure_draws_hostile_labels_as_typed(tmp_path: Path, monkeypatch:
     monkeypatch.setitem(matplotlib.rcParams, "text.parse_math", True)
     n = len(HOSTILE)
     rng = np.random.default_rng(0)
-    summaries = report.comparison.summarise(
-        [report.Observation((label,), (f"seed={s}",), float(rng.uniform())) for label in HOSTILE for s in (1, 2)])
+    summaries = comparison.summarise(
+        [comparison.Observation((label,), (f"seed={s}",), float(rng.uniform())) for label in HOSTILE for s in (1, 2)])
     figures = {
         "cm": confusion_matrix_figure(rng.integers(0, 5, (n, n)), HOSTILE, title=HOSTILE[0]),
         "explain": explanation_figure(rng.random((16, 40)), rng.random((16, 40)), rng.random((8, n)), HOSTILE, 4.0,
                                       f"{HOSTILE[1]}: {HOSTILE[0]} (0.50)"),
         "class": class_attribution_figure(rng.random((16, 20)), HOSTILE[0], 3),
-        "per_seed": report.per_seed_figure([HOSTILE[2]], {HOSTILE[1]: summaries}),
+        "per_seed": experiment_report.per_seed_figure([HOSTILE[2]], {HOSTILE[1]: summaries}),
     }
     for name, fig in figures.items():
         texts = [t for t in fig.findobj(Text) if t.get_text()]
@@ -196,9 +197,9 @@ def test_report_escapes_hostile_tags_and_params(tmp_path: Path, monkeypatch: pyt
     assert code == 0
 
     text = readme.read_bytes().decode()
-    assert text.startswith(README_HEAD + report.README_BEGIN) and text.endswith(report.README_END + README_TAIL)
-    assert text.count(report.README_BEGIN) == 1 and text.count(report.README_END) == 1
-    block = text[len(README_HEAD) + len(report.README_BEGIN): -len(report.README_END + README_TAIL)]
+    assert text.startswith(README_HEAD + readme_block.README_BEGIN) and text.endswith(readme_block.README_END + README_TAIL)
+    assert text.count(readme_block.README_BEGIN) == 1 and text.count(readme_block.README_END) == 1
+    block = text[len(README_HEAD) + len(readme_block.README_BEGIN): -len(readme_block.README_END + README_TAIL)]
     md = (out / "report.md").read_text()
     assert block.replace("\r\n", "\n") == "\n" + md
     assert "<" not in md.replace("| <0.001 |", "") and "\r" not in md  # no HTML, comment or marker of any kind

@@ -39,7 +39,7 @@ def store(tmp_path: Path) -> tuple[str, MlflowClient]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     exp = client.create_experiment("compare", artifact_location=str(tmp_path / "artifacts"))
-    # a first crnn seed-2 run, replaced by its rerun below (the later run counts)
+    # a first crnn seed-2 run, replaced by its rerun below (with --latest the later run counts)
     _run(client, exp, "crnn", 2, 0.10)
     for model, by_seed in ACC.items():
         for seed, acc in by_seed.items():
@@ -57,10 +57,12 @@ def test_table_means_stds_and_paired_tests_match_hand_computation(store, tmp_pat
     readme = tmp_path / "README.md"
     readme.write_text("# Results\n\n<!-- report:begin -->\nold table\n<!-- report:end -->\n\nmore text\n")
     out = tmp_path / "report"
-    code = report.main(["compare", "--tracking-uri", uri, "--out", str(out), "--group-by", "model",
+    code = report.main(["compare", "--tracking-uri", uri, "--out", str(out), "--group-by", "model", "--latest",
                         "--metric", "test/track_acc", "--metric", "test/track_f1", "--readme", str(readme)])
     assert code == 0
     data = json.loads((out / "report.json").read_text())
+    (replaced,) = [why for _, why in data["skipped"] if why.startswith("replaced by the later run")]
+    assert "model=crnn, seed=2" in replaced and data["split_by"] == []
     rows = {r["group"][0]: r for r in data["tables"]["test/track_acc"]}
     assert set(rows) == {"cnn", "crnn", "rnn"}
     # by hand: cnn 0.70, 0.74, 0.69 -> mean 0.71, deviations -.01, .03, -.02 -> var .0014/2 -> std .026458
@@ -105,7 +107,7 @@ def test_table_means_stds_and_paired_tests_match_hand_computation(store, tmp_pat
     assert logged == {"report/report.md", "report/report.tex", "report/per_seed.png", "report/report.json"}
 
     # a second report ignores the first report's run
-    assert report.main(["compare", "--tracking-uri", uri, "--out", str(out), "--group-by", "model", "--no-log"]) == 0
+    assert report.main(["compare", "--tracking-uri", uri, "--out", str(out), "--group-by", "model", "--latest", "--no-log"]) == 0
     again = json.loads((out / "report.json").read_text())
     assert sum(r["n"] for r in again["tables"]["test/track_acc"]) == 8
 

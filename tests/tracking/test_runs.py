@@ -31,9 +31,9 @@ time.sleep(600)
 """
 
 
-def _runs_cli(uri: str, *args: str) -> str:
+def _runs_cli(uri: str, *args: str, columns: int = 250) -> str:
     proc = subprocess.run([sys.executable, "-m", "genre_lab.cli.runs", "--tracking-uri", uri, *args], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": str(columns)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -78,6 +78,48 @@ def test_dead_runs_are_shown_dead_and_closed_failed(mlflow_uri: str) -> None:
     assert client.get_run(alive).info.status == client.get_run(fresh).info.status == "RUNNING"
     assert "DEAD" not in _runs_cli(mlflow_uri, "--running")
 
+
+def test_a_sweep_parent_is_shown_as_a_sweep_with_its_trials(mlflow_uri: str) -> None:
+    """The parent run of a sweep has no process of its own: shown as a sweep with its trials
+    by state and its best value, not as a run that never beat; a dead trial is closed, the
+    parent is not."""
+    from genre_lab.sweep.mlflow_parent import SweepTracker, close_child
+
+    client = MlflowClient(mlflow_uri)
+    exp_id = client.create_experiment("genre_lab")
+    tracker = SweepTracker.open(client, exp_id, "crnn-logmel", {"metric": "val/loss", "n_trials": 20})
+    trials = [tracker.start_child(n, {"model.optimizer.lr": 0.001 * (n + 1)}, []) for n in range(4)]
+    close_child(client, trials[0], "COMPLETE")
+    close_child(client, trials[1], "PRUNED")
+    for key, value in process_tags(30).items():  # trial 2 trains in this (live) process
+        client.set_tag(trials[2], key, value)
+    for key, value in {HOST: "another-machine", PID: "1", INTERVAL: "30", HEARTBEAT: str(time.time() - 200)}.items():
+        client.set_tag(trials[3], key, value)  # trial 3's worker stopped beating
+    client.log_metric(tracker.parent_run_id, "best_value", 0.41)
+    client.set_tag(tracker.parent_run_id, "best_trial", "0")
+    training = client.create_run(exp_id, run_name="plain", tags=process_tags(30)).info.run_id
+
+    out = _runs_cli(mlflow_uri, columns=320)  # the whole summary on the run's line
+    parent = _row(out, tracker.parent_run_id)
+    assert " sweep " in parent and "RUNNING" in parent and "no heartbeat" not in parent, parent
+    assert "sweep 'crnn-logmel': 4 of 20 trials (1 complete, 1 pruned, 1 running, 1 dead); best val/loss 0.41 (trial 0)" in parent
+    assert " sweep-trial " in _row(out, trials[3]) and "DEAD" in _row(out, trials[3])
+    assert " training " in _row(out, training)
+    assert "1 dead run(s)" in out
+
+    out = _runs_cli(mlflow_uri, "--mark-dead")
+    assert f"closed {trials[3]} FAILED" in out and tracker.parent_run_id not in out.split("closed", 1)[1]
+    assert client.get_run(trials[3]).info.status == "FAILED"
+    assert client.get_run(tracker.parent_run_id).info.status == "RUNNING"
+    assert "(1 complete, 1 pruned, 1 fail, 1 running)" in _row(_runs_cli(mlflow_uri, columns=320), tracker.parent_run_id)
+
+
+def test_help_names_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from genre_lab.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["runs", "--help"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("usage: genre-lab runs ")
 
 def test_liveness_reads_malformed_tags_as_unknown(mlflow_uri: str) -> None:
     client = MlflowClient(mlflow_uri)
