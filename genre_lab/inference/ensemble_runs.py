@@ -34,11 +34,13 @@ from genre_lab.models.loading import ModelSource, ModelSourceError, load_model, 
 from genre_lab.models.mlflow_model import log_tagger_model
 from genre_lab.models.model_file import RUN_CHECKPOINT
 from genre_lab.tracking import mlflow_runs as tracking
+from genre_lab.tracking import run_kinds
 
 log = logging.getLogger(__name__)
 
-#: Runs that are not trained models and never become members.
-_NOT_MODELS = ("evaluation", "ensemble", "report", "sweep")
+#: Runs that hold a trained chunk-level model and may become members (`tracking.run_kinds`):
+#: training runs and sweep trials; never evaluations, ensembles, reports, probes or sweep parents.
+_MEMBER_KINDS = (run_kinds.TRAINING, run_kinds.SWEEP_TRIAL)
 #: How members are weighted: the same weight each, or each member's validation metric.
 WEIGHTINGS = ("uniform", "val")
 
@@ -62,7 +64,7 @@ def top_runs(client: MlflowClient, experiment: str, k: int, metric: str) -> list
     runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
                               order_by=[f"metrics.`{metric}` DESC"], max_results=1000)
     best = [(r.info.run_id, r.data.metrics[metric]) for r in runs
-            if metric in r.data.metrics and r.data.tags.get("run_type") not in _NOT_MODELS
+            if metric in r.data.metrics and run_kinds.run_kind(r.data.tags) in _MEMBER_KINDS
             and any(a.path == RUN_CHECKPOINT for a in client.list_artifacts(r.info.run_id, "checkpoints"))]
     if len(best) < 2:
         raise ValueError(f"--from-experiment '{experiment}': {len(best)} finished training run(s) with metric "
