@@ -25,7 +25,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from genre_lab import models
-from genre_lab.features import FrontEnd, MusicnnFrontEnd
+from genre_lab.features import FrontEnd, HarmonicFilterbank, MusicnnFrontEnd, Waveform
 
 
 class ConfigSecurityError(ValueError):
@@ -35,6 +35,7 @@ class ConfigSecurityError(ValueError):
 
 FRONTENDS: dict[str, Callable[..., Any]] = {
     "genre_lab.features.FrontEnd": FrontEnd, "genre_lab.features.MusicnnFrontEnd": MusicnnFrontEnd,
+    "genre_lab.features.Waveform": Waveform, "genre_lab.features.HarmonicFilterbank": HarmonicFilterbank,
 }
 BACKBONES: dict[str, Callable[..., Any]] = {f"genre_lab.models.{name}": getattr(models, name) for name in models.__all__}
 OPTIMIZERS: dict[str, Callable[..., Any]] = {

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from genre_lab.data.synthetic import render_clip
-from genre_lab.bench import features, gpu, quant, serve, tag, train
+from genre_lab.bench import features, gpu, quant, serve, tag, train, zoo
 from genre_lab.bench import musicnn_reference as musicnn
 from genre_lab.bench.common import Result, environment_tags, report
 
@@ -70,6 +70,15 @@ def _quick_songs(folder: Path) -> list[Path]:
     return out
 
 
+def _zoo(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
+    # 30 s synthetic clips: FCN's window is 29.1 s.
+    extra = ["data.source.clips_per_class={train: 2, val: 1, test: 1}" if quick else
+             "data.source.clips_per_class={train: 8, val: 1, test: 1}", "data.source.clip_seconds=30.0"]
+    params = dict(models=("cnn", "fcn", "samplecnn") if quick else zoo.ZOO, steps=3 if quick else 10,
+                  song_seconds=30.0 if quick else 120.0, extra=extra)
+    return zoo.run(**params), params
+
+
 def _quant(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
     size = "{train: 6, val: 2, test: 2}" if quick else "{train: 24, val: 6, test: 12}"
     params = dict(overrides=[f"data.source.clips_per_class={size}"], epochs=1 if quick else 5)
@@ -77,7 +86,7 @@ def _quant(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result],
 
 
 SUITES: dict[str, Callable[..., tuple[list[Result], dict]]] = {
-    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu, "quant": _quant}
+    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu, "quant": _quant, "zoo": _zoo}
 #: What `python -m genre_lab.bench` runs with no suite named (`gpu` is asked for by name).
 DEFAULT_SUITES = ("features", "train", "tag")
 

@@ -61,6 +61,11 @@ _HOP = Size(16, 16384)
 #: Mel bands: 8 (coarse) to 512 (beyond any published front end; musicnn uses 96).
 _MELS = Size(8, 512)
 
+#: Transformer sizes: width, depth, heads, feed-forward width and learned time positions
+#: (the tokens one window may make are bounded by the classes themselves).
+_ATTENTION = {"dim": Size(1, 2048), "layers": Size(1, 24), "heads": Size(1, 64), "ff_dim": Size(1, 8192),
+              "max_positions": Size(1, 8192)}
+
 #: Per registered class (its `_target_`): setting -> range. Settings not listed are not sizes
 #: (names, flags, rates of dropout or learning) and are checked by the class itself.
 SIZES: dict[str, dict[str, Size]] = {
@@ -73,6 +78,9 @@ SIZES: dict[str, dict[str, Size]] = {
         "fmin": Size(0.0, 192_000.0, whole=False),
     },
     "genre_lab.features.MusicnnFrontEnd": {"n_fft": _FFT, "hop_length": _HOP, "n_mels": _MELS},
+    "genre_lab.features.Waveform": {},
+    "genre_lab.features.HarmonicFilterbank": {"n_fft": _FFT, "hop_length": _HOP, "harmonics": Size(1, 16),
+                                              "semitone_scale": Size(1, 12), "q": Size(0.01, 100.0, whole=False)},
     # Conv stacks: up to 8 blocks (each halves the time-frequency plane: 2**8 = 256x) of up to
     # 1024 channels (16x the widest shipped); recurrent layers up to 8 of up to 2048 units.
     "genre_lab.models.CNN": {"channels": Size(1, 1024, max_items=8)},
@@ -83,7 +91,21 @@ SIZES: dict[str, dict[str, Size]] = {
         "timbral_filters": Size(1, 2048), "temporal_filters": Size(1, 1024), "midend_filters": Size(1, 1024),
         "embed_dim": Size(1, 4096), "n_tags": Size(1, MAX_CLASSES),
     },
+    # The field's architectures (genre_lab/models/): widths up to 8x the papers' (128 -> 1024
+    # channels), transformers up to 2048 wide and 24 layers deep; what these hold together is
+    # counted by building the class on the meta device (`_counted`) and bounded by MAX_MODEL_VALUES.
+    "genre_lab.models.FCN": {"channels": Size(1, 1024, max_items=5)},
+    "genre_lab.models.HarmonicCNN": {"harmonics": Size(1, 16), "width": Size(1, 1024)},
+    "genre_lab.models.ShortChunkCNN": {"width": Size(1, 1024)},
+    "genre_lab.models.ShortChunkResCNN": {"width": Size(1, 1024)},
+    "genre_lab.models.SampleCNN": {"widths": Size(1, 2048, max_items=12)},
+    "genre_lab.models.CNNSA": {"width": Size(1, 1024), **{k: v for k, v in _ATTENTION.items() if k != "max_positions"}},
+    "genre_lab.models.SpectrogramTransformer": {"patch": Size(1, 128), "stride": Size(1, 128), **_ATTENTION},
 }
+
+#: Backbones whose values `_counted` measures on the meta device instead of a formula here.
+_COUNTED = frozenset({"genre_lab.models.FCN", "genre_lab.models.HarmonicCNN", "genre_lab.models.ShortChunkCNN", "genre_lab.models.ShortChunkResCNN",
+                      "genre_lab.models.SampleCNN", "genre_lab.models.CNNSA", "genre_lab.models.SpectrogramTransformer"})
 
 #: Parameters and buffers of the whole model (front end, backbone, head): 2**27 values is
 #: 512 MiB in float32, ~100x the largest shipped model (the CQT front end's kernels, 2.8M).
@@ -161,6 +183,16 @@ def _frontend(target: str, s: Mapping[str, Any], sample_rate: int) -> tuple[int,
     """(bins the front end outputs, values it holds) for in-range settings; the counts follow
     the implementations (nnAudio's conv STFT kernels, CQT kernels padded to a power of two,
     torchaudio's window and mel filterbank, the BatchNorm over bins)."""
+    if target == "genre_lab.features.Waveform":
+        return 1, _bn(1)
+    if target == "genre_lab.features.HarmonicFilterbank":
+        from genre_lab.features.harmonic import MAX_BANDS, pitches
+
+        bands = s["harmonics"] * pitches(sample_rate, s["harmonics"], s["semitone_scale"])
+        if bands > MAX_BANDS:
+            raise ConfigSecurityError(f"features.frontend: {bands} harmonic bands (at most {MAX_BANDS})")
+        # The window, the pitches and Q, and the filterbank it computes each call (bins x bands).
+        return bands, s["n_fft"] + bands + (s["n_fft"] // 2 + 1) * (bands + 1) + _bn(bands)
     n_fft, n_mels = s["n_fft"], s["n_mels"]
     freqs = n_fft // 2 + 1
     mel = n_fft + n_mels * freqs
@@ -219,4 +251,20 @@ def _backbone(target: str, s: Mapping[str, Any], n_bins: int) -> tuple[int, int]
                   + front * m * 7 + m + _bn(m) + 2 * (m * m * 7 + m + _bn(m))
                   + _bn(pooled) + pooled * e + e + _bn(e) + (e + 1) * s["n_tags"])
         return values, e
+    if target in _COUNTED:
+        return _counted(target, s, n_bins)
     return 0, 0
+
+
+def _counted(target: str, s: Mapping[str, Any], n_bins: int) -> tuple[int, int]:
+    """(values, output width) of a backbone built on the meta device: shapes without storage,
+    so it costs microseconds whatever the sizes (each already checked against its range)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            module = BACKBONES[target](**{**s, "n_bins": n_bins})
+    except (TypeError, ValueError) as err:
+        raise ConfigSecurityError(f"model.backbone ({target}): {err}") from None
+    values = sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+    return values, int(module.out_dim)

@@ -117,3 +117,26 @@ def class_attribution_figure(mean_map: np.ndarray, label: str, tracks: int) -> F
     ax_prof.set_title("frequency profile")
     fig.tight_layout()
     return fig
+
+
+@plain_figure
+def degradation_figure(curves: dict[str, dict]) -> Figure:
+    """One panel per perturbation kind: track accuracy (and macro-F1) against its levels, from
+    none (left) to strongest (right). `curves` is `robustness.as_json`'s mapping."""
+    kinds = list(curves)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        c = curves[kind]
+        x = np.arange(len(c["levels"]))
+        for key, style in (("track_acc", "o-"), ("track_f1", "s--")):
+            if key in c:
+                ax.plot(x, c[key], style, label=key.replace("_", " "))
+        ax.set_xticks(x, c["levels"])
+        ax.set_title(kind.replace("_", " "))
+        ax.set_xlabel(c["unit"])
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test score")
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -48,10 +48,11 @@ def build(cfg: DictConfig) -> tuple[GenreDataModule, GenreClassifier]:
     """DataModule and model from a composed config; bad settings fail here, before any run."""
     datamodule: GenreDataModule = _build(cfg, "data", registry.DATA)
     datamodule.setup()
-    if datamodule.chunk < 2 * cfg.features.frontend.hop_length:
+    hop = cfg.features.frontend.get("hop_length", 1)  # a waveform front end has no frames
+    if datamodule.chunk < 2 * hop:
         raise ValueError(
             f"data.chunk_seconds={cfg.data.chunk_seconds} gives fewer than two feature frames "
-            f"at features.frontend.hop_length={cfg.features.frontend.hop_length}"
+            f"at features.frontend.hop_length={hop}"
         )
     return datamodule, GenreClassifier.from_config(cfg, datamodule.classes)
 
@@ -114,7 +115,7 @@ def fit_and_test(
     run_tags = {
         "model": cfg.model.name,
         "features": cfg.features.name,
-        "backend": cfg.features.frontend.backend,
+        "backend": cfg.features.frontend.get("backend", "torch"),
         "dataset": datamodule.source.name,
         **tracking.source_tags(),  # git_commit, genre_lab_version
         **(lineage.tags() if lineage else {}),
@@ -130,6 +131,8 @@ def fit_and_test(
                 else:
                     _start_run(client, run_id, cfg, datamodule, {**run_tags, **resume.start_tags(cfg, overrides),
                                                                  **process_tags(heartbeat_seconds)})
+                    # Trainable parameters (front end, backbone, head): the size column of a comparison.
+                    client.log_metric(run_id, "model/params", sum(p.numel() for p in model.parameters() if p.requires_grad))
                 stack.enter_context(Heartbeat(str(cfg.logger.mlflow.tracking_uri), run_id, heartbeat_seconds))
 
             ckpt_path = str(resume_point.checkpoint) if resume_point and resume_point.checkpoint else None

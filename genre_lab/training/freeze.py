@@ -14,9 +14,12 @@ FREEZE = ("none", "backbone", "all_but_last_block")
 
 
 def stages(backbone: nn.Module) -> list[nn.Module]:
-    """The backbone's stages in order: its top-level children, with Sequential/ModuleList
-    containers opened one level (a CNN's conv blocks, a CRNN's blocks then its GRU), keeping
-    only those that hold parameters."""
+    """The backbone's stages in order: what its own `stages()` returns when it has one (parts
+    that are not plain children, such as a transformer's layers with the norm after them), else
+    its top-level children, with Sequential/ModuleList containers opened one level (a CNN's conv
+    blocks, a CRNN's blocks then its GRU), keeping only those that hold parameters."""
+    if callable(getattr(backbone, "stages", None)):
+        return list(backbone.stages())
     out: list[nn.Module] = []
     for child in backbone.children():
         items = list(child) if isinstance(child, (nn.Sequential, nn.ModuleList)) else [child]

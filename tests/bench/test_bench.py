@@ -105,3 +105,14 @@ def test_musicnn_contender_names_a_missing_side_python(tmp_path, monkeypatch: py
     monkeypatch.setenv(musicnn.ENV, str(tmp_path / "nope" / "python"))
     with pytest.raises(musicnn.SideEnvError, match="nope/python: no such file"):
         musicnn.run([tmp_path / "song.wav"], musicnn.tf_python())
+
+
+def test_zoo_bench_quick_times_each_model_against_the_cnn(mlflow_uri: str) -> None:
+    assert main(["zoo", "--quick"]) == 0
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    metrics = run.data.metrics
+    assert run.data.tags["suite"] == "zoo"
+    for name in ("fcn", "samplecnn"):
+        assert metrics[f"train_{name}_speedup_vs_train_cnn"] > 0 and metrics[f"tag_{name}_speedup_vs_tag_cnn"] > 0
+        assert 0 <= metrics[f"train_{name}.data_wait_share"] <= 1
