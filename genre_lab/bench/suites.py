@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from genre_lab.data.synthetic import render_clip
-from genre_lab.bench import features, gpu, quant, serve, tag, train, zoo
+from genre_lab.bench import architectures, features, gpu, quant, serve, tag, train
 from genre_lab.bench import musicnn_reference as musicnn
 from genre_lab.bench.common import Result, environment_tags, report
 
@@ -74,9 +74,9 @@ def _zoo(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], d
     # 30 s synthetic clips: FCN's window is 29.1 s.
     extra = ["data.source.clips_per_class={train: 2, val: 1, test: 1}" if quick else
              "data.source.clips_per_class={train: 8, val: 1, test: 1}", "data.source.clip_seconds=30.0"]
-    params = dict(models=("cnn", "fcn", "samplecnn") if quick else zoo.ZOO, steps=3 if quick else 10,
+    params = dict(models=("cnn", "fcn", "samplecnn") if quick else architectures.ZOO, steps=3 if quick else 10,
                   song_seconds=30.0 if quick else 120.0, extra=extra)
-    return zoo.run(**params), params
+    return architectures.run(**params), params
 
 
 def _quant(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
