@@ -40,7 +40,9 @@ from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.training.quiet import quiet_third_party
 from genre_lab.reporting.split_report import log_test_report
 from genre_lab.models.network import GenreNet
-from genre_lab.audio.windows import track_probabilities
+from genre_lab.audio import perturb
+from genre_lab.audio.windows import chunk_starts, track_probabilities
+from genre_lab.inference import robustness
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,29 @@ def log_class_explanations(client: MlflowClient, run_id: str, model: GenreNet | 
     tracking.log_json(client, run_id, {item.label: item.summary() for item in found}, "explain/summary.json")
 
 
+def _robustness(client: MlflowClient, run_id: str, split: AudioSplit, perturbations: list, sample_rate: int,
+                score: Any, prefix: str, seed: int, progress: bool) -> dict[str, float]:
+    """Every level of every perturbation scored and logged (`genre_lab.inference.robustness`):
+    `perturb/<kind>/<level>/<metric>`, `perturb/curves.json`, `perturb/degradation.png`."""
+    import matplotlib.pyplot as plt
+
+    from genre_lab.reporting.plots import degradation_figure
+
+    def strip(metrics: dict[str, float]) -> dict[str, float]:
+        return {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{prefix}/")}
+
+    with terminal_progress(progress) as bar:
+        task = bar.add_task("Perturbed evaluations", total=sum(len(p.levels) for p in perturbations))
+        found = robustness.curves(split, perturbations, sample_rate, lambda clips: strip(score(clips)), seed,
+                                  lambda _: bar.advance(task))
+    data = robustness.as_json(found)
+    tracking.log_json(client, run_id, data, "perturb/curves.json")
+    fig = degradation_figure(data)
+    client.log_figure(run_id, fig, "perturb/degradation.png")
+    plt.close(fig)
+    return robustness.metric_items(found)
+
+
 def evaluate(cfg: DictConfig) -> EvaluationResult:
     """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
     if cfg.split not in SPLITS:
@@ -187,8 +212,24 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     datamodule.task = "multilabel" if multilabel else datamodule.task  # the model's task decides
     datamodule.setup()
     split = align_classes(datamodule.splits[cfg.split], datamodule.classes, model.classes)
-    windows = TrackChunks(split, datamodule.chunk, datamodule.hop, targets(split, len(model.classes), multilabel))
-    loader = DataLoader(windows, batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers)
+    try:  # before any run exists: a bad kind or level is refused, naming the setting
+        perturbations = perturb.resolve(str(cfg.perturb), cfg.get("perturb_levels")) if cfg.get("perturb") else []
+    except ValueError as err:
+        raise EvaluationError(str(err)) from None
+    lightning_model = None if isinstance(model, EnsembleClassifier) else GenreClassifier.from_network(model)
+
+    def score(clips: AudioSplit, show: bool) -> dict[str, float]:
+        """`<split>/<metric>` of the model on `clips` (windows at the evaluation hop); for an
+        ensemble also each member's, under its name."""
+        windows = TrackChunks(clips, datamodule.chunk, datamodule.hop, targets(clips, len(model.classes), multilabel))
+        loader = DataLoader(windows, batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers)
+        if lightning_model is None:
+            return ensemble_metrics(model, loader, cfg.split, show)
+        trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, enable_progress_bar=show)
+        (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)
+        # The module names its metrics test/...; name them after the split actually evaluated.
+        return {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
 
     if source.run_id is not None:
         experiment = client.get_run(source.run_id).info.experiment_id
@@ -208,21 +249,21 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     run_name = cfg.get("run_name") or f"eval-{tags['model']}-{tags['dataset']}-{cfg.split}"
     with tracking.tracked_run(client, experiment, run_name, tags) as run_id:
         resolved = {"run": source.spec, "split": cfg.split, "data": data_cfg}
-        params = {"tracks": len(split), "windows": len(loader.dataset), **tracking.flatten(resolved)}
+        if perturbations:
+            resolved["perturb"] = {p.kind: [perturb.level_name(v) for v in p.levels] for p in perturbations}
+        windows = sum(len(chunk_starts(len(w), datamodule.chunk, datamodule.hop)) for w in split.waves)
+        params = {"tracks": len(split), "windows": windows, **tracking.flatten(resolved)}
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
-        if isinstance(model, EnsembleClassifier):
-            metrics = ensemble_metrics(model, loader, cfg.split, progress)
+        metrics = score(split, progress)
+        if lightning_model is None:
             tracking.log_json(client, run_id, {"members": model.sources, "member_run_ids": model.run_ids,
                                                "weights": model.weights.tolist()}, "ensemble_members.json")
         else:
-            lightning_model = GenreClassifier.from_network(model)  # Lightning's test loop and metrics
-            trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
-                                 enable_model_summary=False, enable_progress_bar=progress)
-            (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)
-            # The module names its metrics test/...; name them after the split actually evaluated.
-            metrics = {f"{cfg.split}/{k.split('/', 1)[1]}": float(v) for k, v in row.items()}
             log_test_report(client, run_id, lightning_model, cfg.split)
+        if perturbations:
+            metrics.update(_robustness(client, run_id, split, perturbations, datamodule.sample_rate,
+                                       lambda clips: score(clips, False), cfg.split, int(cfg.get("perturb_seed", 0)), progress))
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         explain = cfg.get("explain") or {}

@@ -200,3 +200,45 @@ def test_command_takes_the_model_positional_or_as_run(trained, tmp_path: Path, m
         logged.append(new.data.metrics)
     assert logged[0] == logged[1] and "test/track_acc" in logged[0]
     assert result.run_id in "".join(capsys.readouterr().out.split())  # the summary names the evaluated run
+
+
+@pytest.mark.slow
+def test_perturbed_evaluation_logs_a_degradation_curve(trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Level 0 is the plain evaluation; louder noise lowers accuracy; every kind logs each level."""
+    result, uri = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    plain = evaluate(compose([f"run={result.run_id}", "progress=false", "explain.enabled=false"], config_name="evaluate"))
+    noisy = evaluate(compose([f"run={result.run_id}", "progress=false", "explain.enabled=false", "perturb=white_noise",
+                              "perturb_levels=[inf,10,0,-10,-20]"], config_name="evaluate"))
+    curve = [noisy.metrics[f"perturb/white_noise/{level}/track_acc"] for level in ("none", "10", "0", "-10", "-20")]
+    assert curve[0] == pytest.approx(plain.metrics["test/track_acc"]) == pytest.approx(noisy.metrics["test/track_acc"])
+    # Stronger noise, lower accuracy: on average down each step, and well down at the end.
+    assert np.mean(np.diff(curve)) < 0 and curve[-1] <= curve[0] - 0.2, curve
+    client = MlflowClient(uri)
+    run = client.get_run(noisy.run_id)
+    assert json.loads(run.data.params["perturb.white_noise"]) == ["none", "10", "0", "-10", "-20"]
+    arts = {a.path for a in client.list_artifacts(noisy.run_id, "perturb")}
+    assert {"perturb/curves.json", "perturb/degradation.png"} <= arts
+
+    every = evaluate(compose([f"run={result.run_id}", "progress=false", "explain.enabled=false", "perturb=all"],
+                             config_name="evaluate"))
+    for kind, levels in (("time_stretch", ("1", "1.1", "1.2", "1.35", "1.5")), ("pitch_shift", ("0", "1", "2", "4", "6")),
+                         ("compression", ("1", "2", "4", "10", "20")), ("white_noise", ("none", "40", "20", "10", "0"))):
+        values = [every.metrics[f"perturb/{kind}/{level}/track_acc"] for level in levels]
+        assert values[0] == pytest.approx(plain.metrics["test/track_acc"]), kind
+        assert all(0.0 <= v <= 1.0 for v in values), (kind, values)
+
+
+def test_a_bad_perturbation_is_refused_before_any_run(trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    from genre_lab.inference.evaluation import EvaluationError
+
+    result, uri = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    before = len(client.search_runs([client.get_run(result.run_id).info.experiment_id]))
+    for overrides, message in ((["perturb=reverb"], "perturb must be one of"),
+                               (["perturb=pitch_shift", "perturb_levels=[0,99]"], "out of range"),
+                               (["perturb=all", "perturb_levels=[1]"], "one perturb kind")):
+        with pytest.raises(EvaluationError, match=message):
+            evaluate(compose([f"run={result.run_id}", "progress=false", *overrides], config_name="evaluate"))
+    assert len(client.search_runs([client.get_run(result.run_id).info.experiment_id])) == before
