@@ -1,9 +1,13 @@
-"""What the MLflow UI shows of a training run, read back from a real `mlflow server` through the
-endpoints its pages call: the experiment's kind, run names that tell runs apart, dataset inputs,
-and the LoggedModel linked to its run and metrics."""
+"""What the MLflow UI shows of a training run: names that tell runs apart (unique in their
+experiment, safe whatever the config holds), the run description and headline view, only
+metrics worth a chart; and, read back from a real `mlflow server` through the endpoints its
+pages call, the experiment's kind, dataset inputs and the LoggedModel linked to its run and
+metrics."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -13,9 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 from hydra.utils import get_class
+from mlflow import MlflowClient
 
 from genre_lab.config import compose
-from genre_lab.tracking.run_names import run_name
+from genre_lab.tracking.mlflow_runs import experiment_id
+from genre_lab.tracking.run_names import NOTE_TAG, VIEW_TAG, headline_view, run_name, unique_run_name
 from genre_lab.tracking.servers import free_port, stop_session
 from genre_lab.tracking.mlflow_runs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from genre_lab.training.fit import fit_and_test
@@ -36,6 +42,87 @@ def test_run_names_tell_runs_apart(overrides: list[str], name: str) -> None:
     cfg = compose(overrides)
     source_name = get_class(cfg.data.source._target_).name  # what the built source calls itself
     assert run_name(cfg, source_name) == name
+
+
+@pytest.mark.parametrize("overrides, name", [
+    (["trainer.max_epochs=2"], "crnn-logmel-synthetic-s42-e2"),
+    (["model=cnn", "model.optimizer.lr=3e-4", "trainer.max_epochs=15", "seed=3"], "cnn-logmel-synthetic-s3-lr3e-4-e15"),
+    (["data.batch_size=16", "model.freeze=backbone", "trainer=gpu"], "crnn-logmel-synthetic-s42-bs16-freeze-backbone-gpu"),
+    # Where the run runs or how it prints: not part of the name.
+    (["paths.root_dir=/tmp/x", "throughput_seconds=0", "callbacks.progress_bar=null", "data.num_workers=2"],
+     "crnn-logmel-synthetic-s42"),
+])
+def test_run_names_say_what_the_command_line_changed(overrides: list[str], name: str) -> None:
+    assert run_name(compose(overrides), "synthetic", overrides) == name
+
+
+def test_other_changes_are_a_digest_shared_by_a_grid() -> None:
+    small = ["data.source.clips_per_class={train: 8, val: 3, test: 3}", "trainer.max_epochs=1"]
+    smaller = ["data.source.clips_per_class={train: 6, val: 3, test: 3}", "trainer.max_epochs=1"]
+    a, b = (run_name(compose(o), "synthetic", o) for o in (small, smaller))
+    assert a.startswith("crnn-logmel-synthetic-s42-e1-c") and len(a.rsplit("-c", 1)[1]) == 6
+    assert a != b and a == run_name(compose(small), "synthetic", small)  # same settings, same name
+    # The models of one grid (`-m model=cnn,rnn`) share the digest of the other settings.
+    cnn = run_name(compose(["model=cnn", *small]), "synthetic", ["model=cnn", *small])
+    assert cnn == a.replace("crnn-", "cnn-", 1)
+
+
+def test_run_names_are_safe_whatever_the_config_holds() -> None:
+    # A folder name is user input; names end up in filter strings, URLs and markdown.
+    cfg = compose(["data=folder", "data.root=/music/x"])
+    cfg.data.root = "/music/it's <b>a</b> 'mix' %_\n"
+    cfg.model.freeze = "x'y`"
+    name = run_name(cfg, "folder", ["model.freeze=backbone"])  # the value named is the config's
+    assert name.startswith("crnn-logmel-folder:") and len(name) <= 120
+    assert set(name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:+-"), name
+
+
+def test_unique_run_names_get_a_suffix(mlflow_uri: str) -> None:
+    client = MlflowClient(mlflow_uri)
+    exp = experiment_id("genre_lab", mlflow_uri)
+    other = experiment_id("elsewhere", mlflow_uri)
+    client.create_run(other, run_name="cnn-logmel-synthetic-s42")  # another experiment does not count
+    names = []
+    for _ in range(3):
+        run = client.create_run(exp)
+        names.append(unique_run_name(client, exp, "cnn-logmel-synthetic-s42", run.info.run_id))
+        client.set_tag(run.info.run_id, "mlflow.runName", names[-1])
+    assert names == ["cnn-logmel-synthetic-s42", "cnn-logmel-synthetic-s42-2", "cnn-logmel-synthetic-s42-3"]
+    # A longer name sharing the prefix is not a clash; the run itself is not either.
+    assert unique_run_name(client, exp, "cnn-logmel-synthetic-s4") == "cnn-logmel-synthetic-s4"
+    first = client.search_runs([exp], filter_string="attributes.run_name = 'cnn-logmel-synthetic-s42'")[0]
+    assert unique_run_name(client, exp, "cnn-logmel-synthetic-s42", first.info.run_id) == "cnn-logmel-synthetic-s42"
+
+
+@pytest.mark.slow
+def test_two_identical_trainings_are_told_apart_with_headlines_and_no_zero_bookkeeping(
+        mlflow_uri: str, tmp_path: Path) -> None:
+    """What the runs table and charts show first: distinct names, a description with the test
+    scores, the headline view on the experiment; no all-zero bookkeeping metric (they sort
+    first in the charts) and no NaN."""
+    overrides = [*TINY, "model=cnn", "trainer.max_epochs=1", "throughput_seconds=0", f"paths.root_dir={tmp_path}"]
+    results = [fit_and_test(compose(overrides, output_dir=tmp_path / f"out{i}"), overrides=overrides) for i in range(2)]
+
+    client = MlflowClient(mlflow_uri)
+    runs = [client.get_run(r.run_id) for r in results]
+    first, second = (r.info.run_name for r in runs)
+    assert first.startswith("cnn-logmel-synthetic-s42-e1-c") and second == f"{first}-2"
+    for run, result in zip(runs, results):
+        tags, metrics = run.data.tags, run.data.metrics
+        assert tags["run_type"] == "training"
+        assert tags[NOTE_TAG].startswith(f"test track acc {result.metrics['test/track_acc']:.3f}, ")
+        assert "cnn on logmel, synthetic data, seed 42, 1 epochs max" in tags[NOTE_TAG]
+        assert {"test/track_acc", "test/track_f1", "val/track_acc"} <= set(metrics)
+        assert not [k for k in metrics if k.startswith("data/")], sorted(metrics)  # nothing skipped, nothing logged
+        assert "frontend/audio_sec_per_sec" not in metrics  # not measured (throughput_seconds=0)
+        assert all(math.isfinite(v) for v in metrics.values()), metrics
+        # The LoggedModel: `runs:/<run id>/model` resolves by this name; the Models tab shows
+        # its source run's name beside it.
+        (logged,) = client.search_logged_models([run.info.experiment_id],
+                                                filter_string=f"source_run_id = '{run.info.run_id}'")
+        assert logged.name == "model"
+    experiment = client.get_experiment(runs[0].info.experiment_id)
+    assert json.loads(experiment.tags[VIEW_TAG]) == headline_view()
 
 
 @pytest.mark.slow
