@@ -193,8 +193,8 @@ def dataset_inputs(cfg: DictConfig, source_name: str, splits: Mapping[str, Audio
     return out
 
 
-#: MLflow's tag for a run's description: the run page's Description and the runs table's
-#: Description column (markdown).
+#: MLflow's tag for a description (markdown): a run's on its page and in the runs table's
+#: Description column, an experiment's in the banner atop its runs page.
 NOTE_TAG = "mlflow.note.content"
 #: The experiment view that shows the headline columns (`headline_view`): MLflow's own shared
 #: view (what the UI's Share button writes), opened with `?viewStateShareKey=<key>`.
@@ -203,21 +203,55 @@ VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 #: The runs table's columns in that view, and the metric it is sorted by (best first).
 HEADLINE_METRICS = ("test/track_acc", "test/track_f1", "val/track_acc")
 HEADLINE_PARAMS = ("trainer.max_epochs", "model.optimizer.lr", "data.batch_size")
+#: Its charts: a bar per run for each headline metric, then curves per epoch.
+HEADLINE_CURVES = ("val/track_acc", "val/loss", "train/loss")
+
+
+def _chart(kind: str, metric: str) -> dict[str, Any]:
+    card: dict[str, Any] = {"uuid": f"genre_lab-{kind.lower()}-{metric}", "type": kind, "metricKey": metric,
+                            "metricSectionId": "genre_lab-headline", "runsCountToCompare": 10,
+                            "isGenerated": False, "deleted": False}
+    if kind == "LINE":
+        card.update(xAxisKey="step", selectedXAxisMetricKey="", xAxisScaleType="linear", scaleType="linear",
+                    lineSmoothness=0, range={}, yAxisKey="metric", yAxisExpressions=[], ignoreOutliers=False,
+                    useGlobalXaxisKey=True, useGlobalLineSmoothing=True)
+    return card
 
 
 def headline_view() -> dict[str, Any]:
-    """The runs table with the run description, the headline metrics and params as columns,
-    best test track accuracy first (MLflow 3.17's view-state fields)."""
+    """The runs table with the headline metrics and params next to the run names, best test
+    track accuracy first, the run description after them; the chart view with the headline
+    metrics' bars and the curves (MLflow 3.17's view-state fields, what its Share button saves)."""
+    name, note = "attributes.`Run Name`", "attributes.`Description`"
+    metrics = [f"metrics.`{m}`" for m in HEADLINE_METRICS]
+    params = [f"params.`{p}`" for p in HEADLINE_PARAMS]
     return {
-        "searchFilter": "", "orderByKey": f"metrics.`{HEADLINE_METRICS[0]}`", "orderByAsc": False,
-        "selectedColumns": ["attributes.`Description`", *(f"metrics.`{m}`" for m in HEADLINE_METRICS),
-                            *(f"params.`{p}`" for p in HEADLINE_PARAMS)],
+        "searchFilter": "", "orderByKey": metrics[0], "orderByAsc": False,
+        "selectedColumns": [note, *metrics, *params],
+        "columnOrder": [name, *metrics, *params, note],
+        "columnWidths": {name: 400, note: 520, **dict.fromkeys(metrics, 115), **dict.fromkeys(params, 150)},
+        "compareRunSections": [{"uuid": "genre_lab-headline", "name": "Headline", "display": True, "isReordered": False}],
+        "compareRunCharts": [*(_chart("BAR", m) for m in HEADLINE_METRICS), *(_chart("LINE", m) for m in HEADLINE_CURVES)],
     }
 
 
-def view_url(experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
-    """The MLflow UI page of the experiment's runs in the headline view."""
-    return f"{ui}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
+def view_link(experiment_id: str) -> str:
+    """The UI's address of the experiment's runs in the headline view, relative to the UI."""
+    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
+
+
+def add_headline_view(client: MlflowClient, experiment_id: str) -> None:
+    """Save the headline view in the experiment (again when genre_lab's view changed), and link
+    it from the experiment's description, the banner atop its runs page, unless the experiment
+    already has a description."""
+    experiment = client.get_experiment(experiment_id)
+    view = json.dumps(headline_view(), sort_keys=True)
+    if experiment.tags.get(VIEW_TAG) != view:
+        client.set_experiment_tag(experiment_id, VIEW_TAG, view)
+    if not experiment.tags.get(NOTE_TAG):
+        client.set_experiment_tag(experiment_id, NOTE_TAG, (
+            f"[Headline view]({view_link(experiment_id)}): each run's test and validation scores, epochs, "
+            "learning rate and batch size as columns, best first, and their charts."))
 
 
 def run_summary(cfg: DictConfig, source_name: str, metrics: Mapping[str, float] | None = None) -> str:
@@ -245,9 +279,7 @@ def describe_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule:
         with store_lock(client.tracking_uri):  # runs started together pick different suffixes
             client.set_tag(run_id, "mlflow.runName", unique_run_name(client, experiment_id, name, run_id))
     client.set_tag(run_id, NOTE_TAG, run_summary(cfg, datamodule.source.name))
-    view = json.dumps(headline_view())
-    if client.get_experiment(experiment_id).tags.get(VIEW_TAG) != view:
-        client.set_experiment_tag(experiment_id, VIEW_TAG, view)
+    add_headline_view(client, experiment_id)
     if cfg.data.get("folds"):  # `genre_lab.cli.report` pairs and aggregates runs by data.fold
         client.set_tag(run_id, "fold", f"{cfg.data.get('fold', 0)}/{cfg.data.folds}")
     if datamodule.splits:

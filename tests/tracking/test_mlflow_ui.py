@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from genre_lab.config import compose
 from genre_lab.tracking.mlflow_runs import experiment_id
-from genre_lab.tracking.run_names import NOTE_TAG, VIEW_TAG, headline_view, run_name, unique_run_name
+from genre_lab.tracking.run_names import NOTE_TAG, VIEW_KEY, VIEW_TAG, headline_view, run_name, unique_run_name
 from genre_lab.tracking.servers import free_port, stop_session
 from genre_lab.tracking.mlflow_runs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from genre_lab.training.fit import fit_and_test
@@ -123,6 +123,7 @@ def test_two_identical_trainings_are_told_apart_with_headlines_and_no_zero_bookk
         assert logged.name == "model"
     experiment = client.get_experiment(runs[0].info.experiment_id)
     assert json.loads(experiment.tags[VIEW_TAG]) == headline_view()
+    assert f"viewStateShareKey={VIEW_KEY}" in experiment.tags[NOTE_TAG]  # the link to it, atop the runs page
 
 
 @pytest.mark.slow
