@@ -55,6 +55,9 @@ SHORT_KEYS = {
     "model.freeze": "freeze-",
     "trainer.precision": "",
 }
+#: Settings named by a flag alone when the command line sets them (their value is a run id or
+#: a path): `init_from=...` -> `ft`.
+FLAG_KEYS = {"init_from": "ft"}
 #: Config groups whose option, when the command line picks one, is added to the name as is
 #: (`trainer=gpu` -> `gpu`); model, features and data are the name's first parts.
 NAMED_GROUPS = ("trainer", "experiment")
@@ -100,7 +103,7 @@ def _digest(value: Any) -> str:
 
 def override_parts(cfg: DictConfig, overrides: Iterable[str]) -> list[str]:
     """The name parts for what the command line changed from the defaults: `SHORT_KEYS` in short
-    form, `NAMED_GROUPS` by their option, and `c<6 hex>` for every other change of what is
+    form, `NAMED_GROUPS` by their option, `FLAG_KEYS` as a flag, and `c<6 hex>` for every other change of what is
     trained (a data size, a backbone width): a digest of those settings' resolved values, so
     that the runs of one grid (`-m model=cnn,rnn,crnn ...`) share it."""
     parts: list[str] = []
@@ -113,6 +116,8 @@ def override_parts(cfg: DictConfig, overrides: Iterable[str]) -> list[str]:
         key = override.key_or_group
         if key in NAMED_GROUPS:
             parts.append(safe_part(override.value()))
+        elif key in FLAG_KEYS and not override.is_delete() and OmegaConf.select(cfg, key, default=None):
+            parts.append(FLAG_KEYS[key])
         elif key in SHORT_KEYS and not override.is_delete():
             value = OmegaConf.select(cfg, key, default=override.value())
             parts.append(safe_part(f"{SHORT_KEYS[key]}{short_number(value)}"))
@@ -278,7 +283,10 @@ def describe_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule:
         name = run_name(cfg, datamodule.source.name, overrides)
         with store_lock(client.tracking_uri):  # runs started together pick different suffixes
             client.set_tag(run_id, "mlflow.runName", unique_run_name(client, experiment_id, name, run_id))
-    client.set_tag(run_id, NOTE_TAG, run_summary(cfg, datamodule.source.name))
+    # First line: the summary; a note already there (a fine-tune's origin) follows it.
+    earlier = client.get_run(run_id).data.tags.get(NOTE_TAG)
+    summary = run_summary(cfg, datamodule.source.name)
+    client.set_tag(run_id, NOTE_TAG, f"{summary}\n\n{earlier}" if earlier and earlier != summary else summary)
     add_headline_view(client, experiment_id)
     if cfg.data.get("folds"):  # `genre_lab.cli.report` pairs and aggregates runs by data.fold
         client.set_tag(run_id, "fold", f"{cfg.data.get('fold', 0)}/{cfg.data.folds}")
@@ -293,8 +301,10 @@ def describe_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule:
 
 def describe_results(client: MlflowClient, run_id: str, cfg: DictConfig, source_name: str,
                      metrics: Mapping[str, float]) -> None:
-    """The run's description again, with its test scores in front; a description someone
+    """The run's summary line again, with its test scores in front; a description someone
     edited in the UI meanwhile is kept."""
-    current = client.get_run(run_id).data.tags.get(NOTE_TAG)
-    if current in (None, run_summary(cfg, source_name)):
-        client.set_tag(run_id, NOTE_TAG, run_summary(cfg, source_name, metrics))
+    current = client.get_run(run_id).data.tags.get(NOTE_TAG) or ""
+    first, _, rest = current.partition("\n\n")
+    if first in ("", run_summary(cfg, source_name)):
+        scored = run_summary(cfg, source_name, metrics)
+        client.set_tag(run_id, NOTE_TAG, f"{scored}\n\n{rest}" if rest else scored)

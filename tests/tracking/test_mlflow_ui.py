@@ -21,7 +21,9 @@ from mlflow import MlflowClient
 
 from genre_lab.config import compose
 from genre_lab.tracking.mlflow_runs import experiment_id
-from genre_lab.tracking.run_names import NOTE_TAG, VIEW_KEY, VIEW_TAG, headline_view, run_name, unique_run_name
+from genre_lab.tracking.run_names import (
+    NOTE_TAG, VIEW_KEY, VIEW_TAG, describe_results, headline_view, run_name, run_summary, unique_run_name,
+)
 from genre_lab.tracking.servers import free_port, stop_session
 from genre_lab.tracking.mlflow_runs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from genre_lab.training.fit import fit_and_test
@@ -48,6 +50,7 @@ def test_run_names_tell_runs_apart(overrides: list[str], name: str) -> None:
     (["trainer.max_epochs=2"], "crnn-logmel-synthetic-s42-e2"),
     (["model=cnn", "model.optimizer.lr=3e-4", "trainer.max_epochs=15", "seed=3"], "cnn-logmel-synthetic-s3-lr3e-4-e15"),
     (["data.batch_size=16", "model.freeze=backbone", "trainer=gpu"], "crnn-logmel-synthetic-s42-bs16-freeze-backbone-gpu"),
+    (["model=cnn", "init_from=0123456789abcdef0123456789abcdef"], "cnn-logmel-synthetic-s42-ft"),
     # Where the run runs or how it prints: not part of the name.
     (["paths.root_dir=/tmp/x", "throughput_seconds=0", "callbacks.progress_bar=null", "data.num_workers=2"],
      "crnn-logmel-synthetic-s42"),
@@ -92,6 +95,23 @@ def test_unique_run_names_get_a_suffix(mlflow_uri: str) -> None:
     assert unique_run_name(client, exp, "cnn-logmel-synthetic-s4") == "cnn-logmel-synthetic-s4"
     first = client.search_runs([exp], filter_string="attributes.run_name = 'cnn-logmel-synthetic-s42'")[0]
     assert unique_run_name(client, exp, "cnn-logmel-synthetic-s42", first.info.run_id) == "cnn-logmel-synthetic-s42"
+
+
+def test_description_gets_the_scores_and_keeps_other_notes(mlflow_uri: str) -> None:
+    cfg = compose(["model=cnn"])
+    client = MlflowClient(mlflow_uri)
+    exp = experiment_id("genre_lab", mlflow_uri)
+    scores = {"test/track_acc": 0.61234, "test/track_f1": 0.5, "val/track_acc": float("nan")}
+    start = run_summary(cfg, "synthetic")
+    assert start == "cnn on logmel, synthetic data, seed 42, 15 epochs max, lr 3e-3"
+    # A fine-tune's origin (set before) stays below the summary line.
+    tuned = client.create_run(exp, tags={NOTE_TAG: f"{start}\n\nFine-tuned from `abc`."}).info.run_id
+    describe_results(client, tuned, cfg, "synthetic", scores)
+    assert client.get_run(tuned).data.tags[NOTE_TAG] == f"test track acc 0.612, test track F1 0.500; {start}\n\nFine-tuned from `abc`."
+    # A description written in the UI during the run is the user's.
+    edited = client.create_run(exp, tags={NOTE_TAG: "my notes"}).info.run_id
+    describe_results(client, edited, cfg, "synthetic", scores)
+    assert client.get_run(edited).data.tags[NOTE_TAG] == "my notes"
 
 
 @pytest.mark.slow
