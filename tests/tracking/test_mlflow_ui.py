@@ -2,13 +2,14 @@
 experiment, safe whatever the config holds), the run description and headline view, only
 metrics worth a chart; and, read back from a real `mlflow server` through the endpoints its
 pages call, the experiment's kind, dataset inputs and the LoggedModel linked to its run and
-metrics."""
+metrics; and in headless Chromium, the headline view of the runs page."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,9 +23,10 @@ from mlflow import MlflowClient
 from genre_lab.config import compose
 from genre_lab.tracking.mlflow_runs import experiment_id
 from genre_lab.tracking.run_names import (
-    NOTE_TAG, VIEW_KEY, VIEW_TAG, describe_results, headline_view, run_name, run_summary, unique_run_name,
+    HEADLINE_METRICS, HEADLINE_PARAMS, NOTE_TAG, VIEW_KEY, VIEW_TAG, describe_results, headline_view, run_name,
+    run_summary, unique_run_name, view_link,
 )
-from genre_lab.tracking.servers import free_port, stop_session
+from genre_lab.tracking.servers import free_port, stop_session, wait_ready
 from genre_lab.tracking.mlflow_runs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from genre_lab.training.fit import fit_and_test
 
@@ -202,5 +204,60 @@ def test_ui_endpoints_show_kind_name_datasets_and_logged_model(mlflow_uri: str, 
         assert metrics["test/track_acc"]["value"] == pytest.approx(result.metrics["test/track_acc"])
         assert metrics["test/track_acc"]["dataset_digest"] == inputs["test"]["digest"]
         assert metrics["val/loss"]["dataset_digest"] == inputs["val"]["digest"]
+    finally:
+        stop_session(proc)
+
+
+def _chromium() -> str:
+    """Debian's chromium (`apt-get install chromium`); the test is skipped without it unless
+    GENRE_LAB_REQUIRE_BROWSER=1 (where it fails instead)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("GENRE_LAB_REQUIRE_BROWSER") == "1":
+            pytest.fail("GENRE_LAB_REQUIRE_BROWSER=1 but no chromium on PATH")
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    return found
+
+
+def _browse(chromium: str, url: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium on `url`, the MLflow UI's scripts given 20 s of virtual time."""
+    return subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                           "--window-size=1600,800", "--virtual-time-budget=20000", *args, url],
+                          capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_browser_shows_the_headline_view(mlflow_uri: str, tmp_path: Path) -> None:
+    """The real UI in a real browser: the runs page in the headline view, as linked from the
+    experiment's banner, lists the run by name with the headline metric and param columns."""
+    chromium = _chromium()
+    overrides = [*TINY, "model=cnn", "trainer.max_epochs=1", "throughput_seconds=0", f"paths.root_dir={tmp_path}"]
+    result = fit_and_test(compose(overrides, output_dir=tmp_path / "out"), overrides=overrides)
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(result.run_id)
+
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", mlflow_uri, "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_ready(proc, f"http://127.0.0.1:{port}/health", log, limit=240)
+        url = f"http://127.0.0.1:{port}/{view_link(run.info.experiment_id)}"
+        dom = _browse(chromium, url, tmp_path / "profile", "--dump-dom")
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        page = dom.stdout
+        assert run.info.run_name in page and "Headline view" in page  # the run's name, the banner's link
+        for column in (*HEADLINE_METRICS, *HEADLINE_PARAMS):
+            assert column in page, column
+        png = tmp_path / "runs.png"
+        shot = _browse(chromium, url, tmp_path / "profile", f"--screenshot={png}", "--hide-scrollbars")
+        assert shot.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot.stderr[-2000:]
+        assert png.stat().st_size > 20_000  # a rendered page, not a blank one
     finally:
         stop_session(proc)
