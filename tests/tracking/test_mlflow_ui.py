@@ -128,7 +128,7 @@ def test_two_identical_trainings_are_told_apart_with_headlines_and_no_zero_bookk
     client = MlflowClient(mlflow_uri)
     runs = [client.get_run(r.run_id) for r in results]
     first, second = (r.info.run_name for r in runs)
-    assert first.startswith("cnn-logmel-synthetic-s42-e1-c") and second == f"{first}-2"
+    assert first.startswith("cnn-logmel-synthetic-s42-chunk2-e1-c") and second == f"{first}-2"
     for run, result in zip(runs, results):
         tags, metrics = run.data.tags, run.data.metrics
         assert tags["run_type"] == "training"
