@@ -220,9 +220,11 @@ def _chromium() -> str:
 
 
 def _browse(chromium: str, url: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    """Headless Chromium on `url`, the MLflow UI's scripts given 20 s of virtual time."""
+    """Headless Chromium on `url`, the MLflow UI's scripts given 20 s of virtual time; wide, as
+    the grid leaves columns out of view out of the page (and MLflow's assistant panel takes a
+    third of it on a loopback address)."""
     return subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                           "--window-size=1600,800", "--virtual-time-budget=20000", *args, url],
+                           "--window-size=3000,800", "--virtual-time-budget=20000", *args, url],
                           capture_output=True, text=True, timeout=240)
 
 
