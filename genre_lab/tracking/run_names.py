@@ -73,12 +73,12 @@ _NOT_NAMED = (
 )
 #: What a part of a run name may hold: config values are user input, and names end up in
 #: MLflow filter strings (`run_name LIKE '...'`), URLs and markdown.
-_UNSAFE = re.compile(r"[^A-Za-z0-9._:+-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+-]+")
 _MAX_PART, _MAX_NAME = 40, 120
 
 
 def safe_part(value: Any) -> str:
-    """`value` as a run-name part: characters other than letters, digits and `._:+-` become `_`,
+    """`value` as a run-name part: characters other than letters, digits and `_.:+-` become `_`,
     at most 40 characters."""
     return _UNSAFE.sub("_", str(value)).strip("_")[:_MAX_PART] or "_"
 
@@ -103,9 +103,9 @@ def _digest(value: Any) -> str:
 
 def override_parts(cfg: DictConfig, overrides: Iterable[str]) -> list[str]:
     """The name parts for what the command line changed from the defaults: `SHORT_KEYS` in short
-    form, `NAMED_GROUPS` by their option, `FLAG_KEYS` as a flag, and `c<6 hex>` for every other change of what is
-    trained (a data size, a backbone width): a digest of those settings' resolved values, so
-    that the runs of one grid (`-m model=cnn,rnn,crnn ...`) share it."""
+    form, `NAMED_GROUPS` by their option, `FLAG_KEYS` as a flag, and `c<6 hex>` for every other
+    change of what is trained (a data size, a backbone width): a digest of those settings'
+    resolved values, so that the runs of one grid (`-m model=cnn,rnn,crnn ...`) share it."""
     parts: list[str] = []
     other: dict[str, Any] = {}
     try:
@@ -151,7 +151,8 @@ def unique_run_name(client: MlflowClient, experiment_id: str, name: str, run_id:
     """`name`, or `name-2`, `name-3`... when runs of the experiment (deleted ones too, which may
     be restored) already carry it. Call under `store_lock` so that runs started together do not
     pick the same suffix."""
-    assert not _UNSAFE.search(name.replace("_", "")), name  # safe_part output: no quote can end the filter
+    if _UNSAFE.search(name):  # run_name's output never has one: no quote can end the filter string
+        raise ValueError(f"run name {name!r}: only letters, digits and _.:+- may be looked up")
     taken: set[str] = set()
     token = None
     while True:
