@@ -63,7 +63,7 @@ sweep-workers: setup
 
 ## MLflow UI on http://127.0.0.1:5000 (one worker)
 ui: setup
-	@echo 'In the UI pick "Model training" (top left) for the runs table, or add ?workflowType=machine_learning to an experiment URL'
+	@echo 'In the UI open the experiment and click "Headline view" in its banner (runs table, scores as columns, their charts)'
 	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 clean:

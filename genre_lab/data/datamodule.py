@@ -270,7 +270,8 @@ class GenreDataModule(pl.LightningDataModule):
 
     def teardown(self, stage: str) -> None:
         """Count in the run the clips skipped because their audio became unreadable during it
-        (`UnreadableClips`): metrics `data/unreadable_clips/<split>`."""
+        (`UnreadableClips`): metrics `data/unreadable_clips/<split>`, only for splits that had some
+        (zeros would lead the MLflow UI's charts, which sort metrics by name)."""
         trainer = self.trainer
         if trainer is None or trainer.logger is None or stage not in ("fit", "test"):
             return
@@ -279,7 +280,7 @@ class GenreDataModule(pl.LightningDataModule):
         counts = {}
         for name, loader in loaders.items():
             marks = getattr(getattr(loader, "dataset", None), "unreadable", None)
-            if isinstance(marks, UnreadableClips):
+            if isinstance(marks, UnreadableClips) and marks.count:  # zero, the rule, is not logged
                 counts[f"data/unreadable_clips/{name}"] = marks.count
         if counts:
             trainer.logger.log_metrics(counts)

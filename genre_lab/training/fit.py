@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,12 +25,13 @@ from genre_lab.training import transfer
 from genre_lab.data import GenreDataModule
 from genre_lab.models.mlflow_model import log_tagger_model
 from genre_lab.features import frontend_throughput
-from genre_lab.tracking.run_names import describe_run
+from genre_lab.tracking.run_names import describe_results, describe_run
 from genre_lab.tracking.liveness import Heartbeat, process_tags, sigterm_as_interrupt
 from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.training.quiet import quiet_third_party
 from genre_lab.reporting.split_report import log_test_report
 from genre_lab.training.resume import ResumePoint
+from genre_lab.training.resume.run_config import task_overrides
 from genre_lab.tracking.stores import store_lock
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,7 @@ def fit_and_test(
     client, run_id = logger.experiment, logger.run_id
 
     run_tags = {
+        "run_type": "training",  # what notebooks and reports count as a trained model (sweep trials too)
         "model": cfg.model.name,
         "features": cfg.features.name,
         "backend": cfg.features.frontend.get("backend", "torch"),
@@ -130,7 +133,7 @@ def fit_and_test(
                     resume_point.take_over(client, heartbeat_seconds)
                 else:
                     _start_run(client, run_id, cfg, datamodule, {**run_tags, **resume.start_tags(cfg, overrides),
-                                                                 **process_tags(heartbeat_seconds)})
+                                                                 **process_tags(heartbeat_seconds)}, overrides)
                     # Trainable parameters (front end, backbone, head): the size column of a comparison.
                     client.log_metric(run_id, "model/params", sum(p.numel() for p in model.parameters() if p.requires_grad))
                 stack.enter_context(Heartbeat(str(cfg.logger.mlflow.tracking_uri), run_id, heartbeat_seconds))
@@ -147,6 +150,8 @@ def fit_and_test(
                     metrics.update({k: float(v) for k, v in row.items()})
                 if rank_zero:
                     log_test_report(client, run_id, model, "test")
+            if rank_zero:
+                describe_results(client, run_id, cfg, datamodule.source.name, metrics)  # scores in the description
             if rank_zero and best:
                 client.log_artifact(run_id, best, "checkpoints")
             if rank_zero and cfg.get("log_model", True):
@@ -170,7 +175,7 @@ def fit_and_test(
 
 
 def _start_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule: GenreDataModule,
-               run_tags: dict[str, str]) -> None:
+               run_tags: dict[str, str], overrides: Sequence[str] | None = None) -> None:
     """Tags, params, resolved config and scan report of a new run; its folder names the run."""
     for key, value in run_tags.items():
         client.set_tag(run_id, key, value)
@@ -179,7 +184,8 @@ def _start_run(client: MlflowClient, run_id: str, cfg: DictConfig, datamodule: G
     resolved["logger"]["mlflow"]["tracking_uri"] = tracking.redact_url(str(cfg.logger.mlflow.tracking_uri))
     client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
     _log_scan_report(client, run_id, datamodule)
-    describe_run(client, run_id, cfg, datamodule)  # run name, dataset inputs
+    # run name (with what the command line changed), description, dataset inputs
+    describe_run(client, run_id, cfg, datamodule, task_overrides(overrides or []))
     resume.write_run_file(cfg.paths.output_dir, run_id, client.get_run(run_id).info.experiment_id)
 
 
@@ -222,7 +228,9 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
 def _log_scan_report(client, run_id: str, datamodule: GenreDataModule) -> None:
     report = datamodule.scan_report()
     tracking.log_json(client, run_id, report, "data/scan_report.json")
-    client.log_metric(run_id, "data/skipped_files", sum(len(s["skipped"]) for s in report.values()))
+    skipped = sum(len(s["skipped"]) for s in report.values())
+    if skipped:  # zero is the rule: a metric only when files were skipped (the report says which)
+        client.log_metric(run_id, "data/skipped_files", skipped)
 
 
 def _log_throughput(logger: MLFlowLogger, model: GenreClassifier, cfg: DictConfig, device: torch.device) -> None:
@@ -230,6 +238,9 @@ def _log_throughput(logger: MLFlowLogger, model: GenreClassifier, cfg: DictConfi
     chunk = float(cfg.data.chunk_seconds)
     repeats = max(1, int(cfg.throughput_seconds / (batch * chunk)))
     value = frontend_throughput(model.frontend, batch, chunk, repeats, device)
+    if not math.isfinite(value):  # a timing too short to measure: nothing to report
+        log.warning("front-end throughput not measurable (%s); not logged", value)
+        return
     info = {"device": str(device), "backend": model.frontend.backend_for(device),
             "kind": model.frontend.kind, "batch_size": batch, "chunk_seconds": chunk,
             "audio_seconds_per_second": value, "torch_threads": torch.get_num_threads()}

@@ -224,7 +224,7 @@ def test_train_cli_on_a_folder_with_a_name_that_is_not_utf8(tmp_path: Path, mlfl
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(mlflow_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("genre_lab").experiment_id])
-    assert run.info.status == "FINISHED" and run.data.metrics["data/skipped_files"] == 0
+    assert run.info.status == "FINISHED" and "data/skipped_files" not in run.data.metrics  # logged when non-zero
     report = json.loads(Path(client.download_artifacts(run.info.run_id, "data/scan_report.json", str(tmp_path))).read_text())
     assert sum(split["clips"] for split in report.values()) == 7
 

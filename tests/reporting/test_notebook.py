@@ -1,13 +1,17 @@
-"""notebooks/compare_runs.ipynb runs top to bottom on a real store holding a training run and
-a sweep, and draws its figures."""
+"""notebooks/compare_runs.ipynb runs top to bottom, as the README runs it (`jupyter execute`
+from the repository root), on a real store holding a training run, a sweep and a report run,
+finds that store through GENRE_LAB_HOME and draws its figures."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from mlflow import MlflowClient
 
 from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.sweep import run_sweep
@@ -35,9 +39,24 @@ def test_compare_runs_notebook(tmp_path: Path, mlflow_uri: str) -> None:
                       output_dir=tmp_path / "sweep")
     assert sweep.counts["COMPLETE"] + sweep.counts["PRUNED"] == 2
 
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    # The kernel inherits MLFLOW_TRACKING_URI (set by the mlflow_uri fixture); it runs in tmp_path.
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    # A run that is not a trained model (what `report` logs): not counted.
+    client = MlflowClient(mlflow_uri)
+    client.create_run(client.get_experiment_by_name("genre_lab").experiment_id, run_name="report-model",
+                      tags={"run_type": "report"})
+
+    # As the README says, from the repository root; the store is found through GENRE_LAB_HOME
+    # (the kernel runs in notebooks/, where no store may appear).
+    executed = tmp_path / "compare_runs.ipynb"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["GENRE_LAB_HOME"] = str(tmp_path)
+    stray = PROJECT_ROOT / "notebooks" / "mlflow.db"
+    existed = stray.exists()
+    done = subprocess.run([str(Path(sys.executable).parent / "jupyter"), "execute", "notebooks/compare_runs.ipynb",
+                           f"--output={executed.with_suffix('')}"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert existed or not stray.exists()
+    nb = nbformat.read(executed, as_version=4)
 
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
