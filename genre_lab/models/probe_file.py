@@ -101,15 +101,19 @@ def probe_network(embedding: GenreNet, head: ProbeHead, eval_hop_seconds: float 
     head of the probe's classes holding `head.folded()`, `task=multiclass`, the windows the
     probe was fitted on (`eval_hop_seconds`, else the embedding model's).
 
+    Its spec says `model.track_average: logits`: a track's distribution is the softmax of
+    its windows' mean logits, which for a linear head is the head applied to the mean
+    embedding, i.e. exactly the probe's decision (`genre_lab.audio.windows.average_windows`;
+    the Tagger, the served pyfunc and `evaluate` follow it).
+
     Why a folded head rather than a network that pools a track's windows first: everything
     that runs a model (the Tagger, evaluation, ensembles, the served pyfunc, fine-tuning)
-    takes one window at a time and averages window probabilities, and a `GenreNet` file is
-    the format all of them already validate (weights-only, `check_weights`). What differs
-    from the probe's own decision: the probe takes the softmax of the mean window logits
-    (its head on the mean embedding), the Tagger the mean of the window softmaxes. Both are
-    the same function of the same windows when the windows agree; on a track whose windows
-    disagree the two distributions differ, and the top genre can (rarely) too. Probes with
-    std/max pooling or musicnn's mid-end features have no such network and are refused."""
+    takes one window at a time, and a `GenreNet` file is the format all of them already
+    validate (weights-only, `check_weights`). What still differs from the probe: an ensemble
+    averages its members' window probabilities (arithmetically, before the track average),
+    so a probe member contributes the mean of its window softmaxes there, not its exact
+    track decision; LP-FT fine-tunes per window as training always does. Probes with std/max
+    pooling or musicnn's mid-end features are no per-window head and are refused."""
     import torch
 
     from genre_lab.models.model_file import ModelSpec
@@ -120,8 +124,9 @@ def probe_network(embedding: GenreNet, head: ProbeHead, eval_hop_seconds: float 
     data = dict(config.get("data") or {})
     if eval_hop_seconds is not None:
         data["eval_hop_seconds"] = float(eval_hop_seconds)
-    spec = ModelSpec.from_dict({**config, "data": data, "classes": list(head.classes), "task": "multiclass"},
-                               "the probe's embedding model")
+    model = {**(config.get("model") or {}), "track_average": "logits"}
+    spec = ModelSpec.from_dict({**config, "model": model, "data": data, "classes": list(head.classes),
+                                "task": "multiclass"}, "the probe's embedding model")
     net = GenreNet.from_spec(spec)
     if weight.shape != (len(head.classes), net.backbone.out_dim):
         raise ValueError(f"the probe has {weight.shape[1]} features but the embedding model's penultimate layer "

@@ -22,7 +22,7 @@ from genre_lab import registry
 from genre_lab.audio.windows import windows
 from genre_lab.cli import main as genre_lab_main
 from genre_lab.config import compose
-from genre_lab.inference.evaluation import training_data_config
+from genre_lab.inference.evaluation import evaluate, training_data_config
 from genre_lab.inference.linear_probe import WindowEmbedder, pool, run_probe
 from genre_lab.inference.tagger import Tagger
 from genre_lab.models.ensemble import EnsembleClassifier
@@ -126,6 +126,16 @@ def test_predict_on_the_probe_run_tags_files_as_the_probe_decides(env: Store, tm
         agree += row["genres"][0]["label"] == env.head.classes[int(p.argmax())]
     print(f"predict's top-1 equals the probe's on {agree}/{len(files)} test tracks")
     assert agree == len(files)
+
+
+def test_evaluate_on_the_probe_run_reproduces_the_probes_test_metrics(env: Store) -> None:
+    """`evaluate run=<probe run>` (no data=: the probe's dataset) through Lightning's test loop
+    gives the probe's own logged track metrics: the same windows, the same decision."""
+    result = evaluate(compose([f"run={env.probe}", "progress=false"], config_name="evaluate"))
+    logged = MlflowClient(env.uri).get_run(env.probe).data.metrics
+    for name in ("acc", "balanced_acc", "f1"):
+        assert result.metrics[f"test/track_{name}"] == pytest.approx(logged[f"test/track_{name}"], abs=1e-6), name
+    assert result.metrics["test/track_auroc"] == pytest.approx(logged["test/track_auroc"], abs=1e-3)
 
 
 def test_served_pyfunc_of_the_probe_run_answers(env: Store) -> None:
