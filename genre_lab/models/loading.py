@@ -272,6 +272,11 @@ def _rebuild(source: ModelSource, device: str | torch.device | None,
     except ModelSourceError:
         raise
     except checkpoint.CheckpointError as err:
+        from genre_lab.models.probe_file import is_probe_file
+
+        if is_probe_file(path):
+            raise ModelSourceError(f"{path} is a linear probe's head, not a network: give the probe's run id "
+                                   "(its logged model) instead") from err
         raise ModelSourceError(str(err)) from err
     # A valid spec can still fail to build or not match its weights: the file's fault.
     except (ValueError, RuntimeError, TypeError, KeyError) as err:

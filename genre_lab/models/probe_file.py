@@ -150,6 +150,18 @@ def write_probe(path: str | Path, head: ProbeHead) -> None:
     save_file(tensors, str(path), metadata=metadata)
 
 
+def is_probe_file(path: str | Path) -> bool:
+    """Whether `path` is a safetensors file whose metadata says it is a probe (its header only:
+    nothing else is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return (f.metadata() or {}).get("format") == PROBE_FORMAT
+    except (SafetensorError, OSError, ValueError):
+        return False
+
+
 def read_probe(path: str | Path) -> ProbeHead:
     """The probe in `path`, every field validated; a ProbeFileError naming the field otherwise."""
     from safetensors import SafetensorError, safe_open

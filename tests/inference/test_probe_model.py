@@ -235,3 +235,8 @@ def test_damaged_or_hostile_probe_model_is_refused_by_predict(env: Store, capsys
         assert "weights.pt" in one_error(captured.err) and "unpickled!" not in captured.out + captured.err
     finally:
         weights.write_bytes(original)
+    # The probe's own head file is no network: named as such, not unpickled.
+    (env.root / "head").mkdir(exist_ok=True)
+    head_file = client.download_artifacts(env.probe, "probe/probe.safetensors", str(env.root / "head"))
+    assert genre_lab_main(["predict", head_file, str(song)]) == 2
+    assert "linear probe's head" in one_error(capsys.readouterr().err)
