@@ -19,6 +19,8 @@ import torch
 
 #: How window outputs become a track's: mean probabilities, or the softmax of mean logits.
 TRACK_AVERAGES = ("probabilities", "logits")
+#: Below float32's smallest normal number: a probability that underflowed to 0 stays finite in log.
+_TINY = 1e-38
 
 
 def samples(seconds: float, sample_rate: int) -> int:
@@ -55,9 +57,6 @@ def average_windows(probs: torch.Tensor, average: str = "probabilities") -> torc
         return probs.float().clamp_min(_TINY).log().mean(0).softmax(0)
     return probs.mean(0)
 
-
-#: Below float32's smallest normal number: a probability that underflowed to 0 stays finite in log.
-_TINY = 1e-38
 
 
 def track_probabilities(
