@@ -2,12 +2,25 @@
 outputs become one prediction per track. Training's evaluation (DataModule, LightningModule),
 `genre_lab.cli.evaluate`, the Tagger and the explanations all cut and average the same way here,
 so a file gets the same distribution from each of them.
+
+A track's distribution is the mean of its windows' probabilities, or, for a model whose spec
+says `model.track_average: logits` (a linear probe logged as a network:
+`genre_lab.models.probe_file.probe_network`), the softmax of the mean of their logits, which is
+the probe's own decision on the mean embedding. From the window probabilities that is their
+normalised geometric mean: softmax(mean log p) = softmax(mean logits), the per-window
+log-partition being a shift common to every class.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+
+#: How window outputs become a track's: mean probabilities, or the softmax of mean logits.
+TRACK_AVERAGES = ("probabilities", "logits")
+#: Below float32's smallest normal number: a probability that underflowed to 0 stays finite in log.
+_TINY = 1e-38
 
 
 def samples(seconds: float, sample_rate: int) -> int:
@@ -37,11 +50,24 @@ def windows(wave: np.ndarray | torch.Tensor, chunk: int, hop: int) -> tuple[torc
     return torch.stack([window(wave, s, chunk) for s in starts]), starts
 
 
+def average_windows(probs: torch.Tensor, average: str = "probabilities") -> torch.Tensor:
+    """(windows, classes) softmax probabilities of one track -> its (classes,) distribution
+    (`average`: see the module docstring)."""
+    if average == "logits":
+        return probs.float().clamp_min(_TINY).log().mean(0).softmax(0)
+    return probs.mean(0)
+
+
+
 def track_probabilities(
-    probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor
+    probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor, average: str = "probabilities"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Average window probabilities per clip id -> (track probs, track labels), clips in id order.
-    `labels` are class indices (batch,) or multi-hot tag rows (batch, tags)."""
+    `labels` are class indices (batch,) or multi-hot tag rows (batch, tags); `average="logits"`:
+    per clip, the softmax of the mean window logits (see the module docstring)."""
+    if average == "logits":
+        logs, track_labels = track_probabilities(probs.float().clamp_min(_TINY).log(), labels, clips)
+        return logs.softmax(1), track_labels
     ids, inverse = torch.unique(clips, return_inverse=True)
     summed = torch.zeros(len(ids), probs.shape[1], device=probs.device, dtype=probs.dtype).index_add_(0, inverse, probs)
     counts = torch.bincount(inverse, minlength=len(ids)).unsqueeze(1)

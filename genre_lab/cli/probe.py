@@ -82,4 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = ", ".join(f"{f.C:g}" for f in result.folds)
     console.print(f"C={chosen}; {result.computed} track(s) embedded, {result.cached} from the cache; "
                   f"MLflow run {result.run_id}", highlight=False)
+    if result.model_uri:
+        console.print(f"logged as a model: predict, serve, ensemble or init_from={result.run_id} (LP-FT) take the run id",
+                      highlight=False)
     return 0

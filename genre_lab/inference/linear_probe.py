@@ -23,6 +23,11 @@ With `data.folds=K` every fold is probed in turn (the cache makes each file's em
 the run logs each fold's metrics under `fold<k>/`, their mean and std across folds
 (`test/track_acc_mean`, `test/track_acc_std`, ...), and the metrics of the folds' test
 predictions pooled (`test/track_acc`, ...: every track is tested once).
+
+A probe of `layer=penultimate` with `pooling=[mean]` on one split is also logged as the run's
+model (`models/probe_file.probe_network`: the standardiser folded into a linear head applied
+to each window, under the embedding network), so `genre-lab predict <probe run>`, `mlflow models
+serve`, ensembles and `train init_from=<probe run>` (LP-FT) take it; other probes log none.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ from genre_lab.inference.evaluation import data_config
 from genre_lab.inference.tagger import inference_device
 from genre_lab.models.loading import load_model
 from genre_lab.models.network import GenreNet, for_inference
-from genre_lab.models.probe_file import LAYERS, POOLINGS, ProbeHead, write_probe
+from genre_lab.models.mlflow_model import log_tagger_model
+from genre_lab.models.probe_file import LAYERS, POOLINGS, ProbeHead, probe_network, write_probe
 from genre_lab.tracking import mlflow_runs as tracking
 from genre_lab.training.metrics import classification_metrics
 
@@ -329,6 +335,8 @@ class ProbeResult:
     cached: int
     computed: int
     tags: dict[str, str] = field(default_factory=dict)
+    #: `models:/<id>` of the probe as a network (`probe_network`), None when it is not one.
+    model_uri: str | None = None
 
 
 def _fold_configs(cfg: DictConfig) -> list[tuple[int | None, DictConfig]]:
@@ -442,4 +450,18 @@ def run_probe(cfg: DictConfig) -> ProbeResult:
                 name = "probe.safetensors" if len(fits) == 1 else f"probe_fold{k}.safetensors"
                 write_probe(Path(tmp) / name, fit.head)
                 client.log_artifact(run_id, str(Path(tmp) / name), "probe")
-        return ProbeResult(run_id, metrics, classes, fits, cached, computed, tags)
+        model_uri = None
+        if servable_reason(fits) is None:
+            # The probe as a network (its standardiser folded into a per-window head): the run's
+            # model, as a training run logs its own, for predict, serving, ensembles and LP-FT.
+            served = probe_network(network.cpu(), fits[0].head, float(data_cfg["eval_hop_seconds"]))
+            reported = {k: v for k, v in metrics.items() if k.startswith(("val/track_", "test/track_"))}
+            model_uri = log_tagger_model(client, run_id, served, reported)
+        return ProbeResult(run_id, metrics, classes, fits, cached, computed, tags, model_uri)
+
+
+def servable_reason(fits: Sequence[FoldFit]) -> str | None:
+    """None when the probe is logged as a model (`probe_network`), else why not, naming the setting."""
+    if len(fits) != 1:
+        return f"data.folds={len(fits)}: a probe of several folds has one head per fold; probe one split"
+    return fits[0].head.servable()

@@ -31,7 +31,7 @@ import torch
 from genre_lab.audio.decode import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
 from genre_lab.audio.content import SILENCE_DBFS, measure_content
 from genre_lab.machine import cores
-from genre_lab.audio.windows import chunk_starts, samples, window
+from genre_lab.audio.windows import average_windows, chunk_starts, samples, window
 from genre_lab.models.loading import ModelSourceError, load_model
 from genre_lab.models.network import GenreNet, for_inference
 from genre_lab.inference.limits import LimitError, check_sample_rate, check_segment_seconds
@@ -140,6 +140,9 @@ class Tagger:
         self.classes: list[str] = list(model.classes)
         #: Tags (independent probabilities, `task=multilabel`) rather than one genre distribution.
         self.multilabel = bool(getattr(spec, "multilabel", False))
+        #: How window probabilities become the song's (`genre_lab.audio.windows.average_windows`):
+        #: their mean, or for a linear probe's network the softmax of the mean logits.
+        self.track_average = str(getattr(spec, "track_average", "probabilities"))
         self.sample_rate = spec.sample_rate
         self.chunk_seconds = spec.chunk_seconds
         self.chunk = samples(self.chunk_seconds, self.sample_rate)
@@ -236,9 +239,9 @@ class Tagger:
                                      f"{len(probs)} window(s): its weights are damaged")
         duration = len(x) / self.sample_rate
         segments = self._segments(probs, starts, len(x), segment_seconds, k) if segment_seconds else None
-        # The song is one clip: the mean of its window probabilities, as evaluation's
-        # `track_probabilities` computes per clip.
-        track = probs.mean(0)
+        # The song is one clip: the mean of its window probabilities (or of their logits), as
+        # evaluation's `track_probabilities` computes per clip.
+        track = average_windows(probs, getattr(self, "track_average", "probabilities"))
         return TagResult(
             path=None if name == "<waveform>" else name,
             genres=top_k(track, self.classes, k),
@@ -369,5 +372,6 @@ class Tagger:
         for a in range(0, length, span):
             b = min(a + span, length)
             hit = (begin < b) & (end > a)
-            out.append(Segment(a / sr, b / sr, top_k(probs[hit].mean(0), self.classes, k)))
+            average = average_windows(probs[hit], getattr(self, "track_average", "probabilities"))
+            out.append(Segment(a / sr, b / sr, top_k(average, self.classes, k)))
         return out

@@ -5,7 +5,8 @@ A source is a model file (a Lightning checkpoint, exported weights or an ensembl
 `checkpoints/best.ckpt`, else its logged model), an MLflow URI (`models:/<name>/<version>`,
 `models:/<name>@<alias>`, `runs:/<run id>/model` for the pyfunc logged by training,
 `runs:/<run id>/<file>` for any checkpoint artifact) or a shipped pretrained network
-(`pretrained:musicnn-msd`). Every command that takes a model goes through here: evaluate,
+(`pretrained:musicnn-msd`). A `genre-lab probe` run is a model too when it logged one (a
+mean-pooled probe of the penultimate layer: `genre_lab.models.probe_file.probe_network`). Every command that takes a model goes through here: evaluate,
 predict and the Tagger, explain, embed, ensemble members, serving and `init_from`. Whatever
 the source, weights are read with `torch.load(weights_only=True)` and validated by
 `genre_lab.models.model_file`: no pickled code from a model file is ever executed.
@@ -172,7 +173,7 @@ def _from_run(run_id: str, tracking_uri: str) -> ModelSource:
 
     client = MlflowClient(tracking_uri)
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)
     except MlflowException as err:
         raise ModelSourceError(f"no MLflow run '{run_id}' in {tracking_uri}") from err
     names = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
@@ -181,6 +182,10 @@ def _from_run(run_id: str, tracking_uri: str) -> ModelSource:
     if any(a.path == f"{PYFUNC_PATH}/MLmodel" for a in client.list_artifacts(run_id, PYFUNC_PATH)):
         model_dir = _download(tracking_uri, run_id=run_id, artifact_path=PYFUNC_PATH)
         return ModelSource(run_id, _pyfunc_weights(model_dir, run_id), run_id)
+    if run.data.tags.get("run_type") == "probe":
+        raise ModelSourceError(f"probe run '{run_id}' logged no model: only a probe with probe.layer=penultimate and "
+                               "probe.pooling=mean on one split (no data.folds) is a network "
+                               "(genre_lab.models.probe_file.probe_network); probe again with those settings")
     raise ModelSourceError(f"MLflow run '{run_id}' has neither {RUN_CHECKPOINT} nor a '{PYFUNC_PATH}' model")
 
 
@@ -267,6 +272,11 @@ def _rebuild(source: ModelSource, device: str | torch.device | None,
     except ModelSourceError:
         raise
     except checkpoint.CheckpointError as err:
+        from genre_lab.models.probe_file import is_probe_file
+
+        if is_probe_file(path):
+            raise ModelSourceError(f"{path} is a linear probe's head, not a network: give the probe's run id "
+                                   "(its logged model) instead") from err
         raise ModelSourceError(str(err)) from err
     # A valid spec can still fail to build or not match its weights: the file's fault.
     except (ValueError, RuntimeError, TypeError, KeyError) as err:

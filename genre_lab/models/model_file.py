@@ -31,6 +31,7 @@ Two weight layouts, one remap (`network_keys`, `lightning_keys`):
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from genre_lab import registry
+from genre_lab.audio.windows import TRACK_AVERAGES
 from genre_lab.models import bounds
 from genre_lab.features.frontend import settings_for_device
 from genre_lab.registry import ConfigSecurityError
@@ -89,6 +91,12 @@ class ModelSpec:
     @property
     def multilabel(self) -> bool:
         return self.task == "multilabel"
+
+    @property
+    def track_average(self) -> str:
+        """How window outputs become a track's (`genre_lab.audio.windows.TRACK_AVERAGES`):
+        `probabilities` (every trained model) or `logits` (a linear probe's network)."""
+        return str(self.model.get("track_average", "probabilities"))
 
     # -- reading ----------------------------------------------------------------------------
     @classmethod
@@ -141,6 +149,10 @@ class ModelSpec:
         task = config.get("task", "multiclass")
         if task not in TASKS:
             raise ConfigSecurityError(f"task={task!r} must be one of {', '.join(TASKS)}")
+        average = model.get("track_average", "probabilities")
+        if average not in TRACK_AVERAGES or (average == "logits" and task != "multiclass"):
+            raise ConfigSecurityError(f"model.track_average={average!r} must be one of {', '.join(TRACK_AVERAGES)} "
+                                      "(logits: multiclass models only)")
         # Every size in range, and what they add up to, before anything is built from them.
         bounds.check(features, model, rate, chunk, len(classes))
         return cls(features, model, tuple(classes), rate, chunk, hop, task)
@@ -210,8 +222,12 @@ def load_file(path: str | Path) -> Any:
     """A model file's contents, weights-only: tensors and plain data, never pickled code."""
     try:
         return torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
-        raise CheckpointError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
+    except pickle.UnpicklingError as err:
+        # torch's own message is several paragraphs of advice to load the file unsafely.
+        raise CheckpointError(f"cannot load checkpoint {path}: it holds pickled objects other than tensors and "
+                              "plain data (refused without running them)") from err
+    except Exception as err:  # torch raises many types (RuntimeError, EOFError...)
+        raise CheckpointError(f"cannot load checkpoint {path}: {type(err).__name__}: {' '.join(str(err).split())}") from err
 
 
 def parse(state: Any, path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:

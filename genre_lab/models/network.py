@@ -64,6 +64,11 @@ class GenreNet(nn.Module):
         self.load_state_dict({k: v for k, v in weights.items() if not (unused and k.startswith(unused))})
 
     @property
+    def track_average(self) -> str:
+        """How this model's window outputs become a track's (`ModelSpec.track_average`)."""
+        return str((self.config.get("model") or {}).get("track_average", "probabilities"))
+
+    @property
     def spec(self) -> ModelSpec:
         """The runtime contract this model was built from (see `genre_lab.models.model_file`)."""
         return ModelSpec.from_dict(self.config, "model config")

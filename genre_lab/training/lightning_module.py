@@ -74,6 +74,7 @@ class GenreClassifier(pl.LightningModule):
         freeze: str = "none",
         backbone_lr_scale: float = 1.0,
         task: str = "multiclass",
+        head_warmup_epochs: int = 0,
     ) -> None:
         super().__init__()
         #: The network inference runs (front end, backbone, head, and what they were trained on).
@@ -87,6 +88,13 @@ class GenreClassifier(pl.LightningModule):
         #: Parts kept fixed by `model.freeze` (not submodules of their own: names only).
         self._frozen = freeze_modules(frontend, backbone, freeze)
         apply_freeze(self._frozen)
+        if isinstance(head_warmup_epochs, bool) or not isinstance(head_warmup_epochs, int) or head_warmup_epochs < 0:
+            raise ValueError(f"model.head_warmup_epochs must be a whole number >= 0, got {head_warmup_epochs!r}")
+        #: Epochs at the start in which only the head trains (`model.head_warmup_epochs`).
+        self.head_warmup_epochs = head_warmup_epochs
+        #: The parts held by the warm-up in the current epoch (`on_train_epoch_start`).
+        self._warming: list[nn.Module] = []
+        self._warm_params: list[nn.Parameter] = []
         n = len(classes)
         self.train_acc = MultilabelAccuracy(n, average="macro") if self.multilabel else MulticlassAccuracy(n, average="micro")
         self.chunk_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/chunk_", self.multilabel) for s in ("val", "test")})
@@ -122,6 +130,7 @@ class GenreClassifier(pl.LightningModule):
             freeze=str(spec.model.get("freeze", "none")),
             backbone_lr_scale=float((spec.model.get("optimizer") or {}).get("backbone_lr_scale", 1.0)),
             task=spec.task,
+            head_warmup_epochs=spec.model.get("head_warmup_epochs") or 0,
         )
 
     @classmethod
@@ -221,7 +230,7 @@ class GenreClassifier(pl.LightningModule):
             # A clip's chunks are spread over the ranks: the per-track mean needs all of them.
             total = len(self._eval_dataset(stage))
             probs, labels, clips = (unshard(self.all_gather(t), total) for t in (probs, labels, clips))
-        track_probs, track_labels = track_probabilities(probs, labels, clips)
+        track_probs, track_labels = track_probabilities(probs, labels, clips, self.net.track_average)
         if self.multilabel:  # torchmetrics' multilabel metrics take integer multi-hot targets
             labels, track_labels = labels.long(), track_labels.long()
         self.log_dict(self.chunk_metrics[stage](probs, labels))
@@ -289,9 +298,31 @@ class GenreClassifier(pl.LightningModule):
 
     def train(self, mode: bool = True) -> GenreClassifier:
         super().train(mode)
-        for module in self._frozen:  # frozen parts keep their BatchNorm statistics
+        for module in [*self._frozen, *self._warming]:  # frozen parts keep their BatchNorm statistics
             module.eval()
         return self
+
+    def on_train_epoch_start(self) -> None:
+        """Head warm-up (`model.head_warmup_epochs=N`): in the first N epochs the front end and
+        backbone are held (no gradients, BatchNorm statistics fixed) and only the head trains;
+        from epoch N on, everything `model.freeze` leaves free trains. For a pretrained backbone
+        with a new head (`init_from` without a probe): a random head's first gradients would
+        otherwise flow into, and disturb, the features it is meant to learn to read. The
+        parameters stay in the optimizer throughout (without a gradient it skips them), so the
+        schedule and the learning-rate groups are those of the whole run."""
+        warming = self.current_epoch < self.head_warmup_epochs
+        if warming and not self._warming:
+            self._warming = [m for m in (self.frontend, self.backbone) if m not in self._frozen]
+            self._warm_params = [p for m in self._warming for p in m.parameters() if p.requires_grad]
+            for p in self._warm_params:
+                p.requires_grad_(False)
+            for module in self._warming:
+                module.eval()
+        elif not warming and self._warming:
+            for p in self._warm_params:
+                p.requires_grad_(True)
+            self._warming, self._warm_params = [], []
+            self.train(self.training)
 
     def configure_optimizers(self) -> Any:
         head = [p for p in self.head.parameters() if p.requires_grad]

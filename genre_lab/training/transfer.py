@@ -9,6 +9,14 @@ compared and a difference is an error naming the setting). The head is copied wh
 are the same, in the same order; otherwise the new head starts fresh.
 The lineage is recorded on the run: param `init_from`, tag `genre_lab.parent_run_id` when the
 source is a run, and a line in the run's description.
+
+LP-FT (linear probe, then fine-tune): `<source>` may be a `genre-lab probe` run of
+`probe.layer=penultimate probe.pooling=mean`. Its model is the embedding network with the
+probe's standardiser folded into its head (`genre_lab.models.probe_file.probe_network`), so
+fine-tuning starts from the probed front end and backbone and from the probe's head, not from
+a random one that would first pull the pretrained features towards its own noise. A probe run
+of other classes than the new model's is refused (its head is the reason to start from it);
+a probe run of other settings logged no model and is refused when loaded, naming them.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ _FREE_FRONTEND_KEYS = ("backend",)
 class Lineage:
     source: str
     parent_run_id: str | None
-    head: str  # "copied" or "new"
+    head: str  # "copied", "new" or "the probe's (LP-FT)"
 
     def tags(self) -> dict[str, str]:
         tags = {"genre_lab.init_from": self.source,
@@ -44,6 +52,15 @@ def _parent(source: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[str,
     """(spec, weights, run id) of the parent model, loaded and validated weights-only."""
     parent = load_model(source, tracking_uri, one_model_for="init_from")
     return parent.network.spec, parent.network.state_dict(), parent.source.run_id
+
+
+def _is_probe(run_id: str | None, tracking_uri: str | None) -> bool:
+    """Whether the parent's MLflow run is a `genre-lab probe` run (tag `run_type=probe`)."""
+    if run_id is None:
+        return False
+    from genre_lab.tracking import mlflow_runs as tracking
+
+    return tracking.open_client(tracking_uri).get_run(run_id).data.tags.get("run_type") == "probe"
 
 
 def _differences(parent: dict[str, Any], child: dict[str, Any], prefix: str, free: tuple[str, ...] = ()) -> list[str]:
@@ -67,9 +84,13 @@ def initialise_from(model: GenreClassifier, source: str, tracking_uri: str | Non
                          + "; ".join(problems))
     state = {k: v for k, v in weights.items() if k.startswith(("frontend.", "backbone."))}
     head = "new"
+    probe = _is_probe(run_id, tracking_uri)
     if list(parent.classes) == list(model.classes):
         state.update({k: v for k, v in weights.items() if k.startswith("head.")})
-        head = "copied"
+        head = "the probe's (LP-FT)" if probe else "copied"
+    elif probe:
+        raise ValueError(f"init_from={source} is a linear probe of classes {list(parent.classes)}, but this model's "
+                         f"are {list(model.classes)}: LP-FT starts from the probe's head, so train on the probed dataset")
     own = model.net.state_dict()  # the network's keys, as `weights` has them (`genre_lab.models.model_file`)
     missing = [k for k in own if k.startswith(("frontend.", "backbone.")) and k not in state]
     shapes = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
