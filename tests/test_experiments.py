@@ -39,6 +39,18 @@ def test_experiments_choose_their_dataset() -> None:
     assert compose([]).logger.mlflow.experiment_name == "genre_lab"  # no experiment: the defaults
 
 
+def test_zoo_experiment_runs_every_architecture_with_its_papers_input() -> None:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=["experiment=zoo"], return_hydra_config=True)
+    assert cfg.logger.mlflow.experiment_name == "zoo" and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    models = cfg.hydra.sweeper.params.model.split(",")
+    assert {"fcn", "shortchunk", "shortchunk_res", "samplecnn", "samplecnn_se", "harmoniccnn", "cnnsa", "ast"} <= set(models)
+    assert all((CONF_DIR / "model" / f"{m}.yaml").exists() for m in models)
+    assert cfg.data.source.difficulty == "hard" and cfg.data.source.clip_seconds >= 29.1  # FCN's 29.1 s window
+    fcn = compose(["experiment=zoo", "model=fcn"])
+    assert fcn.data.chunk_seconds == 29.1 and fcn.features.name == "fcn"
+
+
 def test_transfer_experiment_runs_the_seeds_of_the_arm_named_on_the_command_line() -> None:
     arm = ["experiment=transfer", "data=csv", "data.manifest=/m.csv", "model=musicnn", "model.freeze=backbone"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -53,7 +65,7 @@ def test_each_experiment_has_one_config_and_its_results_folder() -> None:
     """The recipe is `conf/experiment/<name>.yaml`; `experiments/<name>/` holds its README and
     results, never a second copy of the config."""
     configs = {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")}
-    assert configs == {*EXPERIMENTS, "transfer"}
+    assert configs == {*EXPERIMENTS, "transfer", "zoo"}
     assert {p.name for p in (PROJECT_ROOT / "experiments").iterdir() if p.is_dir()} == configs
     assert not list((PROJECT_ROOT / "experiments").rglob("*.yaml"))
 

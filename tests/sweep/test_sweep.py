@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from genre_lab.tracking import mlflow_runs as tracking
-from genre_lab.config import PROJECT_ROOT
+from genre_lab.config import CONF_DIR, PROJECT_ROOT
 from genre_lab.sweep import SearchSpaceError, SweepConfigError, parse_space, run_sweep
 from genre_lab.sweep.space import format_value
 from tests.conftest import TINY
@@ -429,3 +429,23 @@ def test_rerun_right_after_kill_9_reuses_the_dead_trials_budget(tmp_path: Path, 
     assert child.data.tags["error"] == (f"RuntimeError: worker died (worker process {worker.pid} on "
                                         f"{socket.gethostname()} is gone)")
     assert len(_runs(client, sweep_study="cnn-logmel", sweep_role="trial")) == 3
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml")))
+def test_every_shipped_space_parses_against_its_model(name: str, tmp_path: Path) -> None:
+    """Each `sweep=<name>` selects its model, and every path of its space exists in that model's
+    training config, so a sweep of any shipped model starts."""
+    import copy
+
+    from omegaconf import open_dict
+
+    from genre_lab.config import compose
+
+    cfg = compose([f"sweep={name}", f"paths.root_dir={tmp_path}"], config_name="sweep", output_dir=tmp_path)
+    train_cfg = copy.deepcopy(cfg)
+    with open_dict(train_cfg):
+        train_cfg.pop("sweep")
+    params = parse_space(cfg.sweep.space, train_cfg)
+    assert params and all(p.path.split(".")[0] in ("model", "features", "data") for p in params)
+    if name != "finetune":
+        assert cfg.model.name == name
