@@ -125,24 +125,28 @@ class AudioCache:
         wave = np.ascontiguousarray(wave, dtype=np.float32)
         if wave.ndim != 1 or wave.size == 0 or not np.isfinite(wave).all():
             raise ValueError(f"refusing to cache audio that is not finite 1-D samples (key {key})")
-        self._replace(self.entry(key), lambda f: np.save(f, wave, allow_pickle=False))
+        replace_atomically(self.entry(key), lambda f: np.save(f, wave, allow_pickle=False))
         # The record last: an entry without one is treated as missing.
         crc = checksum(wave)
         record = json.dumps({"frames": int(wave.size), "crc32": crc}).encode()
-        self._replace(self.record(key), lambda f: f.write(record))
+        replace_atomically(self.record(key), lambda f: f.write(record))
         return crc
 
-    @staticmethod
-    def _replace(target: Path, write: Callable[[IO[bytes]], object]) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+
+
+def replace_atomically(target: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write `target` through a temporary file in its folder renamed into place: a reader (or a
+    concurrent writer) sees the old file or the whole new one, never half of one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def check_mapped(wave: np.ndarray) -> None:

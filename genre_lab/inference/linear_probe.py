@@ -35,13 +35,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,7 +53,7 @@ from torch import nn
 from genre_lab import registry
 from genre_lab.audio.windows import chunk_starts, windows
 from genre_lab.data import SPLITS, AudioSplit, GenreDataModule
-from genre_lab.data.cache import checksum
+from genre_lab.data.cache import checksum, replace_atomically
 from genre_lab.inference.evaluation import data_config
 from genre_lab.inference.tagger import inference_device
 from genre_lab.models.loading import load_model
@@ -186,24 +185,11 @@ class EmbeddingCache:
             return
         entry, record = self._paths(key)
         try:
-            _replace(entry, lambda f: np.save(f, value, allow_pickle=False))
+            replace_atomically(entry, lambda f: np.save(f, value, allow_pickle=False))
             text = json.dumps({"windows": value.shape[0], "dim": value.shape[1], "crc32": checksum(value)})
-            _replace(record, lambda f: f.write(text.encode()))  # the record last: no record, no entry
+            replace_atomically(record, lambda f: f.write(text.encode()))  # the record last: no record, no entry
         except OSError as err:
             log.warning("could not write embedding cache entry %s: %s", entry, err)
-
-
-def _replace(target: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write to a temporary name and rename into place: concurrent probes never see half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

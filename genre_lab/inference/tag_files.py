@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from genre_lab.audio.decode import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
@@ -137,7 +138,8 @@ def run_predict(opts: PredictOptions) -> int:
         tagger = Tagger.load(opts.model, tracking_uri=opts.tracking_uri, hop_seconds=opts.hop,
                              batch_size=opts.batch_size, device=opts.device, max_seconds=opts.max_seconds)
     except (UsageError, ModelSourceError) as err:
-        stderr.print(f"[red]error:[/red] {err}", highlight=False)
+        # Paths and store text in the message are data: escaped, never read as rich markup.
+        stderr.print(f"[red]error:[/red] {escape(' '.join(str(err).split()))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     results = tag_with_progress(tagger, files, opts)
     write_report(results, opts.format, opts.top_k, opts.output, opts.overwrite)
