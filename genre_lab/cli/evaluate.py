@@ -3,22 +3,23 @@ track-level metrics of a trained model, logged as a new MLflow run linked to the
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
 from genre_lab.models.model_file import CheckpointError
-from genre_lab.config import CONF_DIR
+from genre_lab.data.clips import DataConfigError
 from genre_lab.data.leakage import LeakageError
 from genre_lab.inference.evaluation import EvaluationError, EvaluationResult, evaluate
 from genre_lab.models.ensemble import EnsembleError
 from genre_lab.models.loading import ModelSourceError
+from genre_lab.cli.hydra_command import hydra_command
 from genre_lab.cli.refusals import refuse
 from genre_lab.registry import ConfigSecurityError
 
 #: Refusals whose message names the run, file or setting at fault: one line, exit 2.
-REFUSALS = (EvaluationError, ModelSourceError, CheckpointError, EnsembleError, ConfigSecurityError, LeakageError)
+REFUSALS = (EvaluationError, ModelSourceError, CheckpointError, EnsembleError, ConfigSecurityError, LeakageError,
+            DataConfigError)
 
 
 def print_summary(result: EvaluationResult) -> None:
@@ -33,7 +34,7 @@ def print_summary(result: EvaluationResult) -> None:
     console.print(f"MLflow run {result.run_id}{link}", highlight=False)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
+@hydra_command("evaluate", "evaluate")
 def main(cfg: DictConfig) -> None:
     try:
         result = evaluate(cfg)
