@@ -415,7 +415,7 @@ def help_text(command: str, config_name: str, args: Sequence[str]) -> str:
             continue
         parent_key, _, last = key.rpartition(".")
         parent = OmegaConf.select(cfg, parent_key, throw_on_missing=False) if parent_key else cfg
-        if not OmegaConf.is_dict(parent) or last not in parent and not OmegaConf.is_missing(parent, last):
+        if not OmegaConf.is_dict(parent) or last not in list(parent.keys()):  # keys(): nothing resolved
             rows.append((key, what))  # a setting of another choice (data.root with data=synthetic)
             continue
         value = OmegaConf.to_container(parent, resolve=False, throw_on_missing=False)[last]
