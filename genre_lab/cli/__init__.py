@@ -28,7 +28,7 @@ class Command:
             # From conf/ alone: the command's module (torch, Lightning, MLflow) is not imported.
             from genre_lab.cli.hydra_command import print_help
 
-            return print_help(name, name, args)
+            return print_help(name, args)
         # Imported on use: `genre-lab --help` stays instant (no torch, no MLflow).
         main = importlib.import_module(self.module).main
         return int(main(args) or 0)

@@ -34,7 +34,7 @@ def print_summary(result: EvaluationResult) -> None:
     console.print(f"MLflow run {result.run_id}{link}", highlight=False)
 
 
-@hydra_command("evaluate", "evaluate")
+@hydra_command("evaluate")
 def main(cfg: DictConfig) -> None:
     try:
         result = evaluate(cfg)

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
@@ -48,20 +49,21 @@ EXAMPLES: dict[str, dict[str | None, str]] = {
 }
 
 
-def hydra_command(config_name: str, command: str) -> Callable[[Callable[[Any], Any]], Callable[..., int]]:
-    """`@hydra.main` on `conf/<config_name>.yaml`, wrapped as described in the module's docstring.
+def hydra_command(name: str) -> Callable[[Callable[[Any], Any]], Callable[..., int]]:
+    """`@hydra.main` on `conf/<name>.yaml` for the command `genre-lab <name>`, wrapped as the
+    module's docstring says.
 
     The decorated task function becomes `main(argv=None) -> int` (argv: the command line after
     the command's name; None: `sys.argv[1:]`); errors exit 2 through SystemExit, so
-    `python -m genre_lab.cli.<command>` exits the same way as `genre-lab <command>`."""
+    `python -m genre_lab.cli.<name>` exits the same way as `genre-lab <name>`."""
 
     def decorate(task: Callable[[Any], Any]) -> Callable[..., int]:
         import hydra
 
         from genre_lab.config import CONF_DIR
 
-        #: The user's own HYDRA_FULL_ERROR while the command holds it at "1" (the task gets it back).
-        user_env: dict[str, str | None] = {}
+        #: HYDRA_FULL_ERROR as the task should see it ("1" under --debug), while Hydra runs with "1".
+        task_env: dict[str, str | None] = {}
 
         @functools.wraps(task)  # Hydra names the job after the unwrapped function's module
         def guarded(cfg: Any) -> Any:
@@ -69,15 +71,16 @@ def hydra_command(config_name: str, command: str) -> Callable[[Callable[[Any], A
 
             hydra_cfg = HydraConfig.get()
             run_dir = Path(hydra_cfg.runtime.output_dir)
-            with _env(FULL_ERROR, user_env.get(FULL_ERROR)):  # the task and what it starts see the user's setting
+            choices = dict(hydra_cfg.runtime.choices)
+            with _env(FULL_ERROR, task_env.get(FULL_ERROR)):  # what the task starts inherits it too
                 try:
-                    missing = _missing(cfg, dict(hydra_cfg.runtime.choices))
+                    missing = _missing(cfg, choices)
                     if missing and os.environ.get(FULL_ERROR) != "1":  # --debug: OmegaConf's own error
                         refuse(missing)
                     try:
                         return task(cfg)
                     except Exception as err:
-                        message = explain(err)
+                        message = explain(err, choices)
                         if message is None:
                             raise
                         refuse(message, err)
@@ -86,22 +89,20 @@ def hydra_command(config_name: str, command: str) -> Callable[[Callable[[Any], A
                         remove_empty_run_dir(run_dir, str(hydra_cfg.job.name), _root(cfg))
                     raise
 
-        hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(guarded)
+        hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=name)(guarded)
 
         @functools.wraps(task)
         def main(argv: Sequence[str] | None = None) -> int:
             args = list(sys.argv[1:] if argv is None else argv)
-            if DEBUG_FLAG in args:
-                args = [a for a in args if a != DEBUG_FLAG]
-                os.environ[FULL_ERROR] = "1"  # refusals and Hydra's own errors: the traceback
+            debug = DEBUG_FLAG in args or os.environ.get(FULL_ERROR) == "1"
+            args = [a for a in args if a != DEBUG_FLAG]
             if any(a in HELP_FLAGS for a in args):
-                return print_help(command, config_name, args)
-            debug = os.environ.get(FULL_ERROR) == "1"
-            user_env[FULL_ERROR] = os.environ.get(FULL_ERROR)
+                return print_help(name, args, debug=debug)
+            task_env[FULL_ERROR] = "1" if debug else os.environ.get(FULL_ERROR)
             saved = sys.argv
-            sys.argv = [f"genre-lab {command}", *args]
+            sys.argv = [f"genre-lab {name}", *args]
             try:
-                with _env(FULL_ERROR, "1"):  # Hydra raises what it would print
+                with _env(FULL_ERROR, "1"):  # Hydra raises what it would otherwise print
                     hydra_main()
             except Exception as err:
                 message = None if debug else explain(err)
@@ -112,24 +113,20 @@ def hydra_command(config_name: str, command: str) -> Callable[[Callable[[Any], A
                 sys.argv = saved
             return 0
 
-        main.hydra_main = hydra_main  # type: ignore[attr-defined]
         return main
 
     return decorate
 
 
-class _env:
-    """Set (or, with None, remove) an environment variable for a block, then put it back."""
-
-    def __init__(self, name: str, value: str | None) -> None:
-        self.name, self.value = name, value
-
-    def __enter__(self) -> None:
-        self.saved = os.environ.get(self.name)
-        _set_env(self.name, self.value)
-
-    def __exit__(self, *exc: object) -> None:
-        _set_env(self.name, self.saved)
+@contextlib.contextmanager
+def _env(name: str, value: str | None) -> Iterator[None]:
+    """Environment variable `name` set to `value` (None: unset) for a block, then put back."""
+    saved = os.environ.get(name)
+    _set_env(name, value)
+    try:
+        yield
+    finally:
+        _set_env(name, saved)
 
 
 def _set_env(name: str, value: str | None) -> None:
@@ -143,9 +140,10 @@ def _set_env(name: str, value: str | None) -> None:
 # Errors -> one line
 
 
-def explain(err: BaseException) -> str | None:
+def explain(err: BaseException, choices: dict[str, Any] | None = None) -> str | None:
     """The one line for an error the user can fix from the command line or their config, or
-    None for anything else (a bug: its traceback is shown)."""
+    None for anything else (a bug: its traceback is shown). `choices`: the group options chosen
+    (`data` -> `gtzan`), for the example of a mandatory setting."""
     from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, InterpolationToMissingValueError,
                                   MissingMandatoryValue)
@@ -164,10 +162,10 @@ def explain(err: BaseException) -> str | None:
             text = f"{text} ({_first_line(str(cause))})"
         return text
     if isinstance(err, MissingMandatoryValue):
-        return _missing_value(str(err.full_key), None)
+        return _missing_value(str(err.full_key), choices)
     if isinstance(err, InterpolationToMissingValueError):  # `${data.root}` read while data.root is `???`
         key = re.search(r"Missing mandatory value: (\S+)", str(err))
-        return _missing_value(key.group(1) if key else str(err.full_key), None)
+        return _missing_value(key.group(1) if key else str(err.full_key), choices)
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and getattr(err, "full_key", None):
         return _unknown_key(str(err.full_key), err, reading=True)
     return None
@@ -359,13 +357,15 @@ EXAMPLES_USAGE = {
 }
 
 
-def print_help(command: str, config_name: str, args: Sequence[str]) -> int:
-    """Print the command's help, composed with the overrides of `args` (their choices shown);
-    a bad override is the same one-line error as when running."""
+def print_help(command: str, args: Sequence[str], debug: bool = False) -> int:
+    """Print the help of `genre-lab <command>` (entry config `conf/<command>.yaml`), composed with
+    the overrides of `args` (their choices shown); a bad override is the same one-line error
+    as when running."""
     try:
-        text = help_text(command, config_name, args)
+        text = help_text(command, args)
     except Exception as err:
-        message = None if os.environ.get(FULL_ERROR) == "1" else explain(err)
+        debug = debug or DEBUG_FLAG in args or os.environ.get(FULL_ERROR) == "1"
+        message = None if debug else explain(err)
         if message is None:
             raise
         refuse(message, err)
@@ -373,7 +373,7 @@ def print_help(command: str, config_name: str, args: Sequence[str]) -> int:
     return 0
 
 
-def help_text(command: str, config_name: str, args: Sequence[str]) -> str:
+def help_text(command: str, args: Sequence[str]) -> str:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -382,7 +382,7 @@ def help_text(command: str, config_name: str, args: Sequence[str]) -> str:
     overrides, dirs = _help_overrides(args)
     extra = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in dirs)}]"] if dirs else []
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=[*overrides, *extra], return_hydra_config=True)
+        cfg = compose(config_name=command, overrides=[*overrides, *extra], return_hydra_config=True)
     choices = {g: c for g, c in cfg.hydra.runtime.choices.items()
                if not g.startswith("hydra/") and not any(part.startswith("_") for part in g.split("/"))}
 

@@ -39,7 +39,7 @@ def print_summary(result: SweepResult) -> None:
         console.print(f"Re-run the best config:\n  {result.rerun_command}", soft_wrap=True)
 
 
-@hydra_command("sweep", "sweep")
+@hydra_command("sweep")
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     try:

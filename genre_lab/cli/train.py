@@ -37,7 +37,7 @@ REFUSALS = (ResumeError, ResumeConfigError, ConfigSecurityError, CheckpointError
             ModelSourceError, DataConfigError)
 
 
-@hydra_command("train", "train")
+@hydra_command("train")
 def main(cfg: DictConfig) -> float:
     # The command line is recorded so that `resume=<run>` can compose the same config again.
     try:
