@@ -100,7 +100,8 @@ def hydra_command(name: str) -> Callable[[Callable[[Any], Any]], Callable[..., i
                 return print_help(name, args, debug=debug)
             task_env[FULL_ERROR] = "1" if debug else os.environ.get(FULL_ERROR)
             saved = sys.argv
-            sys.argv = [f"genre-lab {name}", *args]
+            # Run as a script or module: its own argv[0], which DDP ranks are started again from.
+            sys.argv = [saved[0] if argv is None else f"genre-lab {name}", *args]
             try:
                 with _env(FULL_ERROR, "1"):  # Hydra raises what it would otherwise print
                     hydra_main()
@@ -375,35 +376,57 @@ def print_help(command: str, args: Sequence[str], debug: bool = False) -> int:
 
 def help_text(command: str, args: Sequence[str]) -> str:
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
-    from genre_lab.config import CONF_DIR, group_options
+    from genre_lab.config import CONF_DIR
 
     overrides, dirs = _help_overrides(args)
     extra = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in dirs)}]"] if dirs else []
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=command, overrides=[*overrides, *extra], return_hydra_config=True)
-    choices = {g: c for g, c in cfg.hydra.runtime.choices.items()
-               if not g.startswith("hydra/") and not any(part.startswith("_") for part in g.split("/"))}
-
     lines = [f"usage: genre-lab {command} [KEY=VALUE ...] [GROUP=OPTION ...] [-m] [--cfg job] "
              f"[--config-dir DIR] [--debug]", "", SUMMARY.get(command, ""), "",
              "== Configuration groups ==",
-             "Choose one option per group with GROUP=OPTION (* the one in use):", ""]
-    width = max((len(g) for g in choices), default=0) + 2
-    for group in sorted(choices):
-        options = sorted(group_options(group, dirs))
-        chosen = choices[group]
-        shown = ", ".join(f"{o}*" if o == chosen else o for o in options)
-        if chosen is None:
-            shown += "  (none chosen)" if command != "evaluate" or group != "data" else "  (none: the run's own dataset)"
-        lines.append(f"  {group + ':':<{width}}{shown}")
+             "Choose one option per group with GROUP=OPTION (* the one in use):", "",
+             *_group_lines(command, cfg, dirs), "",
+             "== Common settings ==",
+             f"KEY=VALUE, with their values for the choices above (every setting: genre-lab {command} --cfg job):", "",
+             *_setting_lines(command, cfg), "",
+             "== Flags ==", "",
+             "  -m, --multirun       a grid: one run per combination of comma-separated values",
+             "  --cfg job            print the composed config instead of running (--resolve: values resolved)",
+             "  --config-dir DIR     add a folder of your own configs (DIR/model/mine.yaml: model=mine)",
+             f"  {DEBUG_FLAG:<21}errors with their full traceback (also: HYDRA_FULL_ERROR=1)",
+             "  --hydra-help         Hydra's own flags", "",
+             "Examples:", *(f"  {e}" for e in EXAMPLES_USAGE.get(command, [])), ""]
+    return "\n".join(lines)
 
-    lines += ["", "== Common settings ==",
-              f"KEY=VALUE, with their values for the choices above (every setting: genre-lab {command} --cfg job):", ""]
+
+def _group_lines(command: str, cfg: Any, dirs: Sequence[str]) -> list[str]:
+    """`group: option, chosen*, ...` for the command's groups; Hydra's own groups and the `_`
+    pieces other options include are not shown."""
+    from genre_lab.config import group_options
+
+    choices = {g: c for g, c in cfg.hydra.runtime.choices.items()
+               if not g.startswith("hydra/") and not any(part.startswith("_") for part in g.split("/"))}
+    width = max((len(g) for g in choices), default=0) + 2
+    lines = []
+    for group in sorted(choices):
+        chosen = choices[group]
+        shown = ", ".join(f"{o}*" if o == chosen else o for o in sorted(group_options(group, dirs)))
+        if chosen is None:
+            shown += "  (none: the run's own dataset)" if (command, group) == ("evaluate", "data") else "  (none chosen)"
+        lines.append(f"  {group + ':':<{width}}{shown}")
+    return lines
+
+
+def _setting_lines(command: str, cfg: Any) -> list[str]:
+    """`key=value   what it does` for the command's COMMON settings, values as written (nothing
+    resolved: no store is opened for a `${genre_lab_tracking_uri:...}`)."""
+    from omegaconf import OmegaConf
+
     rows: list[tuple[str, str]] = []
     for key, what in COMMON.get(command, []):
-        if key.endswith(".*"):
+        if key.endswith(".*"):  # the settings under a node: the first few
             node = OmegaConf.select(cfg, key[:-2], throw_on_missing=False)
             if node is None:
                 continue
@@ -420,23 +443,14 @@ def help_text(command: str, args: Sequence[str]) -> str:
             continue
         value = OmegaConf.to_container(parent, resolve=False, throw_on_missing=False)[last]
         rows.append((f"{key}={_show(value)}", what))
-    key_width = min(max((len(r[0]) for r in rows), default=0) + 2, 34)
+    width = min(max((len(r[0]) for r in rows), default=0) + 2, 34)
+    lines = []
     for left, what in rows:
-        if len(left) >= key_width:
-            lines.append(f"  {left}")
-            if what:
-                lines.append(f"  {'':<{key_width}}{what}")
+        if len(left) >= width:  # a long value: its description on the next line
+            lines += [f"  {left}", *([f"  {'':<{width}}{what}"] if what else [])]
         else:
-            lines.append(f"  {left:<{key_width}}{what}".rstrip())
-
-    lines += ["", "== Flags ==", "",
-              "  -m, --multirun       a grid: one run per combination of comma-separated values",
-              "  --cfg job            print the composed config instead of running (--resolve: values resolved)",
-              "  --config-dir DIR     add a folder of your own configs (DIR/model/mine.yaml: model=mine)",
-              f"  {DEBUG_FLAG:<21}errors with their full traceback (also: HYDRA_FULL_ERROR=1)",
-              "  --hydra-help         Hydra's own flags", "",
-              "Examples:", *(f"  {e}" for e in EXAMPLES_USAGE.get(command, [])), ""]
-    return "\n".join(lines)
+            lines.append(f"  {left:<{width}}{what}".rstrip())
+    return lines
 
 
 def _all_leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
