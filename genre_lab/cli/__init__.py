@@ -1,10 +1,10 @@
 """`genre-lab COMMAND [args]`: every entry point behind one command.
 
 Hydra commands (train, sweep, evaluate) take Hydra overrides and flags (`--help` lists their
-config groups, `-m` runs a grid, `--config-dir DIR` adds a folder of your own configs) and
-genre_lab's own `-v` / `--verbose` (every metric, not only the headline ones); the others
-take their own options. `python -m genre_lab.<command>` still works for each.
-A new entry point joins by one line in `COMMANDS`.
+config groups and common settings, `-m` runs a grid, `--config-dir DIR` adds a folder of your
+own configs, `--debug` shows an error's traceback) and genre_lab's own `-v` / `--verbose` (every
+metric, not only the headline ones); the others take their own options.
+`python -m genre_lab.<command>` still works for each. A new entry point joins by one line in `COMMANDS`.
 """
 
 from __future__ import annotations
@@ -15,33 +15,30 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from genre_lab.cli.verbosity import take_verbose_flag
 
 
 @dataclass(frozen=True)
 class Command:
     module: str
     summary: str
-    #: True: a `@hydra.main` function reading `sys.argv`; False: `main(argv) -> int`.
+    #: True: a Hydra command (`genre_lab.cli.hydra_command`; its entry config is `conf/<name>.yaml`);
+    #: both kinds are `main(argv) -> int`.
     hydra: bool
 
     def run(self, name: str, args: list[str]) -> int:
+        if self.hydra and any(a in ("-h", "--help") for a in args):
+            # From conf/ alone: the command's module (torch, Lightning, MLflow) is not imported.
+            from genre_lab.cli.hydra_command import print_help
+
+            return print_help(name, args)
         # Imported on use: `genre-lab --help` stays instant (no torch, no MLflow).
         main = importlib.import_module(self.module).main
-        if not self.hydra:
-            return int(main(args) or 0)
-        saved = sys.argv
-        sys.argv = [f"genre-lab {name}", *take_verbose_flag(args)]  # -v is ours, not Hydra's
-        try:
-            main()
-        finally:
-            sys.argv = saved
-        return 0
+        return int(main(args) or 0)
 
 
 COMMANDS: dict[str, Command] = {
     "train": Command("genre_lab.cli.train", "fit, test and log one model (Hydra overrides; -m for grids)", hydra=True),
-    "sweep": Command("genre_lab.sweep.__main__", "one Optuna sweep worker (start again to resume, several to share)", hydra=True),
+    "sweep": Command("genre_lab.cli.sweep", "one Optuna sweep worker (start again to resume, several to share)", hydra=True),
     "evaluate": Command("genre_lab.cli.evaluate", "track-level metrics of a trained model on a dataset split", hydra=True),
     "predict": Command("genre_lab.cli.predict", "tag audio files and folders with a trained model", hydra=False),
     "bench": Command("genre_lab.bench.__main__", "benchmarks: front ends, training, tagging", hydra=False),

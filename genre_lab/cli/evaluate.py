@@ -4,28 +4,27 @@ The model is positional or `run=<model>`, as in every command that takes one."""
 
 from __future__ import annotations
 
-import sys
-
-import hydra
 from omegaconf import DictConfig
 from mlflow import MlflowClient
 from rich.console import Console
 
 from genre_lab.models.model_file import CheckpointError
-from genre_lab.config import CONF_DIR
+from genre_lab.data.clips import DataConfigError
 from genre_lab.data.leakage import LeakageError
 from genre_lab.inference.evaluation import EvaluationError, EvaluationResult, evaluate
 from genre_lab.models.ensemble import EnsembleError
 from genre_lab.models.loading import ModelSourceError
-from genre_lab.cli.options import positional_model
+from genre_lab.cli.hydra_command import hydra_command
+from genre_lab.cli.options import model_as_override
 from genre_lab.cli.refusals import refuse
 from genre_lab.cli.summary import headline, metric_table, print_lines, ui_commands
-from genre_lab.cli.verbosity import take_verbose_flag, verbose
+from genre_lab.cli.verbosity import verbose
 from genre_lab.registry import ConfigSecurityError
 from genre_lab.tracking.mlflow_runs import tracking_uri
 
 #: Refusals whose message names the run, file or setting at fault: one line, exit 2.
-REFUSALS = (EvaluationError, ModelSourceError, CheckpointError, EnsembleError, ConfigSecurityError, LeakageError)
+REFUSALS = (EvaluationError, ModelSourceError, CheckpointError, EnsembleError, ConfigSecurityError, LeakageError,
+            DataConfigError)
 
 
 def print_summary(result: EvaluationResult, cfg: DictConfig) -> None:
@@ -46,8 +45,7 @@ def print_summary(result: EvaluationResult, cfg: DictConfig) -> None:
                 headline(result.metrics, (f"{split}/track_acc", f"{split}/track_f1")), places)
 
 
-@positional_model
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
+@hydra_command("evaluate", rewrite=model_as_override)  # the model first, or as run=
 def main(cfg: DictConfig) -> None:
     try:
         result = evaluate(cfg)
@@ -57,5 +55,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = take_verbose_flag(sys.argv[1:])
-    main()
+    raise SystemExit(main())

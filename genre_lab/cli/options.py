@@ -5,15 +5,14 @@ predict command's start-up loads neither MLflow nor Hydra).
 - A model is named the same way in every command that takes one: positional, or `run=<model>`
   (run id, model file, `models:/` / `runs:/` URI, `pretrained:` name). The argparse commands
   accept `run=` beside their positional MODEL (`models_from_run_arguments`); the Hydra command
-  `evaluate` accepts a positional model beside its `run=` override (`positional_model`).
+  `evaluate` accepts a positional model beside its `run=` override (`model_as_override`, given
+  to `cli.hydra_command`).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 #: The `run=<model>` form of a model argument.
@@ -93,25 +92,6 @@ def model_as_override(argv: Sequence[str]) -> list[str]:
         args[index] = RUN_PREFIX + _hydra_quoted(arg)
         break
     return args
-
-
-def positional_model(hydra_main: Callable[[], Any]) -> Callable[[], Any]:
-    """Wrap a `@hydra.main` function (which reads `sys.argv`) so that a positional model is
-    read as `run=<model>` (`model_as_override`) under every entry: `genre-lab evaluate`,
-    `python -m genre_lab.evaluate` and `python -m genre_lab.cli.evaluate`. A model given both
-    ways is refused in one line, exit status 2."""
-
-    @functools.wraps(hydra_main)
-    def main() -> Any:
-        try:
-            sys.argv = [sys.argv[0], *model_as_override(sys.argv[1:])]
-        except ValueError as err:
-            from genre_lab.cli.refusals import refuse
-
-            refuse(err)
-        return hydra_main()
-
-    return main
 
 
 def _hydra_quoted(value: str) -> str:

@@ -1,10 +1,10 @@
 """How a Hydra command reports a refusal: one line on stderr, exit status 2.
 
 A refusal is an error whose message already names the file, run or setting at fault (a
-hostile config from a store, a damaged checkpoint, one file in two splits): the traceback
-Hydra would print around it adds nothing for the user. `HYDRA_FULL_ERROR=1` keeps the
-traceback for whoever debugs genre_lab itself. The message may quote text read from a store,
-so it is printed with Rich markup escaped and on a single line.
+hostile config from a store, a damaged checkpoint, one file in two splits, a setting that does
+not exist): the traceback Hydra would print around it adds nothing for the user. `--debug` or
+`HYDRA_FULL_ERROR=1` keeps the traceback for whoever debugs genre_lab itself. The message may
+quote text read from a store, so it is printed with Rich markup escaped and on a single line.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import sys
 from typing import NoReturn
 
 
-def refuse(err: BaseException) -> NoReturn:
-    """Print `error: <message>` as one line and exit 2 (re-raise under HYDRA_FULL_ERROR=1)."""
+def refuse(err: BaseException | str, cause: BaseException | None = None) -> NoReturn:
+    """Print `error: <message>` as one line and exit 2. `err`: the error, or the line to print
+    for `cause`. Under HYDRA_FULL_ERROR=1 (`--debug`) the error is raised instead."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise err
+        raised = err if isinstance(err, BaseException) else cause
+        if raised is not None:
+            raise raised
     from rich.console import Console
     from rich.markup import escape
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
@@ -12,11 +9,13 @@ from mlflow import MlflowClient
 from rich.console import Console
 
 from genre_lab.models.model_file import CheckpointError
-from genre_lab.config import CONF_DIR
+from genre_lab.data.clips import DataConfigError
 from genre_lab.data.leakage import LeakageError
+from genre_lab.cli.hydra_command import hydra_command
 from genre_lab.cli.refusals import refuse
 from genre_lab.cli.summary import headline, metric_table, predict_command, print_lines, ui_commands
-from genre_lab.cli.verbosity import take_verbose_flag, verbose
+from genre_lab.cli.verbosity import verbose
+from genre_lab.models.loading import ModelSourceError
 from genre_lab.registry import ConfigSecurityError
 from genre_lab.training.resume import ResumeError
 from genre_lab.training.resume.lightning_checkpoints import CheckpointLoadError
@@ -50,12 +49,13 @@ def print_summary(result: TrainResult, cfg: DictConfig) -> None:
 
 
 #: Refusals of a config (from a store, a best config or the command line), of a damaged
-#: checkpoint (init_from, resume) or of a leaking dataset: the message names the setting or
-#: file and its source, so it is all the user needs.
-REFUSALS = (ResumeError, ResumeConfigError, ConfigSecurityError, CheckpointError, CheckpointLoadError, LeakageError)
+#: checkpoint or model source (init_from, resume), of a dataset that is missing or leaks: the
+#: message names the setting or file and its source, so it is all the user needs.
+REFUSALS = (ResumeError, ResumeConfigError, ConfigSecurityError, CheckpointError, CheckpointLoadError, LeakageError,
+            ModelSourceError, DataConfigError)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@hydra_command("train")
 def main(cfg: DictConfig) -> float:
     # The command line is recorded so that `resume=<run>` can compose the same config again.
     try:
@@ -69,5 +69,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = take_verbose_flag(sys.argv[1:])
-    main()
+    raise SystemExit(main())

@@ -18,6 +18,12 @@ import numpy as np
 SPLITS = ("train", "val", "test")
 
 
+class DataConfigError(ValueError):
+    """A dataset setting that points at no usable data (a folder or manifest that is missing,
+    empty or unreadable); the message names the setting (`data.root=...`), so the commands
+    print it as their one-line error."""
+
+
 @dataclass
 class AudioSplit:
     """Clips of one partition. `waves[i]` is float32 mono (may be a memory-mapped view)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from genre_lab.audio.decode import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
-from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
+from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource, DataConfigError
 from genre_lab.data.leakage import check_same_files, identical_audio, log_identical
 from genre_lab.data.screen import log_skipped, screen
 from genre_lab.data.stratify import check_fractions, fold_split, stratified_split
@@ -36,12 +36,12 @@ class LabelledFile:
 
 
 def existing_folder(value: str | Path | None, setting: str, what: str) -> Path:
-    """`value` as an absolute folder path, or a ValueError naming `setting`."""
+    """`value` as an absolute folder path, or a DataConfigError naming `setting`."""
     if value is None or str(value).strip() == "":
-        raise ValueError(f"{setting} is not set: point it at {what} ({setting}=/path/to/folder)")
+        raise DataConfigError(f"{setting} is not set: point it at {what} ({setting}=/path/to/folder)")
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise ValueError(f"{setting}={path} does not exist or is not a folder")
+        raise DataConfigError(f"{setting}={path} does not exist or is not a folder")
     return path.resolve()
 
 

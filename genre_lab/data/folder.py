@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from genre_lab.audio.decode import AUDIO_EXTENSIONS
-from genre_lab.data.clips import AudioSplit
+from genre_lab.data.clips import AudioSplit, DataConfigError
 from genre_lab.data.files import FileSource, LabelledFile, existing_folder, find_audio, readable_id
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class FolderSource(FileSource):
                 log.warning("data.root=%s: ignoring subfolder(s) without audio files: %s", root, ", ".join(empty))
             files = {name: found for name, found in files.items() if found}
             if not files:
-                raise ValueError(
+                raise DataConfigError(
                     f"data.root={root} holds no audio in genre subfolders: expected "
                     f"<genre>/<file> with one of {', '.join(AUDIO_EXTENSIONS)}"
                 )

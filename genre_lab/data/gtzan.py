@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from genre_lab.data.clips import AudioSplit
+from genre_lab.data.clips import AudioSplit, DataConfigError
 from genre_lab.data.files import FileSource, LabelledFile, existing_folder
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class GTZANSource(FileSource):
         folder = find_gtzan_root(root)
         found = scan_gtzan(folder) if folder is not None else {}
         if not found:
-            raise ValueError(
+            raise DataConfigError(
                 f"data.root={root} holds no GTZAN files: expected <genre>/<genre>.NNNNN.wav "
                 f"or .au (e.g. blues/blues.00000.wav) for the genres {', '.join(GTZAN_GENRES)}"
             )

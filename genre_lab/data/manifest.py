@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from genre_lab.data.clips import SPLITS, AudioSplit
+from genre_lab.data.clips import SPLITS, AudioSplit, DataConfigError
 from genre_lab.data.files import FileSource, LabelledFile
 
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -81,26 +81,26 @@ class ManifestSource(FileSource):
 def read_manifest(
     manifest: str | Path | None, group_column: str | None = None
 ) -> list[tuple[Path, str, str | None, str, str | None]]:
-    """Parse and check a manifest; every problem is a ValueError naming `data.manifest` and the line."""
+    """Parse and check a manifest; every problem is a DataConfigError naming `data.manifest` and the line."""
     if manifest is None or str(manifest).strip() == "":
-        raise ValueError("data.manifest is not set: point it at a CSV of path,label[,split] rows")
+        raise DataConfigError("data.manifest is not set: point it at a CSV of path,label[,split] rows")
     file = Path(manifest).expanduser().resolve()
     if not file.is_file():
-        raise ValueError(f"data.manifest={file} does not exist or is not a file")
+        raise DataConfigError(f"data.manifest={file} does not exist or is not a file")
     where = f"data.manifest={file}"
     try:
         with file.open(newline="", encoding="utf-8-sig") as f:
             table = [(n, row) for n, row in enumerate(csv.reader(f), start=1) if any(c.strip() for c in row)]
     except (UnicodeDecodeError, csv.Error) as err:
-        raise ValueError(f"{where} is not a readable CSV file: {err}") from err
+        raise DataConfigError(f"{where} is not a readable CSV file: {err}") from err
     header: list[str] | None = None
     if table and {"path", "label"} <= {c.strip().lower() for c in table[0][1]}:
         header, table = [c.strip().lower() for c in table[0][1]], table[1:]
     if group_column and (header is None or group_column.strip().lower() not in header):
-        raise ValueError(f"data.group_column={group_column!r} is not a column of {where} "
+        raise DataConfigError(f"data.group_column={group_column!r} is not a column of {where} "
                          f"(its header: {','.join(header) if header else 'none; name the columns in a first row'})")
     if not table:
-        raise ValueError(f"{where} lists no files (expected rows of path,label[,split])")
+        raise DataConfigError(f"{where} lists no files (expected rows of path,label[,split])")
 
     rows: list[tuple[Path, str, str | None, str, str | None]] = []
     seen: dict[Path, int] = {}
@@ -110,28 +110,28 @@ def read_manifest(
         group = None
         if header is not None:  # named columns: pick path, label[, split] (and the group) by name
             if len(cells) != len(header):
-                raise ValueError(f"{where}, line {line}: expected the {len(header)} columns of the header "
+                raise DataConfigError(f"{where}, line {line}: expected the {len(header)} columns of the header "
                                  f"({','.join(header)}), got {','.join(row)!r}")
             named = dict(zip(header, cells))
             cells = [named["path"], named["label"], *([named["split"]] if with_split else [])]
             if group_column:
                 group = named[group_column.strip().lower()]
                 if not group:
-                    raise ValueError(f"{where}, line {line}: empty {group_column} (data.group_column)")
+                    raise DataConfigError(f"{where}, line {line}: empty {group_column} (data.group_column)")
         if len(cells) not in (2, 3) or not cells[0] or not split_tags(cells[1]):
-            raise ValueError(f"{where}, line {line}: expected path,label[,split], got {','.join(row)!r}")
+            raise DataConfigError(f"{where}, line {line}: expected path,label[,split], got {','.join(row)!r}")
         if (len(cells) == 3) != with_split:
-            raise ValueError(f"{where}, line {line}: every row needs a split column, or none does")
+            raise DataConfigError(f"{where}, line {line}: every row needs a split column, or none does")
         split = None
         if with_split:
             split = _SPLIT_NAMES.get(cells[2].lower())
             if split is None:
-                raise ValueError(f"{where}, line {line}: unknown split {cells[2]!r} (use train, val or test)")
+                raise DataConfigError(f"{where}, line {line}: unknown split {cells[2]!r} (use train, val or test)")
         path = Path(cells[0]).expanduser()
         # Normalised, not resolved: a listed symbolic link is reported under its own name.
         path = Path(os.path.normpath(path if path.is_absolute() else file.parent / path))
         if path in seen:
-            raise ValueError(f"{where}, line {line}: {cells[0]} is already listed on line {seen[path]}")
+            raise DataConfigError(f"{where}, line {line}: {cells[0]} is already listed on line {seen[path]}")
         seen[path] = line
         rows.append((path, cells[1], split, cells[0], group))
     return rows

@@ -202,8 +202,8 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     quiet_third_party()  # Lightning's tips, torch's deprecations, MLflow's INFO lines and bars
     progress = bool(cfg.get("progress", True))
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
+    loaded = load_model(str(cfg.run), uri)  # first: a model that is not there creates no store
     client = tracking.open_client(uri)
-    loaded = load_model(str(cfg.run), uri)
     model, source = loaded.network, loaded.source
     data_cfg = data_config(cfg, source, model, client)
     # A run's config.yaml is downloaded data: it may only name registered dataset classes.

@@ -171,11 +171,18 @@ def _from_run(run_id: str, tracking_uri: str) -> ModelSource:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from genre_lab.tracking.stores import sqlite_file
+    from genre_lab.tracking.mlflow_runs import redact_url
+
+    where = redact_url(tracking_uri)
+    database = sqlite_file(tracking_uri)
+    if database is not None and not database.is_file():  # MlflowClient would create an empty store
+        raise ModelSourceError(f"no MLflow run '{run_id}' in {where}: that store does not exist")
     client = MlflowClient(tracking_uri)
     try:
         run = client.get_run(run_id)
     except MlflowException as err:
-        raise ModelSourceError(f"no MLflow run '{run_id}' in {tracking_uri}") from err
+        raise ModelSourceError(f"no MLflow run '{run_id}' in {where}") from err
     names = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
     if RUN_CHECKPOINT in names:
         return ModelSource(run_id, _download(tracking_uri, run_id=run_id, artifact_path=RUN_CHECKPOINT), run_id)

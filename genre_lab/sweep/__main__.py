@@ -1,61 +1,7 @@
-"""`python -m genre_lab.sweep sweep=crnn [overrides]`: one Optuna sweep worker.
+"""`python -m genre_lab.sweep`: kept for the command line (the Makefile, scripts users wrote);
+the command lives in `genre_lab.cli.sweep`."""
 
-Start it again to resume the study; start several (`make sweep-workers N=2`) to share it.
-"""
-
-from __future__ import annotations
-
-import sys
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
-from genre_lab.config import CONF_DIR
-from genre_lab.sweep.runner import SweepResult, run_sweep
-from genre_lab.sweep.space import SweepConfigError
-
-
-def print_summary(result: SweepResult) -> None:
-    table = Table(title=f"Sweep {result.study_name}  (MLflow parent run {result.parent_run_id})")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    for state, n in result.counts.items():
-        if n:
-            table.add_row(f"trials {state.lower()}", str(n))
-    if result.best_trial is not None:
-        table.add_row("best trial", str(result.best_trial))
-        table.add_row("best value", f"{result.best_value:.4f}")
-        for path, value in result.best_params.items():
-            table.add_row(f"  {path}", f"{value:.4g}" if isinstance(value, float) else str(value))
-    table.add_row("wall time (this worker)", f"{result.wall_seconds:.1f} s")
-    table.add_row("storage", result.storage)
-    console = Console()
-    console.print(table)
-    console.print(f"MLflow parent run: {result.parent_run_id}", soft_wrap=True)
-    if result.rerun_command:
-        console.print(f"Re-run the best config:\n  {result.rerun_command}", soft_wrap=True)
-
-
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="sweep")
-def main(cfg: DictConfig) -> float | None:
-    hydra_cfg = HydraConfig.get()
-    try:
-        result = run_sweep(hydra_cfg.overrides.task, hydra_cfg.runtime.output_dir, cfg=cfg)
-    except SweepConfigError as err:
-        # Nothing has run yet: the message (naming the setting) is all the user needs.
-        # Escaped: the message may quote settings read back from the storage.
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("Interrupted: the running trial is marked FAIL. Re-run the same command to resume.")
-        sys.exit(130)
-    print_summary(result)
-    return result.best_value
-
+from genre_lab.cli.sweep import main
 
 if __name__ == "__main__":
     main()

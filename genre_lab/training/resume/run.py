@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genre_lab import registry
 from genre_lab.tracking.liveness import liveness, process_tags
+from genre_lab.tracking.mlflow_runs import redact_url
 from genre_lab.training.resume.lightning_checkpoints import LAST
 from genre_lab.training.resume.run_config import (
     SAFE_KEYS,
@@ -114,11 +115,12 @@ class AppendOnlyMLFlowLogger(MLFlowLogger):
 def prepare(cfg: DictConfig, overrides: Sequence[str], client: MlflowClient) -> tuple[DictConfig, ResumePoint]:
     """The config to continue with (re-composed, hash-checked) and where to continue from."""
     target = str(cfg.resume)
-    run_id, folder = _find_run(target)
+    store = redact_url(client.tracking_uri)
+    run_id, folder = _find_run(target, store)
     try:
         run = client.get_run(run_id)
     except MlflowException as err:
-        raise ResumeError(f"resume={target}: no MLflow run {run_id} in {client.tracking_uri} ({err.message})") from err
+        raise ResumeError(f"resume={target}: no MLflow run {run_id} in {store} ({err.message})") from err
     tags = run.data.tags
     if rank_zero_only.rank == 0:  # other DDP ranks start after rank 0 has taken the run over
         state = liveness(run)
@@ -162,8 +164,8 @@ def prepare(cfg: DictConfig, overrides: Sequence[str], client: MlflowClient) -> 
     return resumed, point
 
 
-def _find_run(target: str) -> tuple[str, Path | None]:
-    """(run id, run folder if the target was one)."""
+def _find_run(target: str, store: str) -> tuple[str, Path | None]:
+    """(run id, run folder if the target was one); `store`: the tracking URI a run id is looked up in."""
     path = Path(target)
     if path.is_dir():
         marker = path / RUN_FILE
@@ -176,4 +178,5 @@ def _find_run(target: str) -> tuple[str, Path | None]:
         return run_id, path.resolve()
     if _RUN_ID.match(target):
         return target, None
-    raise ResumeError(f"resume={target} is neither a run folder (with {RUN_FILE}) nor an MLflow run id")
+    raise ResumeError(f"resume={target}: no run folder {Path(target).resolve()} (with {RUN_FILE}), and not an "
+                      f"MLflow run id (32 hex digits) to look up in {store}")
