@@ -93,7 +93,8 @@ def test_bad_override_fails_naming_it(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(SystemExit) as done:
         main(["train", "model=nope", "--cfg", "job"])
     err = capsys.readouterr().err
-    assert done.value.code == 2 and err.startswith("error: no option model=nope; model is one of cnn, crnn"), err
+    assert done.value.code == 2 and err.startswith("error: no option model=nope; model is one of "), err
+    assert "cnn, cnnsa, crnn" in err and "_base" not in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("command", sorted(set(COMMANDS) - {"train", "evaluate", "sweep", "predict", "bench"}))

@@ -50,7 +50,7 @@ def no_outputs(home: Path) -> None:
 # the only cost.
 @pytest.mark.parametrize("args, expected", [
     (["train", "trainer.max_epoch=2"], "error: no setting trainer.max_epoch; did you mean trainer.max_epochs?"),
-    (["train", "model=crn"], "error: no option model=crn; did you mean model=crnn? model is one of cnn, crnn, musicnn, rnn"),
+    (["train", "model=crn"], "error: no option model=crn; did you mean model=crnn? model is one of ast, cnn, cnnsa, crnn, fcn, "),
     (["train", "nonsense_key=1"], "error: no setting nonsense_key (--cfg job lists every setting)"),
     (["train", "model=["], "error: cannot read the override 'model=['"),
     (["evaluate", "run=x", "spilt=val"], "error: no setting spilt; did you mean split?"),
