@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from genre_lab.cli.refusals import error_line
 from genre_lab.cli.options import add_tracking_uri_option, command_parser, models_from_run_arguments
 from genre_lab.inference.embedding import embed_songs
 
@@ -35,12 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
     (model,), paths = models_from_run_arguments(p, [a.model, *a.paths], rest_name="PATH")
-    err = Console(stderr=True)
     try:
         result = embed_songs(model, paths, a.output, a.per_window, a.hop, a.tracking_uri)
     except ValueError as error:
-        err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
-        return 2
+        return error_line(error)
+    err = Console(stderr=True)
     # Paths are data: printed as typed, never read as rich markup.
     for path, reason in result.failed:
         err.print(f"[red]{escape(path)}:[/red] {escape(reason)}", highlight=False)

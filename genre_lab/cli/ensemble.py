@@ -17,6 +17,7 @@ import sys
 from rich.console import Console
 from rich.markup import escape
 
+from genre_lab.cli.refusals import error_line
 from genre_lab.cli.options import add_tracking_uri_option, command_parser, models_from_run_arguments
 from genre_lab.inference.ensemble_runs import WEIGHTINGS, create_ensemble
 from genre_lab.training.quiet import quiet_third_party
@@ -46,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         result = create_ensemble(models, a.tracking_uri, from_experiment=a.from_experiment, top=a.top,
                                  metric=a.metric, weighting=a.weights, experiment=a.experiment, run_name=a.run_name)
     except ValueError as err:  # EnsembleError and ModelSourceError too: the message names the member
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
-        return 2
+        return error_line(err)
     Console().print(escape(f"ensemble of {', '.join(result.labels)}: MLflow run {result.run_id}"), highlight=False,
                     soft_wrap=True)
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from genre_lab.cli.refusals import error_line
 from genre_lab.cli.options import add_tracking_uri_option, command_parser, models_from_run_arguments
 from genre_lab.inference.attribution import METHODS
 from genre_lab.inference.explanation import Failure, explain_songs
@@ -40,12 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
     (model,), paths = models_from_run_arguments(p, [a.model, *a.paths], rest_name="SONG")
-    err = Console(stderr=True)
     try:
         results = explain_songs(model, paths, a.output, a.method, a.target, a.steps, a.hop, a.tracking_uri)
     except ValueError as error:
-        err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
-        return 2
+        return error_line(error)
+    err = Console(stderr=True)
     failed = 0
     # Paths and class names are data: printed as typed, never read as rich markup.
     for result in results:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from genre_lab.cli.refusals import error_line
 from genre_lab.cli.options import add_tracking_uri_option
 
 #: Keys of the summary table, in its order (the per-fold rows stay in the run).
@@ -43,7 +44,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    err = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Imported here: `genre-lab probe --help` needs neither Hydra nor torch.
     from hydra.errors import HydraException
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.tracking_uri = a.tracking_uri
         result = run_probe(cfg)
     except refusals as error:
-        err.print(f"[red]error:[/red] {escape(' '.join(str(error).split()))}", highlight=False, soft_wrap=True)
-        return 2
+        return error_line(error)
     table = Table(title=f"linear probe of {escape(a.model)} ({escape(result.tags['probe_layer'])}) "
                         f"on {escape(result.tags['dataset'])}")
     table.add_column("metric")

@@ -1,4 +1,4 @@
-"""How a Hydra command reports a refusal: one line on stderr, exit status 2.
+"""How a command reports a refusal: one line on stderr, exit status 2.
 
 A refusal is an error whose message already names the file, run or setting at fault (a
 hostile config from a store, a damaged checkpoint, one file in two splits, a setting that does
@@ -21,9 +21,15 @@ def refuse(err: BaseException | str, cause: BaseException | None = None) -> NoRe
         raised = err if isinstance(err, BaseException) else cause
         if raised is not None:
             raise raised
+    sys.exit(error_line(err))
+
+
+def error_line(err: BaseException | str) -> int:
+    """Print `error: <message>` on stderr as one line, markup escaped; return exit status 2.
+    The argparse commands return it from `main`; `refuse` exits with it."""
     from rich.console import Console
     from rich.markup import escape
 
     message = " ".join(str(err).split())
     Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
-    sys.exit(2)
+    return 2
