@@ -16,7 +16,7 @@ import logging
 import re
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +53,10 @@ class EvaluationError(ValueError):
 
 
 @dataclass
-class EvaluationResult:
-    run_id: str
-    metrics: dict[str, float]
-    classes: list[str]
+class EvaluationResult(tracking.RunResult):
+    """A finished evaluation run; `evaluated_run_id` is the evaluated model's run, when it has one."""
+
     evaluated_run_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 def training_data_config(client: MlflowClient, run_id: str) -> dict:
@@ -269,4 +267,4 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         explain = cfg.get("explain") or {}
         if explain.get("enabled", False):
             log_class_explanations(client, run_id, model, split, datamodule.chunk, datamodule.hop, explain, progress)
-        return EvaluationResult(run_id, metrics, model.classes, source.run_id, tags)
+        return EvaluationResult(run_id, metrics, model.classes, tags, evaluated_run_id=source.run_id)

@@ -7,6 +7,7 @@ import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,17 @@ from mlflow.exceptions import MlflowException
 
 from genre_lab.config import home
 from genre_lab.tracking.stores import sqlite_file, store_lock
+
+
+@dataclass
+class RunResult:
+    """What a command that logs one MLflow run returns: the run, its metrics, the classes of the
+    model it trained or used, and the run's tags."""
+
+    run_id: str
+    metrics: dict[str, float]
+    classes: list[str]
+    tags: dict[str, str] = field(default_factory=dict)
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 # The MLflow 3 UI opens an untagged experiment in its GenAI layout (runs listed under

@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class TrainResult:
-    run_id: str
-    metrics: dict[str, float]
-    classes: list[str]
+class TrainResult(tracking.RunResult):
+    """A finished training run; `best_checkpoint` is the tested checkpoint's local path."""
+
     best_checkpoint: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 def build(cfg: DictConfig) -> tuple[GenreDataModule, GenreClassifier]:
@@ -159,7 +157,7 @@ def fit_and_test(
                 log_tagger_model(client, run_id, best or model, metrics)  # a LoggedModel with these metrics
             if rank_zero and cfg.get("throughput_seconds", 0):
                 _log_throughput(logger, model, cfg, device)
-            return TrainResult(run_id, metrics, model.classes, best, run_tags)
+            return TrainResult(run_id, metrics, model.classes, run_tags, best_checkpoint=best)
         except pruned:
             client.set_tag(run_id, "trial_state", "PRUNED")
             raise
