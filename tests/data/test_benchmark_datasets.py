@@ -99,8 +99,8 @@ def _fma_tree(root: Path) -> dict[str, list[int]]:
         for n, tid in enumerate(members):
             top = next(g for g, v in FMA_GENRES.items() if v[0] == by_id[tid][6]) if by_id[tid][6] else 12
             _mp3(root / f"fma_{subset}" / f"{tid:06d}"[:3] / f"{tid:06d}.mp3", FMA_GENRES[top][2], n)
-    # One listed test track absent from disk; files nobody lists.
-    (root / "fma_small" / f"{ids['small'][4]:06d}"[:3] / f"{ids['small'][4]:06d}.mp3").unlink()
+    # One listed training track absent from disk; files nobody lists.
+    (root / "fma_small" / f"{ids['small'][0]:06d}"[:3] / f"{ids['small'][0]:06d}.mp3").unlink()
     _mp3(root / "fma_small" / "999" / "999999.mp3", "rock", 99)
     (root / "fma_small" / "README.txt").write_text("extra")
     (root / "fma_small" / "checksums").write_text("extra")
@@ -113,10 +113,10 @@ def test_fma_small_official_split_genre_top(tmp_path: Path) -> None:
     source = FMASource(root, subset="small", cache_dir=tmp_path / "cache")
     splits = source.load(SR)
     assert source.classes == ["Electronic", "Folk", "Hip-Hop", "Rock"]
-    missing = f"{ids['small'][4]:06d}"
-    assert {name: len(s) for name, s in splits.items()} == {"train": 12, "val": 4, "test": 3}
-    assert [p for p, _ in splits["test"].skipped] == [f"{missing[:3]}/{missing}.mp3"]
-    assert "not found under" in splits["test"].skipped[0][1] and not splits["train"].skipped
+    missing = f"{ids['small'][0]:06d}"
+    assert {name: len(s) for name, s in splits.items()} == {"train": 11, "val": 4, "test": 4}
+    assert [p for p, _ in splits["train"].skipped] == [f"{missing[:3]}/{missing}.mp3"]
+    assert "not found under" in splits["train"].skipped[0][1] and not splits["test"].skipped
     assert missing not in {i for s in splits.values() for i in s.ids} and "999999" not in splits["train"].ids
     assert all(len(i) == 6 for s in splits.values() for i in s.ids)
     assert sorted(set(splits["val"].labels)) == [0, 1, 2, 3] and splits["train"].tags is None
@@ -349,8 +349,8 @@ def test_train_command_on_fma_small(tmp_path: Path, mlflow_uri: str) -> None:
     (run,) = client.search_runs([client.get_experiment_by_name("genre_lab").experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "fma"
     report = json.loads(Path(client.download_artifacts(run.info.run_id, "data/scan_report.json", str(tmp_path))).read_text())
-    assert {name: report[name]["clips"] for name in ("train", "val", "test")} == {"train": 12, "val": 4, "test": 3}
-    assert len(report["test"]["skipped"]) == 1 and np.isfinite(run.data.metrics["test/track_acc"])
+    assert {name: report[name]["clips"] for name in ("train", "val", "test")} == {"train": 11, "val": 4, "test": 4}
+    assert len(report["train"]["skipped"]) == 1 and np.isfinite(run.data.metrics["test/track_acc"])
 
 
 @pytest.mark.slow
