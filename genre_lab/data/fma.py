@@ -58,7 +58,7 @@ class FMASource(ListedSource):
         titles = self._genre_titles(root) if self.labels == "genres_all" else {}
         try:
             tracks = pd.read_csv(file, index_col=0, header=[0, 1], low_memory=False)
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        except (ValueError, IndexError, UnicodeDecodeError, pd.errors.ParserError) as err:
             raise DataConfigError(f"{file} is not FMA's tracks.csv (two header rows): {err}") from err
         label_column = ("track", self.labels)
         for column in (("set", "split"), ("set", "subset"), label_column):
@@ -107,7 +107,7 @@ class FMASource(ListedSource):
                              "FMA's genre list, needed to name genres_all")
         try:
             genres = pd.read_csv(file, dtype={"title": str})
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        except (ValueError, IndexError, UnicodeDecodeError, pd.errors.ParserError) as err:
             raise DataConfigError(f"{file} is not FMA's genres.csv: {err}") from err
         if not {"genre_id", "title"} <= set(genres.columns):
             raise DataConfigError(f"{file} needs the columns genre_id and title (is it FMA's genres.csv?)")

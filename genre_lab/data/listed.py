@@ -106,6 +106,13 @@ class ListedSource(FileSource):
         if self._listed is None:
             root = existing_folder(self.root, "data.root", f"the {self.name} dataset folder")
             clips, left_out = self.read_listed(root)
+            if not clips:
+                raise DataConfigError(f"data.root={root}: {self.listing} lists no clip with a label")
+            paths: set[str] = set()
+            for clip in clips:
+                if clip.path in paths:
+                    raise DataConfigError(f"data.root={root}: {self.listing} lists {clip.path} twice")
+                paths.add(clip.path)
             seen: dict[str, Counter] = {split: Counter() for split in SPLITS}
             for clip in clips:
                 seen[clip.split].update(clip.tags)

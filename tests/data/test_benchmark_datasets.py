@@ -154,6 +154,7 @@ def test_fma_genres_all_is_multilabel(tmp_path: Path) -> None:
     (lambda t: t.replace(",training,", ",train,", 1), r"tracks.csv, track '2': unknown split 'train'"),
     (lambda t: t.replace('"[12, 25]","[12, 25]"', '"[12, 25]","__import__(\'os\')"', 1), r"genres_all must be a list of genre ids"),
     (lambda t: t.replace("\n2,", "\n-2,", 1), r"a track id must be a whole number from 0 to 999999"),
+    (lambda t: t + t.splitlines()[3] + "\n", r"fma_metadata/tracks.csv lists 000/000002.mp3 twice"),
 ])
 def test_fma_malformed_metadata_names_the_file_and_track(tmp_path: Path, edit, match: str) -> None:
     root = tmp_path / "fma"
@@ -246,6 +247,12 @@ def test_mtat_malformed_annotations_name_the_file_and_line(tmp_path: Path) -> No
         MTATSource(root).classes
     (root / "annotations_final.csv").write_text(f'{header}\n"2"\t"yes"\t"f/a.mp3"\n')
     with pytest.raises(DataConfigError, match=r"line 2: tag 'guitar' must be 0 or 1"):
+        MTATSource(root).classes
+    (root / "annotations_final.csv").write_text(f'{header}\n"2"\t"0"\t"f/a.mp3"\n')
+    with pytest.raises(DataConfigError, match=r"annotations_final.csv lists no clip with a label"):
+        MTATSource(root).classes
+    (root / "annotations_final.csv").write_text("clip_id,guitar,mp3_path\n2,1,f/a.mp3\n")  # commas: not MTAT's
+    with pytest.raises(DataConfigError, match=r"expected a tab-separated header clip_id, <tags>, mp3_path"):
         MTATSource(root).classes
 
 
