@@ -17,6 +17,14 @@ from tests.conftest import TINY
 
 #: Each experiment with the settings it needs from the user.
 EXPERIMENTS = {"gtzan_filtered": ["data.root=/music"], "synthetic_compare": []}
+#: The field's benchmark protocols: (settings from the user, dataset source, task, protocol settings).
+BENCHMARKS = {
+    "fma_small": (["data.root=/fma"], "FMASource", "multiclass", {"subset": "small", "labels": "genre_top"}),
+    "fma_medium": (["data.root=/fma"], "FMASource", "multiclass", {"subset": "medium", "labels": "genre_top"}),
+    "mtat_top50": (["data.root=/mtat"], "MTATSource", "multilabel", {"top_tags": 50}),
+    "jamendo_genre": (["data.root=/j", "data.audio_dir=/a"], "JamendoSource", "multilabel",
+                      {"category": "genre", "split_index": 0}),
+}
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -37,6 +45,20 @@ def test_experiments_choose_their_dataset() -> None:
     synthetic = compose(["experiment=synthetic_compare"])
     assert synthetic.data.source.difficulty == "medium" and synthetic.throughput_seconds == 0
     assert compose([]).logger.mlflow.experiment_name == "genre_lab"  # no experiment: the defaults
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_experiments_set_their_protocol(name: str) -> None:
+    settings, source, task, protocol = BENCHMARKS[name]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=[f"experiment={name}", *settings], return_hydra_config=True)
+    assert cfg.logger.mlflow.experiment_name == name and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.data.source._target_ == f"genre_lab.data.{source}" and cfg.task == task == cfg.data.task
+    assert {key: cfg.data[key] for key in protocol} == protocol
+    models = cfg.hydra.sweeper.params.model.split(",")
+    assert "shortchunk_res" in models and all((CONF_DIR / "model" / f"{m}.yaml").exists() for m in models)
+    readme = (PROJECT_ROOT / "experiments" / name / "README.md").read_text()
+    assert "<!-- report:begin -->\n<!-- report:end -->" in readme and f"experiment={name}" in readme
 
 
 def test_zoo_experiment_runs_every_architecture_with_its_papers_input() -> None:
@@ -65,7 +87,7 @@ def test_each_experiment_has_one_config_and_its_results_folder() -> None:
     """The recipe is `conf/experiment/<name>.yaml`; `experiments/<name>/` holds its README and
     results, never a second copy of the config."""
     configs = {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")}
-    assert configs == {*EXPERIMENTS, "transfer", "zoo"}
+    assert configs == {*EXPERIMENTS, *BENCHMARKS, "transfer", "zoo"}
     assert {p.name for p in (PROJECT_ROOT / "experiments").iterdir() if p.is_dir()} == configs
     assert not list((PROJECT_ROOT / "experiments").rglob("*.yaml"))
 

@@ -43,8 +43,12 @@ EXAMPLES: dict[str, dict[str | None, str]] = {
     "data.root": {
         "gtzan": "data.root=/path/to/gtzan (the folder holding genres_original/ or the <genre>/ folders)",
         "folder": "data.root=/path/to/music (a folder with one subfolder of audio per genre)",
+        "fma": "data.root=/path/to/fma (the folder holding fma_metadata/ and fma_<subset>/)",
+        "mtat": "data.root=/path/to/mtat (the folder holding annotations_final.csv and the mp3 folders 0/ ... f/)",
+        "jamendo": "data.root=/path/to/mtg-jamendo-dataset (the cloned repository, with data/splits/)",
         None: "data.root=/path/to/dataset",
     },
+    "data.audio_dir": {None: "data.audio_dir=/path/to/audio (MTG-Jamendo: the folder holding 00/ ... 99/)"},
     "data.manifest": {None: "data.manifest=/path/to/manifest.csv (rows of path,label[,split])"},
     "run": {None: "run=<MLflow run id | checkpoint file | models:/ or runs:/ URI | pretrained:musicnn-msd>"},
 }
@@ -324,7 +328,7 @@ COMMON: dict[str, list[tuple[str, str]]] = {
         ("features.frontend.*", "the chosen front end's settings (features=<option> picks it)"),
         ("init_from", "fine-tune from a run id, checkpoint, models:/ URI or pretrained:musicnn-msd"),
         ("resume", "continue an interrupted run: its MLflow run id or run folder"),
-        ("task", "multiclass | multilabel (data=csv with ;-separated tags)"),
+        ("task", "multiclass | multilabel (data=mtat, data=jamendo, data=csv with ;-separated tags)"),
         ("logger.mlflow.experiment_name", "the MLflow experiment the run goes to"),
     ],
     "evaluate": [

@@ -13,6 +13,7 @@ from typing import Any
 _HOMES = {
     "SPLITS": "clips", "AudioSplit": "clips", "ClipSource": "clips", "GenreDataModule": "datamodule",
     "FolderSource": "folder", "GTZANSource": "gtzan", "ManifestSource": "manifest", "SyntheticSource": "sources",
+    "FMASource": "fma", "MTATSource": "mtat", "JamendoSource": "jamendo",
 }
 
 __all__ = sorted(_HOMES)

@@ -69,6 +69,9 @@ def test_composition_errors_are_one_line(tmp_path: Path, args: list[str], expect
     (["train", "data=gtzan"], "error: data.root is not set: pass data.root=/path/to/gtzan (the folder holding genres_original/"),
     (["train", "data=folder"], "error: data.root is not set: pass data.root=/path/to/music"),
     (["train", "data=csv"], "error: data.manifest is not set: pass data.manifest=/path/to/manifest.csv"),
+    (["train", "data=fma"], "error: data.root is not set: pass data.root=/path/to/fma (the folder holding fma_metadata/"),
+    (["train", "data=jamendo"], "error: data.audio_dir is not set: pass data.audio_dir=/path/to/audio (MTG-Jamendo: "
+                                "the folder holding 00/ ... 99/); data.root is not set: pass data.root=/path/to/mtg-jamendo"),
     (["evaluate"], "error: run is not set: pass run=<MLflow run id | checkpoint file"),
 ])
 def test_a_mandatory_setting_left_unset_names_an_example(tmp_path: Path, args: list[str], expected: str) -> None:
