@@ -204,6 +204,7 @@ class GenreDataModule(pl.LightningDataModule):
             waves=[split.waves[i] for i in keep],
             skipped=[*split.skipped, *lost],
             tags=None if split.tags is None else [split.tags[i] for i in keep],
+            artists=None if split.artists is None else [split.artists[i] for i in keep],
         )
 
     def _check_task(self, splits: Mapping[str, AudioSplit]) -> None:
