@@ -89,20 +89,20 @@ def fingerprint(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     """A deterministic summary of a clip's spectrum, for finding near-duplicates without a model.
 
     From the mel spectrogram (64 bands up to 11 kHz): the long-term average spectrum in dB
-    (60 dB range), and, from the log-mel frames floored 35 dB below the clip's loudest bin,
+    (60 dB range), and, from the log-mel frames floored 30 dB below the clip's loudest bin,
     each band's spread over time and the mean, spread and frame-to-frame change of 20 MFCCs
     (the cosine transform of those frames). The clip's mean level is subtracted from both, so a
     gain change moves nothing; the high floor keeps light noise in the quiet frames between
     notes from counting (measured on the synthetic genres: a copy at -2 dB with noise 40 dB
     below its peak, or re-encoded to Ogg Vorbis, scores >= 0.99 against its original, distinct
-    clips <= 0.87 after `standardize`). Order in time is summarised away, so a copy cut at
+    clips below 0.9 after `standardize`). Order in time is summarised away, so a copy cut at
     another offset still matches. 188 values; compare them after `standardize`."""
     x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
     n_fft = 2048 if sample_rate > 24000 else 1024
     mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n_fft, hop_length=n_fft // 2, n_mels=64,
                                                f_min=30.0, f_max=min(sample_rate / 2, 11025.0))(x)
     average = torchaudio.functional.amplitude_to_DB(mel.mean(1, keepdim=True), 10.0, 1e-10, 0.0, top_db=60.0)[:, 0]
-    frames = torchaudio.functional.amplitude_to_DB(mel, 10.0, 1e-10, 0.0, top_db=35.0)
+    frames = torchaudio.functional.amplitude_to_DB(mel, 10.0, 1e-10, 0.0, top_db=30.0)
     average, frames = average - average.mean(), frames - frames.mean()
     mfcc = frames.T @ torchaudio.functional.create_dct(20, 64, "ortho")  # (frames, 20)
     change = (mfcc[1:] - mfcc[:-1]).abs().mean(0) if len(mfcc) > 1 else torch.zeros(20)

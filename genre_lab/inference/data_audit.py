@@ -68,7 +68,10 @@ def run_audit(cfg: DictConfig, model: str | None = None, threshold: float = 0.98
     quiet_third_party()
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
     tagger = Tagger.load(model, uri, device="cpu", one_model_for="audit") if model else None
-    datamodule: GenreDataModule = registry.build(cfg.data, registry.DATA, "data")
+    # throw_on_missing: an unset `???` (data.root) is reported by its own name.
+    data = OmegaConf.to_container(OmegaConf.select(cfg, "data", throw_on_missing=True), resolve=True,
+                                  throw_on_missing=True)
+    datamodule: GenreDataModule = registry.build(data, registry.DATA, "data")
     source, rate = datamodule.source, datamodule.sample_rate
     # As training loads it (short clips left out under short_clips=skip), without its refusals.
     splits = source.load(rate, min_samples=datamodule.chunk if datamodule.short_clips == "skip" else 0)
@@ -102,7 +105,7 @@ def run_audit(cfg: DictConfig, model: str | None = None, threshold: float = 0.98
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / REPORT_NAME
     path.write_text(_json(report))
-    run_id = _log_run(cfg, uri, report, metrics)
+    run_id = _log_run(cfg, uri, data, report, metrics)
     return AuditResult(report, metrics, run_id, path)
 
 
@@ -144,14 +147,13 @@ def _counts(report: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in counts.items()}
 
 
-def _log_run(cfg: DictConfig, uri: str, report: dict[str, Any], metrics: dict[str, float]) -> str:
+def _log_run(cfg: DictConfig, uri: str, data: Any, report: dict[str, Any], metrics: dict[str, float]) -> str:
     client = tracking.open_client(uri)
     experiment = tracking.experiment_id(str(cfg.experiment_name), uri)
     tags = {"run_type": "audit", "dataset": report["dataset"], "embedding": report["embedding"],
             **tracking.source_tags()}
     name = cfg.get("run_name") or f"audit-{report['dataset']}"
     with tracking.tracked_run(client, experiment, str(name), tags) as run_id:
-        data = OmegaConf.to_container(cfg.data, resolve=True)
         tracking.log_params(client, run_id, {**tracking.flatten({"data": data}), "near_threshold": report["near_threshold"]})
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
