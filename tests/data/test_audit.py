@@ -200,3 +200,31 @@ def test_near_pairs_blockwise_equal_the_full_matrix_and_stay_bounded() -> None:
     assert len(top) == 5 and total == len(expected)
     assert [s for _, _, s in top] == sorted((s for _, _, s in pairs), reverse=True)[:5]
     assert {(a, a + 150) for a in range(10)} <= {(a, b) for a, b, _ in near_pairs(unit, 0.98, block=7)[0]}
+
+
+def test_audit_with_a_model_embeds_clips_at_its_rate(tree, tmp_path: Path, mlflow_uri: str) -> None:
+    """`--model`: a model file's mean window embedding (16 kHz model, 8 kHz dataset: resampled);
+    exact duplicates do not depend on the embedding."""
+    from genre_lab.bench.tag import default_model
+    from genre_lab.models import model_file
+
+    tmp, planted = tree
+    model = default_model(["model=cnn"])
+    ckpt = tmp_path / "model.ckpt"
+    model_file.write(ckpt, model.spec, model.state_dict())
+    out = tmp_path / "out"
+    assert genre_lab(["audit", *_data_args(tmp), "--model", str(ckpt), "--near-threshold", "0.999",
+                      "--output", str(out)]) == 0
+    report = json.loads((out / "audit.json").read_text())
+    assert report["embedding"] == str(ckpt) and report["near_threshold"] == 0.999
+    assert {c["clip"] for c in report["exact_duplicates"][0]["clips"]} == set(planted["exact"])
+    (run,) = MlflowClient(mlflow_uri).search_runs([MlflowClient(mlflow_uri).get_experiment_by_name("genre_lab").experiment_id])
+    assert run.data.tags["embedding"] == str(ckpt)
+    assert run_kind({"run_type": "something-new"}) == "something-new" != TRAINING  # an unknown kind is not a training
+
+
+def test_a_bad_threshold_is_one_line_naming_it(tree, capsys) -> None:
+    tmp, _ = tree
+    assert genre_lab(["audit", *_data_args(tmp), "--near-threshold", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--near-threshold" in err
