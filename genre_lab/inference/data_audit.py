@@ -98,6 +98,8 @@ def run_audit(cfg: DictConfig, model: str | None = None, threshold: float = 0.98
         "artists_across_splits": artists,
         "class_balance": class_balance(splits, source.classes),
         "unused_files": unused,
+        # File sources: each pair of files with identical decoded audio, with paths and splits.
+        "identical_files": [dict(p) for p in source.identical],
     }
     metrics = _counts(report)
     report["counts"] = metrics
