@@ -228,3 +228,26 @@ def test_a_bad_threshold_is_one_line_naming_it(tree, capsys) -> None:
     assert genre_lab(["audit", *_data_args(tmp), "--near-threshold", "1.5"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--near-threshold" in err
+
+
+def test_datamodule_on_leak_warns_in_one_line_or_refuses(tree, caplog) -> None:
+    from genre_lab.data import GenreDataModule
+    from genre_lab.data.leakage import LeakageError
+
+    tmp, planted = tree
+    original, copy = planted["exact"]
+
+    def datamodule(on_leak: str) -> GenreDataModule:
+        return GenreDataModule(GTZANSource(tmp / "gtzan", cache_dir=tmp / "cache"), sample_rate=SR,
+                               chunk_seconds=1.0, on_leak=on_leak)
+
+    with pytest.raises(ValueError, match="data.on_leak must be one of warn, error"):
+        datamodule("ignore")
+    with pytest.raises(LeakageError, match=rf"{original}\.wav \(train\) and .*{copy}\.au \(test\) hold identical audio"):
+        datamodule("error").setup()
+    caplog.clear()
+    # Seven genres have no clip in this small tree: refused by the class check, after the leak's.
+    with caplog.at_level("WARNING", logger="genre_lab.data.leakage"), pytest.raises(ValueError, match="no usable clip"):
+        datamodule("warn").setup()
+    leaks = [r.getMessage() for r in caplog.records if "data.on_leak=error refuses" in r.getMessage()]
+    assert len(leaks) == 1 and f"{copy}.au (test)" in leaks[0] and "\n" not in leaks[0]
