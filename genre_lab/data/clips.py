@@ -36,12 +36,18 @@ class AudioSplit:
     #: Multi-label datasets: every class index of each clip (`labels[i]` is the first of them,
     #: used for stratified splits); None when each clip has one label.
     tags: list[tuple[int, ...]] | None = None
+    #: Each clip's artist, where the source knows it (GTZAN's artist list, a manifest's
+    #: `artist` column, a loader's metadata); None when it knows none. `genre-lab audit`
+    #: reports artists found in two splits.
+    artists: list[str | None] | None = None
 
     def __post_init__(self) -> None:
         if not (len(self.ids) == len(self.labels) == len(self.waves)):
             raise ValueError("AudioSplit needs one id, label and wave per clip")
         if self.tags is not None and len(self.tags) != len(self.ids):
             raise ValueError("AudioSplit needs one tag set per clip")
+        if self.artists is not None and len(self.artists) != len(self.ids):
+            raise ValueError("AudioSplit needs one artist (or None) per clip")
 
     def tag_sets(self) -> list[tuple[int, ...]]:
         """Every clip's class indices (one each for a single-label dataset)."""

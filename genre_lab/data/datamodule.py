@@ -7,7 +7,9 @@ LightningModule can average chunk probabilities into one prediction per track.
 
 A clip shorter than one window is handled by `data.short_clips`: `skip` (default) leaves it out
 and reports it, `pad` zero-pads its window at the end (as the tagger pads a short song),
-`error` stops with its name. Every class needs a usable clip in every split.
+`error` stops with its name. Every class needs a usable clip in every split. Files with
+identical decoded audio in two splits are handled by `data.on_leak` (`leakage.check_leaks`):
+`warn` (default) logs one line, `error` stops naming both files and splits.
 
 With `task="multilabel"` every label is a multi-hot float row over the classes (a clip may
 carry several tags, see `manifest.py`); with the default `multiclass`, a clip listed with
@@ -27,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genre_lab.audio.windows import chunk_starts, samples, window
 from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
+from genre_lab.data.leakage import ON_LEAK, check_leaks
 from genre_lab.data.screen import SHORT_REASON, short_reason
 from genre_lab.data.unreadable import UnreadableClips
 
@@ -103,6 +106,7 @@ class GenreDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         short_clips: str = "skip",
         task: str = "multiclass",
+        on_leak: str = "warn",
         **dataset_settings: Any,
     ) -> None:
         """`dataset_settings` are the dataset's user-facing settings (`data.root`, ...): the
@@ -118,6 +122,8 @@ class GenreDataModule(pl.LightningDataModule):
             )
         if short_clips not in SHORT_CLIPS:
             raise ValueError(f"data.short_clips must be one of {', '.join(SHORT_CLIPS)}, got {short_clips!r}")
+        if on_leak not in ON_LEAK:
+            raise ValueError(f"data.on_leak must be one of {', '.join(ON_LEAK)}, got {on_leak!r}")
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         if int(sample_rate) < 4000:
@@ -138,6 +144,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.num_workers = int(num_workers)
         self.short_clips = short_clips
         self.task = task
+        self.on_leak = on_leak
         self.splits: dict[str, AudioSplit] | None = None
         #: Files the source left out before making the splits (path, reason).
         self.unassigned: list[tuple[str, str]] = []
@@ -156,6 +163,7 @@ class GenreDataModule(pl.LightningDataModule):
         # Sources that split after decoding drop short clips before splitting, so that the
         # split is made from usable clips; the rest are handled per split below.
         splits = self.source.load(self.sample_rate, min_samples=self.chunk if self.short_clips == "skip" else 0)
+        check_leaks(f"dataset '{self.source.name}'", self.source.identical, self.on_leak)
         splits = {name: self._handle_short(name, splits[name]) for name in SPLITS}
         unassigned = list(self.source.unassigned)
         reasons = [reason for _, reason in [*unassigned, *(e for s in splits.values() for e in s.skipped)]]
@@ -196,6 +204,7 @@ class GenreDataModule(pl.LightningDataModule):
             waves=[split.waves[i] for i in keep],
             skipped=[*split.skipped, *lost],
             tags=None if split.tags is None else [split.tags[i] for i in keep],
+            artists=None if split.artists is None else [split.artists[i] for i in keep],
         )
 
     def _check_task(self, splits: Mapping[str, AudioSplit]) -> None:

@@ -33,6 +33,8 @@ class LabelledFile:
     tags: tuple[int, ...] = ()
     #: Files of one group (an artist, an album) always share a split (`data.group_column`).
     group: str | None = None
+    #: The file's artist, where the dataset's metadata names it (`AudioSplit.artists`).
+    artist: str | None = None
 
 
 def existing_folder(value: str | Path | None, setting: str, what: str) -> Path:
@@ -178,6 +180,7 @@ class FileSource(ClipSource):
                 assignment = stratified_split(usable, self.val_fraction, self.test_fraction, self.seed)
         out: dict[str, AudioSplit] = {}
         multilabel = any(len(f.tags) > 1 for f in candidates)
+        with_artists = any(f.artist for f in candidates)
         for split in SPLITS:
             kept = [f for f in assignment[split] if str(f.path) not in rejected]
             lost = [(str(f.path), rejected[str(f.path)]) for f in assignment[split] if str(f.path) in rejected]
@@ -187,6 +190,7 @@ class FileSource(ClipSource):
                 waves=[result.waves[str(f.path)] for f in kept],
                 skipped=[*(skipped or {}).get(split, ()), *lost],
                 tags=[f.tags or (f.label,) for f in kept] if multilabel else None,
+                artists=[f.artist for f in kept] if with_artists else None,
             )
         log_skipped(dataset, [*self.unassigned, *(entry for s in out.values() for entry in s.skipped)])
         placed = [(f, split) for split in SPLITS for f in assignment[split] if str(f.path) in result.waves]

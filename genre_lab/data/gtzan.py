@@ -12,10 +12,16 @@ Splits:
   skipped and reported in their split.
 - `random`: a seeded stratified split of every usable clip found; the others are reported
   as `unassigned`.
+
+Artists: when `splits/gtzan/artists.csv` (rows `clip,artist`, e.g. `blues.00000,John Lee
+Hooker`: Sturm's list of GTZAN's artists) is present, each clip's artist is passed on
+(`AudioSplit.artists`), so `genre-lab audit` can report an artist in two splits (the random
+split does that). The list is not shipped: see `splits/gtzan/README.md`.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from importlib import resources
@@ -34,7 +40,10 @@ GTZAN_GENRES: tuple[str, ...] = (
 SPLIT_KINDS = ("filtered", "random")
 #: The list file of each partition of the filtered split.
 _FILTERED_LISTS = {"train": "train_filtered.txt", "val": "valid_filtered.txt", "test": "test_filtered.txt"}
+#: Optional {clip id: artist} list beside the split lists (not shipped; see the module docstring).
+ARTISTS_FILE = "artists.csv"
 _CLIP_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})\.(?P<ext>wav|au)$", re.IGNORECASE)
+_CLIP_ID = re.compile(r"^[a-z]+\.\d{5}$")
 
 
 def filtered_split() -> dict[str, list[str]]:
@@ -45,6 +54,22 @@ def filtered_split() -> dict[str, list[str]]:
         lines = folder.joinpath(name).read_text(encoding="utf-8").split()
         # Lines read `genre/genre.NNNNN.wav`; the id drops the folder and the extension.
         out[split] = [Path(line).stem for line in lines]
+    return out
+
+
+def gtzan_artists(folder: Path | None = None) -> dict[str, str]:
+    """{clip id: artist} from `ARTISTS_FILE` in `folder` (default: the shipped `splits/gtzan/`);
+    empty when there is no such file. Rows are `clip,artist`; a header row, blank rows and rows
+    without both cells are ignored, as are ids that are not GTZAN clip names."""
+    file = Path(folder) / ARTISTS_FILE if folder is not None else None
+    source = file if file is not None else resources.files("genre_lab.data").joinpath("splits", "gtzan", ARTISTS_FILE)
+    if not source.is_file():
+        return {}
+    out = {}
+    for row in csv.reader(source.read_text(encoding="utf-8").splitlines()):
+        cells = [c.strip() for c in row]
+        if len(cells) >= 2 and cells[1] and _CLIP_ID.match(cells[0]):
+            out[cells[0]] = cells[1]
     return out
 
 
@@ -106,6 +131,8 @@ class GTZANSource(FileSource):
             raise ValueError(f"data.split must be one of {', '.join(SPLIT_KINDS)}, got {split!r}")
         self.root = root
         self.split = split
+        #: Where `ARTISTS_FILE` is looked for (None: the shipped `splits/gtzan/`).
+        self.artists_folder: Path | None = None
         super().__init__(**split_and_cache)  # fractions, seed, cache: see FileSource
 
     @property
@@ -124,9 +151,10 @@ class GTZANSource(FileSource):
         if folder != root:
             log.info("GTZAN genre folders found in %s", folder)
         label = {genre: i for i, genre in enumerate(GTZAN_GENRES)}
+        artists = gtzan_artists(self.artists_folder)
 
         def labelled(clip_id: str) -> LabelledFile:
-            return LabelledFile(found[clip_id], label[clip_id.split(".")[0]], clip_id)
+            return LabelledFile(found[clip_id], label[clip_id.split(".")[0]], clip_id, artist=artists.get(clip_id))
 
         if self.split == "random":
             files = [labelled(clip_id) for clip_id in sorted(found)]

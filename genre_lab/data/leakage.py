@@ -11,6 +11,12 @@ Two checks, run by `FileSource.usable_splits` around the split:
   equal (the CRC-32 the decode cache records for every entry, confirmed sample by sample) are
   a warning with each pair and their splits, kept in the scan report (`identical_audio`):
   a copy may be a deliberate duplicate, or the same song leaked across splits.
+
+Identical audio in two splits is a leak whatever the file names: `data.on_leak` decides what
+the DataModule does with such pairs (`check_leaks`): `warn` (the default: a copy may be known
+and accepted, and datasets that hold one still train) logs one line, `error` stops before
+training with one line naming both files and their splits. `genre-lab audit` lists them all,
+with near-duplicates and artists across splits.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Pairs spelt out in an error or log line; the scan report always lists them all.
 _SHOWN = 5
+#: What `data.on_leak` may say about identical audio in two splits.
+ON_LEAK = ("warn", "error")
 
 
 class LeakageError(ValueError):
@@ -110,6 +118,30 @@ def log_identical(dataset: str, pairs: Sequence[Mapping[str, Any]]) -> None:
     more = f" and {len(pairs) - _SHOWN} more" if len(pairs) > _SHOWN else ""
     log.warning("%s: %d pair(s) of files hold identical audio, all listed in data/scan_report.json "
                 "(identical_audio): %s%s", dataset, len(pairs), shown, more)
+
+
+def cross_split(pairs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The pairs of `identical_audio` rows whose two files sit in different splits."""
+    return [p for p in pairs if p["first"]["split"] != p["second"]["split"]]
+
+
+def check_leaks(dataset: str, pairs: Sequence[Mapping[str, Any]], on_leak: str) -> None:
+    """Act on identical audio in two splits (`data.on_leak`): `error` raises LeakageError with
+    one line naming the first pair's files and splits (and how many more there are), `warn`
+    logs that line as a warning. Nothing when no pair crosses splits."""
+    if on_leak not in ON_LEAK:
+        raise ValueError(f"data.on_leak must be one of {', '.join(ON_LEAK)}, got {on_leak!r}")
+    leaks = cross_split(pairs)
+    if not leaks:
+        return
+    first = leaks[0]
+    more = f" (and {len(leaks) - 1} more pair(s))" if len(leaks) > 1 else ""
+    line = (f"{dataset}: {first['first']['path']} ({first['first']['split']}) and {first['second']['path']} "
+            f"({first['second']['split']}) hold identical audio{more}: the same recording in two splits leaks "
+            "into its own evaluation")
+    if on_leak == "error":
+        raise LeakageError(f"{line}; remove one copy (data.on_leak=warn trains anyway)")
+    log.warning("%s; data.on_leak=error refuses such a split", line)
 
 
 def _row(entry: Entry, split: str) -> dict[str, str]:

@@ -11,7 +11,9 @@ are then the sorted unique tags; the first tag listed stratifies the split.
 
 With a header row naming its columns, a manifest may carry more columns (in any order):
 `path,label,artist` with `data.group_column=artist` keeps each artist's files on one side of
-every split (the seeded split and `data.folds` cross-validation, see `stratify.py`).
+every split (the seeded split and `data.folds` cross-validation, see `stratify.py`). An
+`artist` column, when there is one, names each file's artist (`AudioSplit.artists`: `genre-lab
+audit` reports an artist found in two splits).
 
 A malformed manifest is an error naming the file and line; a listed file that is missing or
 does not decode is skipped and reported, like in every other dataset.
@@ -53,11 +55,13 @@ class ManifestSource(FileSource):
         self.group_column = group_column or None
         super().__init__(**split_and_cache)  # fractions, seed, folds, cache: see FileSource
         self._rows: list[tuple[Path, str, str | None, str, str | None]] | None = None
+        #: {listed path: artist} from the manifest's `artist` column (empty without one).
+        self.artists: dict[Path, str] = {}
 
     def rows(self) -> list[tuple[Path, str, str | None, str, str | None]]:
         """(absolute path, label, split or None, path as written, group or None) per row; read once."""
         if self._rows is None:
-            self._rows = read_manifest(self.manifest, self.group_column)
+            self._rows = read_manifest(self.manifest, self.group_column, self.artists)
         return self._rows
 
     @property
@@ -70,7 +74,8 @@ class ManifestSource(FileSource):
         files = []
         for path, label, _, written, group in rows:
             tags = [index[t] for t in split_tags(label)]
-            files.append(LabelledFile(path, tags[0], written, tuple(sorted(tags)) if len(tags) > 1 else (), group))
+            files.append(LabelledFile(path, tags[0], written, tuple(sorted(tags)) if len(tags) > 1 else (), group,
+                                      self.artists.get(path)))
         dataset = f"manifest {self.manifest}"
         if rows[0][2] is None:
             return self.usable_splits(files, sample_rate, min_samples, dataset)
@@ -79,9 +84,11 @@ class ManifestSource(FileSource):
 
 
 def read_manifest(
-    manifest: str | Path | None, group_column: str | None = None
+    manifest: str | Path | None, group_column: str | None = None, artists: dict[Path, str] | None = None,
 ) -> list[tuple[Path, str, str | None, str, str | None]]:
-    """Parse and check a manifest; every problem is a DataConfigError naming `data.manifest` and the line."""
+    """Parse and check a manifest; every problem is a DataConfigError naming `data.manifest` and the line.
+    `artists`, when given, is filled with {path: artist} from a header's `artist` column (its
+    non-empty cells)."""
     if manifest is None or str(manifest).strip() == "":
         raise DataConfigError("data.manifest is not set: point it at a CSV of path,label[,split] rows")
     file = Path(manifest).expanduser().resolve()
@@ -133,5 +140,7 @@ def read_manifest(
         if path in seen:
             raise DataConfigError(f"{where}, line {line}: {cells[0]} is already listed on line {seen[path]}")
         seen[path] = line
+        if artists is not None and header is not None and named.get("artist"):
+            artists[path] = named["artist"]
         rows.append((path, cells[1], split, cells[0], group))
     return rows

@@ -35,7 +35,7 @@ from mlflow.exceptions import MlflowException
 
 from genre_lab.reporting.comparison import Observation
 from genre_lab.tracking.run_kinds import (
-    ENSEMBLE, EVALUATION, REPORT, STATE_TAG, SWEEP, SWEEP_TRIAL, TRAINING, run_kind,
+    AUDIT, ENSEMBLE, EVALUATION, REPORT, STATE_TAG, SWEEP, SWEEP_TRIAL, TRAINING, run_kind,
 )
 
 #: Params not compared between runs of one cell (a name, or a prefix ending at a `.`): where a
@@ -51,7 +51,7 @@ IGNORED_SETTINGS: tuple[str, ...] = (
 #: `--include` names -> the run kinds they add to the training runs.
 INCLUDABLE: dict[str, str] = {"sweep-trials": SWEEP_TRIAL, "ensembles": ENSEMBLE, "evaluations": EVALUATION}
 #: Kinds never counted: they hold no result of a compared model.
-NEVER_COUNTED = frozenset({SWEEP, REPORT})
+NEVER_COUNTED = frozenset({SWEEP, REPORT, AUDIT})
 #: The value shown for a setting or key a run did not record.
 UNRECORDED = "—"
 

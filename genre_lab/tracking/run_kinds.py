@@ -3,7 +3,7 @@
 One experiment holds several kinds of run: training runs (no `run_type` tag), sweep parents
 (`sweep_role=parent`, one per Optuna study) and their trials (`sweep_role=trial`, nested under
 the parent with `mlflow.parentRunId`, their Optuna state in `trial_state`), and the runs
-`run_type` names: `evaluation`, `ensemble` and `report`. The report counts only training runs
+`run_type` names: `evaluation`, `ensemble`, `report` and `audit` (a dataset's audit). The report counts only training runs
 unless asked, and the run table shows a sweep parent as a sweep, not as a training run that
 never beat; both read the kind here. Tags are untrusted text: an unknown `run_type` is its own
 kind (never a training run), and nothing is looked up by it.
@@ -28,6 +28,7 @@ SWEEP_TRIAL = "sweep-trial"
 EVALUATION = "evaluation"
 ENSEMBLE = "ensemble"
 REPORT = "report"
+AUDIT = "audit"
 
 
 def run_kind(tags: Mapping[str, str], parent_tags: Callable[[str], Mapping[str, str] | None] | None = None) -> str:
