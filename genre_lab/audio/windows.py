@@ -2,6 +2,16 @@
 outputs become one prediction per track. Training's evaluation (DataModule, LightningModule),
 `genre_lab.cli.evaluate`, the Tagger and the explanations all cut and average the same way here,
 so a file gets the same distribution from each of them.
+
+Test-time choices for the track decision (`evaluate pooling=... tta_shifts=...`, `predict
+--pooling --tta-shifts`), one implementation here for both:
+
+- pooling of a track's window probabilities p_w (`POOLINGS`): `mean` (default) 1/W sum_w p_w;
+  `max` max_w p_w per class; `logmean` (the geometric mean) exp(1/W sum_w log max(p_w, 1e-7)).
+  For a single-label model `max` and `logmean` are renormalised to sum to 1 over the classes
+  (the metrics read a distribution); a multi-label model's tags stay independent.
+- `tta_shifts=N`: the windows at offsets 0, hop/N, ..., (N-1)hop/N of the hop grid, all pooled
+  together (N=1: the grid alone). Measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -23,6 +33,19 @@ def chunk_starts(length: int, chunk: int, hop: int) -> list[int]:
     return starts
 
 
+def shifted_starts(length: int, chunk: int, hop: int, shifts: int = 1) -> list[int]:
+    """`chunk_starts` of the clip and of the same grid shifted by k*hop/shifts (k < shifts),
+    without repeats, in order: test-time augmentation by shifted windows."""
+    if shifts < 1:
+        raise ValueError(f"tta_shifts must be an integer >= 1, got {shifts}")
+    starts = set(chunk_starts(length, chunk, hop))
+    for k in range(1, shifts):
+        offset = k * hop // shifts
+        if offset and length - offset >= chunk:
+            starts.update(offset + s for s in chunk_starts(length - offset, chunk, hop))
+    return sorted(starts)
+
+
 def window(wave: np.ndarray | torch.Tensor, start: int, chunk: int) -> torch.Tensor:
     """`chunk` samples of `wave` from `start`, zero-padded at the end when the clip is shorter."""
     out = torch.zeros(chunk, dtype=torch.float32)
@@ -37,14 +60,44 @@ def windows(wave: np.ndarray | torch.Tensor, chunk: int, hop: int) -> tuple[torc
     return torch.stack([window(wave, s, chunk) for s in starts]), starts
 
 
+#: Poolings of window probabilities into a track's (see the module docstring).
+POOLINGS = ("mean", "max", "logmean")
+#: Probability floor of `logmean` (a float32 softmax reaches exact zeros).
+LOG_FLOOR = 1e-7
+
+
+def check_pooling(pooling: str, setting: str = "pooling") -> str:
+    """`pooling` when it is one of `POOLINGS`; else a ValueError naming `setting`."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"{setting} must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    return pooling
+
+
+def pool_windows(probs: torch.Tensor, inverse: torch.Tensor, n: int, pooling: str = "mean",
+                 normalize: bool = True) -> torch.Tensor:
+    """(windows, classes) probabilities -> (n, classes), window w pooled into track
+    `inverse[w]`; `normalize` (single-label) rescales `max` and `logmean` rows to sum to 1."""
+    check_pooling(pooling)
+    shape = (n, probs.shape[1])
+    counts = torch.bincount(inverse, minlength=n).unsqueeze(1)
+    if pooling == "mean":
+        return probs.new_zeros(shape).index_add_(0, inverse, probs) / counts
+    if pooling == "max":
+        index = inverse.unsqueeze(1).expand_as(probs)
+        out = probs.new_zeros(shape).scatter_reduce_(0, index, probs, "amax", include_self=False)
+    else:
+        logs = probs.clamp_min(LOG_FLOOR).log()
+        out = (logs.new_zeros(shape).index_add_(0, inverse, logs) / counts).exp()
+    return out / out.sum(1, keepdim=True) if normalize else out
+
+
 def track_probabilities(
-    probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor
+    probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor, pooling: str = "mean", normalize: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average window probabilities per clip id -> (track probs, track labels), clips in id order.
-    `labels` are class indices (batch,) or multi-hot tag rows (batch, tags)."""
+    """Pool window probabilities per clip id (`pool_windows`; default: their mean) -> (track
+    probs, track labels), clips in id order. `labels` are class indices (batch,) or multi-hot
+    tag rows (batch, tags); `normalize=False` for a multi-label model's independent tags."""
     ids, inverse = torch.unique(clips, return_inverse=True)
-    summed = torch.zeros(len(ids), probs.shape[1], device=probs.device, dtype=probs.dtype).index_add_(0, inverse, probs)
-    counts = torch.bincount(inverse, minlength=len(ids)).unsqueeze(1)
     track_labels = labels.new_zeros((len(ids), *labels.shape[1:]))
     track_labels[inverse] = labels  # every window of a clip carries the clip's label
-    return summed / counts, track_labels
+    return pool_windows(probs, inverse, len(ids), pooling, normalize), track_labels
