@@ -6,6 +6,9 @@ exactly as in training). Track accuracy, macro-F1, the per-class report and the 
 matrix are logged to a new MLflow run tagged `evaluated_run_id` (the training run, when the
 model came from one).
 
+`pooling` (mean, max, logmean) and `tta_shifts` (windows also at hop/N offsets) choose how
+window probabilities become a track's (`genre_lab.audio.windows`); both are logged as params.
+
 The dataset is any `conf/data` config; without one, the data the run was trained on. Its sample
 rate and chunk length are replaced by the model's, which the model cannot run without.
 """
@@ -37,7 +40,7 @@ from genre_lab.models.ensemble import EnsembleClassifier
 from genre_lab.models.loading import ModelSource, load_model
 from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.models.network import GenreNet
-from genre_lab.audio.windows import track_probabilities
+from genre_lab.audio.windows import check_pooling, track_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: 
 
 
 @torch.inference_mode()
-def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) -> dict[str, float]:
+def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str, pooling: str = "mean") -> dict[str, float]:
     """Chunk and track accuracy / macro-F1 of the ensemble and of each member on the same
     windows (`<split>/...` and `member<i>/<split>/...`): the gain is one table."""
     model.eval()
@@ -131,7 +134,7 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str) 
     for i, store in enumerate(probs):
         prefix = split if i == 0 else f"member{i - 1}/{split}"
         chunk = torch.cat(store)
-        track, track_y = track_probabilities(chunk, y, clip)
+        track, track_y = track_probabilities(chunk, y, clip, pooling)
         for level, (p, t) in (("chunk", (chunk, y)), ("track", (track, track_y))):
             metrics[f"{prefix}/{level}_acc"] = float(multiclass_accuracy(p, t, n, average="micro"))
             metrics[f"{prefix}/{level}_f1"] = float(multiclass_f1_score(p, t, n, average="macro"))
@@ -160,10 +163,24 @@ def log_class_explanations(client: MlflowClient, run_id: str, model: GenreNet | 
     tracking.log_json(client, run_id, {item.label: item.summary() for item in found}, "explain/summary.json")
 
 
+def test_time_choices(cfg: DictConfig) -> tuple[str, int]:
+    """`pooling` and `tta_shifts` of the config, checked (an EvaluationError naming the setting)."""
+    try:
+        pooling = check_pooling(str(cfg.get("pooling") or "mean"))
+    except ValueError as err:
+        raise EvaluationError(str(err)) from None
+    shifts = cfg.get("tta_shifts")
+    shifts = 1 if shifts is None else shifts
+    if isinstance(shifts, bool) or not isinstance(shifts, int) or shifts < 1:
+        raise EvaluationError(f"tta_shifts must be an integer >= 1, got {shifts!r}")
+    return pooling, shifts
+
+
 def evaluate(cfg: DictConfig) -> EvaluationResult:
     """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
     if cfg.split not in SPLITS:
         raise EvaluationError(f"split must be one of {SPLITS}, got '{cfg.split}'")
+    pooling, shifts = test_time_choices(cfg)
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
     client = tracking.open_client(uri)
     loaded = load_model(str(cfg.run), uri)
@@ -175,7 +192,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     datamodule.task = "multilabel" if multilabel else datamodule.task  # the model's task decides
     datamodule.setup()
     split = align_classes(datamodule.splits[cfg.split], datamodule.classes, model.classes)
-    windows = TrackChunks(split, datamodule.chunk, datamodule.hop, targets(split, len(model.classes), multilabel))
+    windows = TrackChunks(split, datamodule.chunk, datamodule.hop, targets(split, len(model.classes), multilabel), shifts)
     loader = DataLoader(windows, batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers)
 
     if source.run_id is not None:
@@ -195,16 +212,17 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         tags["evaluated_run_id"] = source.run_id
     run_name = cfg.get("run_name") or f"eval-{tags['model']}-{tags['dataset']}-{cfg.split}"
     with tracking.tracked_run(client, experiment, run_name, tags) as run_id:
-        resolved = {"run": source.spec, "split": cfg.split, "data": data_cfg}
+        resolved = {"run": source.spec, "split": cfg.split, "pooling": pooling, "tta_shifts": shifts, "data": data_cfg}
         params = {"tracks": len(split), "windows": len(loader.dataset), **tracking.flatten(resolved)}
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
         if isinstance(model, EnsembleClassifier):
-            metrics = ensemble_metrics(model, loader, cfg.split)
+            metrics = ensemble_metrics(model, loader, cfg.split, pooling)
             tracking.log_json(client, run_id, {"members": model.sources, "member_run_ids": model.run_ids,
                                                "weights": model.weights.tolist()}, "ensemble_members.json")
         else:
             lightning_model = GenreClassifier.from_network(model)  # Lightning's test loop and metrics
+            lightning_model.pooling = pooling
             trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
                                  enable_model_summary=False, enable_progress_bar=bool(cfg.progress))
             (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)
