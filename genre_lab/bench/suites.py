@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from genre_lab.data.synthetic import render_clip
-from genre_lab.bench import features, gpu, quant, serve, tag, train
+from genre_lab.bench import features, frozen, gpu, pooling, quant, serve, tag, train
 from genre_lab.bench import musicnn_reference as musicnn
 from genre_lab.bench.common import Result, environment_tags, report
 
@@ -76,8 +76,24 @@ def _quant(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result],
     return quant.run(**params), params
 
 
+def _frozen(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
+    size = "{train: 2, val: 1, test: 1}" if quick else "{train: 40, val: 10, test: 10}"
+    params = dict(models=("cnn",) if quick else ("musicnn", "cnn"), epochs=3 if quick else 4,
+                  extra=[f"data.source.clips_per_class={size}", "data.source.clip_seconds=6.0"])
+    return frozen.run(**params), params
+
+
+def _pooling(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
+    size = "{train: 3, val: 1, test: 2}" if quick else "{train: 40, val: 10, test: 30}"
+    params = dict(seeds=(0,) if quick else (0, 1, 2), epochs=1 if quick else 8, shifts=(1, 2),
+                  extra=[f"data.source.clips_per_class={size}", "data.source.clip_seconds=12.0",
+                         "data.source.difficulty=medium"])
+    return pooling.run(**params), params
+
+
 SUITES: dict[str, Callable[..., tuple[list[Result], dict]]] = {
-    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu, "quant": _quant}
+    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu, "quant": _quant, "frozen": _frozen,
+    "pooling": _pooling}
 #: What `python -m genre_lab.bench` runs with no suite named (`gpu` is asked for by name).
 DEFAULT_SUITES = ("features", "train", "tag")
 

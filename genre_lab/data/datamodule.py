@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genre_lab.audio.windows import samples, shifted_starts, window
+from genre_lab.audio.windows import chunk_starts, samples, shifted_starts, window  # noqa: F401 (chunk_starts: tests import it here)
 from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
 from genre_lab.data.screen import SHORT_REASON, short_reason
 from genre_lab.data.unreadable import UnreadableClips
