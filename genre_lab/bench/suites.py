@@ -77,15 +77,15 @@ def _quant(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result],
 
 
 def _frozen(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
-    size = "{train: 2, val: 1, test: 1}" if quick else "{train: 40, val: 10, test: 10}"
-    params = dict(models=("cnn",) if quick else ("musicnn", "cnn"), epochs=3 if quick else 4,
+    size = "{train: 2, val: 1, test: 1}" if quick else "{train: 12, val: 3, test: 1}"
+    params = dict(models=("cnn",) if quick else ("musicnn", "cnn"), epochs=3 if quick else 5,
                   extra=[f"data.source.clips_per_class={size}", "data.source.clip_seconds=6.0"])
     return frozen.run(**params), params
 
 
 def _pooling(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
     size = "{train: 3, val: 1, test: 2}" if quick else "{train: 40, val: 10, test: 30}"
-    params = dict(seeds=(0,) if quick else (0, 1, 2), epochs=1 if quick else 8, shifts=(1, 2),
+    params = dict(seeds=(0,) if quick else (0, 1, 2), epochs=1 if quick else 6, shifts=(1, 2),
                   extra=[f"data.source.clips_per_class={size}", "data.source.clip_seconds=12.0",
                          "data.source.difficulty=medium"])
     return pooling.run(**params), params

@@ -30,6 +30,17 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT_MB = 512.0
 
 
+def limit_mb(value: object) -> float:
+    """`model.frozen_cache_mb` as a number of MB >= 0 (a ValueError naming the setting)."""
+    try:
+        mb = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        mb = float("nan")
+    if isinstance(value, bool) or not mb >= 0 or mb == float("inf"):
+        raise ValueError(f"model.frozen_cache_mb must be a number of MB >= 0 (0: off), got {value!r}")
+    return mb
+
+
 class EmbeddingCache:
     """Embeddings by key, at most `limit_bytes` of them; counts hits and misses."""
 

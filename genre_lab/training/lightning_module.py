@@ -134,7 +134,7 @@ class GenreClassifier(pl.LightningModule):
             freeze=str(spec.model.get("freeze", "none")),
             backbone_lr_scale=float((spec.model.get("optimizer") or {}).get("backbone_lr_scale", 1.0)),
             task=spec.task,
-            frozen_cache_mb=float(spec.model.get("frozen_cache_mb", frozen_cache.DEFAULT_LIMIT_MB)),
+            frozen_cache_mb=frozen_cache.limit_mb(spec.model.get("frozen_cache_mb", frozen_cache.DEFAULT_LIMIT_MB)),
         )
 
     @classmethod

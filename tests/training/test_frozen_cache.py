@@ -68,6 +68,9 @@ def test_cache_bounded_by_its_setting(caplog) -> None:
         assert not frozen_cache.fits(10_000, 512, limit_mb=1)
     assert "model.frozen_cache_mb=1" in caplog.text and len(caplog.records) == 1
     assert frozen_cache.fits(100, 512, limit_mb=1) and not frozen_cache.fits(100, 512, limit_mb=0)
+    for bad in ("lots", -1, float("nan"), True):
+        with pytest.raises(ValueError, match="model.frozen_cache_mb must be a number of MB >= 0"):
+            frozen_cache.limit_mb(bad)
     cache = frozen_cache.EmbeddingCache(limit_bytes=3 * 8 * 4)  # room for three rows of 8 floats
     out = cache.embed(lambda x: x * 2, torch.ones(5, 8), [("train", i, 0) for i in range(5)])
     assert torch.equal(out, torch.full((5, 8), 2.0)) and len(cache) == 3
