@@ -3,24 +3,28 @@ outputs become one prediction per track. Training's evaluation (DataModule, Ligh
 `genre_lab.cli.evaluate`, the Tagger and the explanations all cut and average the same way here,
 so a file gets the same distribution from each of them.
 
-A track's distribution is the mean of its windows' probabilities, or, for a model whose spec
-says `model.track_average: logits` (a linear probe logged as a network:
-`genre_lab.models.probe_file.probe_network`), the softmax of the mean of their logits, which is
+Test-time choices for the track decision (`evaluate pooling=... tta_shifts=...`, `predict
+--pooling --tta-shifts`), one implementation here for both:
+
+- pooling of a track's window probabilities p_w (`POOLINGS`): `mean` (default) 1/W sum_w p_w;
+  `max` max_w p_w per class; `logmean` (the geometric mean) exp(1/W sum_w log max(p_w, 1e-7)).
+  For a single-label model `max` and `logmean` are renormalised to sum to 1 over the classes
+  (the metrics read a distribution); a multi-label model's tags stay independent.
+- `tta_shifts=N`: the windows at offsets 0, hop/N, ..., (N-1)hop/N of the hop grid, all pooled
+  together (N=1: the grid alone). Measured in docs/benchmarks.md.
+
+A model's own default pooling comes from its spec (`TRACK_POOLING`): `mean`, except for a
+linear probe logged as a network (`genre_lab.models.probe_file.probe_network`), whose spec says
+`model.track_average: logits`: its track distribution is the softmax of its windows' mean logits,
 the probe's own decision on the mean embedding. From the window probabilities that is their
-normalised geometric mean: softmax(mean log p) = softmax(mean logits), the per-window
-log-partition being a shift common to every class.
+normalised geometric mean with no floor (`logits`, not offered on the command line): softmax(mean
+log p) = softmax(mean logits), the per-window log-partition being a shift common to every class.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-
-
-#: How window outputs become a track's: mean probabilities, or the softmax of mean logits.
-TRACK_AVERAGES = ("probabilities", "logits")
-#: Below float32's smallest normal number: a probability that underflowed to 0 stays finite in log.
-_TINY = 1e-38
 
 
 def samples(seconds: float, sample_rate: int) -> int:
@@ -34,6 +38,19 @@ def chunk_starts(length: int, chunk: int, hop: int) -> list[int]:
     if starts[-1] + chunk < length:
         starts.append(length - chunk)
     return starts
+
+
+def shifted_starts(length: int, chunk: int, hop: int, shifts: int = 1) -> list[int]:
+    """`chunk_starts` of the clip and of the same grid shifted by k*hop/shifts (k < shifts),
+    without repeats, in order: test-time augmentation by shifted windows."""
+    if shifts < 1:
+        raise ValueError(f"tta_shifts must be an integer >= 1, got {shifts}")
+    starts = set(chunk_starts(length, chunk, hop))
+    for k in range(1, shifts):
+        offset = k * hop // shifts
+        if offset and length - offset >= chunk:
+            starts.update(offset + s for s in chunk_starts(length - offset, chunk, hop))
+    return sorted(starts)
 
 
 def window(wave: np.ndarray | torch.Tensor, start: int, chunk: int) -> torch.Tensor:
@@ -50,27 +67,51 @@ def windows(wave: np.ndarray | torch.Tensor, chunk: int, hop: int) -> tuple[torc
     return torch.stack([window(wave, s, chunk) for s in starts]), starts
 
 
-def average_windows(probs: torch.Tensor, average: str = "probabilities") -> torch.Tensor:
-    """(windows, classes) softmax probabilities of one track -> its (classes,) distribution
-    (`average`: see the module docstring)."""
-    if average == "logits":
-        return probs.float().clamp_min(_TINY).log().mean(0).softmax(0)
-    return probs.mean(0)
+#: Poolings of window probabilities into a track's (see the module docstring).
+POOLINGS = ("mean", "max", "logmean")
+#: Probability floor of `logmean` (a float32 softmax reaches exact zeros): one window's near-zero
+#: probability cannot veto a class. `logits` floors at the smallest normal float32 only.
+LOG_FLOOR = 1e-7
+_TINY = 1e-38
+#: A model spec's `model.track_average` -> the pooling it implies (see the module docstring).
+TRACK_POOLING = {"probabilities": "mean", "logits": "logits"}
 
+
+def check_pooling(pooling: str, setting: str = "pooling") -> str:
+    """`pooling` when it is one of `POOLINGS`; else a ValueError naming `setting`."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"{setting} must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    return pooling
+
+
+def pool_windows(probs: torch.Tensor, inverse: torch.Tensor, n: int, pooling: str = "mean",
+                 normalize: bool = True) -> torch.Tensor:
+    """(windows, classes) probabilities -> (n, classes), window w pooled into track
+    `inverse[w]`; `normalize` (single-label) rescales `max` and `logmean` rows to sum to 1."""
+    if pooling != "logits":
+        check_pooling(pooling)
+    shape = (n, probs.shape[1])
+    counts = torch.bincount(inverse, minlength=n).unsqueeze(1)
+    if pooling == "mean":
+        return probs.new_zeros(shape).index_add_(0, inverse, probs) / counts
+    if pooling == "max":
+        index = inverse.unsqueeze(1).expand_as(probs)
+        out = probs.new_zeros(shape).scatter_reduce_(0, index, probs, "amax", include_self=False)
+    else:
+        logs = probs.float().clamp_min(_TINY if pooling == "logits" else LOG_FLOOR).log()
+        mean_log = logs.new_zeros(shape).index_add_(0, inverse, logs) / counts
+        # Normalised in log space (a softmax): exp of a mean of very small logs underflows.
+        return mean_log.softmax(1) if normalize else mean_log.exp()
+    return out / out.sum(1, keepdim=True) if normalize else out
 
 
 def track_probabilities(
-    probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor, average: str = "probabilities"
+    probs: torch.Tensor, labels: torch.Tensor, clips: torch.Tensor, pooling: str = "mean", normalize: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average window probabilities per clip id -> (track probs, track labels), clips in id order.
-    `labels` are class indices (batch,) or multi-hot tag rows (batch, tags); `average="logits"`:
-    per clip, the softmax of the mean window logits (see the module docstring)."""
-    if average == "logits":
-        logs, track_labels = track_probabilities(probs.float().clamp_min(_TINY).log(), labels, clips)
-        return logs.softmax(1), track_labels
+    """Pool window probabilities per clip id (`pool_windows`; default: their mean) -> (track
+    probs, track labels), clips in id order. `labels` are class indices (batch,) or multi-hot
+    tag rows (batch, tags); `normalize=False` for a multi-label model's independent tags."""
     ids, inverse = torch.unique(clips, return_inverse=True)
-    summed = torch.zeros(len(ids), probs.shape[1], device=probs.device, dtype=probs.dtype).index_add_(0, inverse, probs)
-    counts = torch.bincount(inverse, minlength=len(ids)).unsqueeze(1)
     track_labels = labels.new_zeros((len(ids), *labels.shape[1:]))
     track_labels[inverse] = labels  # every window of a clip carries the clip's label
-    return summed / counts, track_labels
+    return pool_windows(probs, inverse, len(ids), pooling, normalize), track_labels

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from genre_lab.data.synthetic import render_clip
-from genre_lab.bench import architectures, features, gpu, quant, serve, tag, train
+from genre_lab.bench import architectures, features, frozen, gpu, pooling, quant, serve, tag, train
 from genre_lab.bench import musicnn_reference as musicnn
 from genre_lab.bench.common import Result, environment_tags, report
 
@@ -85,8 +85,24 @@ def _quant(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result],
     return quant.run(**params), params
 
 
+def _frozen(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
+    size = "{train: 2, val: 1, test: 1}" if quick else "{train: 12, val: 3, test: 1}"
+    params = dict(models=("cnn",) if quick else ("musicnn", "cnn"), epochs=3 if quick else 5,
+                  extra=[f"data.source.clips_per_class={size}", "data.source.clip_seconds=6.0"])
+    return frozen.run(**params), params
+
+
+def _pooling(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
+    size = "{train: 3, val: 1, test: 2}" if quick else "{train: 16, val: 4, test: 10}"
+    params = dict(seeds=(0,) if quick else (0, 1), epochs=1 if quick else 5, shifts=(1, 2),
+                  extra=[f"data.source.clips_per_class={size}", "data.source.clip_seconds=12.0",
+                         "data.source.difficulty=medium"])
+    return pooling.run(**params), params
+
+
 SUITES: dict[str, Callable[..., tuple[list[Result], dict]]] = {
-    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu, "quant": _quant, "zoo": _zoo}
+    "features": _features, "train": _train, "tag": _tag, "gpu": _gpu, "quant": _quant, "zoo": _zoo, "frozen": _frozen,
+    "pooling": _pooling}
 #: What `python -m genre_lab.bench` runs with no suite named (`gpu` is asked for by name).
 DEFAULT_SUITES = ("features", "train", "tag")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from genre_lab.audio.decode import DEFAULT_MAX_SECONDS
+from genre_lab.audio.windows import POOLINGS
 from genre_lab.cli.options import add_tracking_uri_option, command_parser, models_from_run_arguments
 from genre_lab.inference.tag_files import PredictOptions, run_predict
 from genre_lab.inference.tag_output import FORMATS
@@ -26,6 +27,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="genres listed per file (default 3)")
     p.add_argument("--segments", type=float, metavar="SECONDS", help="also give a timeline of SECONDS-long segments")
     p.add_argument("--hop", type=float, metavar="SECONDS", help="window hop (default: the model's evaluation hop, data.eval_hop_seconds)")
+    p.add_argument("--pooling", choices=POOLINGS, default=None,
+                   help="how window probabilities become a song's: mean, max, logmean (geometric mean); default: the "
+                        "model's own (mean; a linear probe's: its mean logits)")
+    p.add_argument("--tta-shifts", type=int, default=1, metavar="N",
+                   help="test-time augmentation: also the windows shifted by hop/N, 2 hop/N, ... (default 1: none)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         model=model, paths=paths, top_k=a.top_k, segments=a.segments, hop=a.hop, format=a.format,
         output=a.output, overwrite=a.overwrite, workers=a.workers, processes=a.processes, batch_size=a.batch_size,
         device=a.device, tracking_uri=a.tracking_uri, progress=not a.no_progress,
-        min_content=a.min_content, max_seconds=a.max_seconds,
+        min_content=a.min_content, max_seconds=a.max_seconds, pooling=a.pooling, tta_shifts=a.tta_shifts,
     ))
 
 

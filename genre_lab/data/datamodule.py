@@ -5,6 +5,12 @@ Validation and test cut each clip into consecutive windows (`eval_hop_seconds` a
 last one aligned to the clip's end) and yield each window with the index of its clip, so the
 LightningModule can average chunk probabilities into one prediction per track.
 
+With `fixed_train_windows` set (the LightningModule sets it when `model.freeze=backbone` caches
+the frozen part's embeddings, `genre_lab.training.frozen_cache`), training instead draws its
+`train_chunks_per_clip` starts per clip once, from a generator seeded with the run's seed, and
+yields the same windows every epoch (in a new order), each with its clip index and start sample,
+as do the validation windows: the keys of the cache.
+
 A clip shorter than one window is handled by `data.short_clips`: `skip` (default) leaves it out
 and reports it, `pad` zero-pads its window at the end (as the tagger pads a short song),
 `error` stops with its name. Every class needs a usable clip in every split. Files with
@@ -27,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genre_lab.audio.windows import chunk_starts, samples, window
+from genre_lab.audio.windows import chunk_starts, samples, shifted_starts, window  # noqa: F401 (chunk_starts: tests import it here)
 from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
 from genre_lab.data.leakage import ON_LEAK, check_leaks
 from genre_lab.data.screen import SHORT_REASON, short_reason
@@ -52,45 +58,61 @@ def targets(split: AudioSplit, n_classes: int, multilabel: bool) -> list[Any]:
 
 
 class RandomChunks(Dataset):
-    """`per_clip` random windows of `chunk` samples from each clip, re-drawn every epoch."""
+    """`per_clip` random windows of `chunk` samples from each clip, re-drawn every epoch; with
+    `fixed_seed`, drawn once from that seed and the same every epoch, yielded as (window,
+    label, clip index, start sample)."""
 
-    def __init__(self, split: AudioSplit, chunk: int, per_clip: int = 1, labels: list[Any] | None = None) -> None:
+    def __init__(self, split: AudioSplit, chunk: int, per_clip: int = 1, labels: list[Any] | None = None,
+                 fixed_seed: int | None = None) -> None:
         self.split, self.chunk, self.per_clip = split, chunk, per_clip
         self.labels = split.labels if labels is None else labels
         self.unreadable = UnreadableClips(split)
+        #: Per clip, its fixed starts (`fixed_seed`), else None: drawn at each access.
+        self.fixed: list[list[int]] | None = None
+        if fixed_seed is not None:
+            gen = torch.Generator().manual_seed(int(fixed_seed))
+            self.fixed = [torch.randint(0, max(len(w) - chunk, 0) + 1, (per_clip,), generator=gen).tolist()
+                          for w in split.waves]
 
     def __len__(self) -> int:
         return len(self.split) * self.per_clip
 
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, Any, int, int]:
         # A clip whose audio became unreadable during the run gives way to the next readable one.
         i = self.unreadable.next_readable(idx % len(self.split), len(self.split))
         wave = self.split.waves[i]
+        if self.fixed is not None:
+            start = self.fixed[i][idx // len(self.split)]
+            return window(wave, start, self.chunk), self.labels[i], i, start
         # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
         start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
         return window(wave, start, self.chunk), self.labels[i]
 
 
 class TrackChunks(Dataset):
-    """Every window of every clip, as (chunk, label, clip index)."""
+    """Every window of every clip, as (chunk, label, clip index), or with `with_start` as
+    (chunk, label, clip index, start sample). `shifts` > 1 adds the windows of the hop grid
+    shifted by hop/shifts, 2 hop/shifts, ... (test-time augmentation, `shifted_starts`)."""
 
-    def __init__(self, split: AudioSplit, chunk: int, hop: int, labels: list[Any] | None = None) -> None:
-        self.split, self.chunk = split, chunk
+    def __init__(self, split: AudioSplit, chunk: int, hop: int, labels: list[Any] | None = None,
+                 shifts: int = 1, with_start: bool = False) -> None:
+        self.split, self.chunk, self.with_start = split, chunk, with_start
         self.labels = split.labels if labels is None else labels
         self.index = [
-            (i, s) for i, w in enumerate(split.waves) for s in chunk_starts(len(w), chunk, hop)
+            (i, s) for i, w in enumerate(split.waves) for s in shifted_starts(len(w), chunk, hop, shifts)
         ]
         self.unreadable = UnreadableClips(split)
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, idx: int) -> tuple:
         # A window of a clip that became unreadable during the run gives way to the next
         # readable window (of another clip, under that clip's own index and label).
         idx = self.unreadable.next_readable(idx, len(self.index), lambda p: self.index[p][0])
         i, s = self.index[idx]
-        return window(self.split.waves[i], s, self.chunk), self.labels[i], i
+        item = window(self.split.waves[i], s, self.chunk), self.labels[i], i
+        return (*item, s) if self.with_start else item
 
 
 class GenreDataModule(pl.LightningDataModule):
@@ -150,6 +172,9 @@ class GenreDataModule(pl.LightningDataModule):
         self.unassigned: list[tuple[str, str]] = []
         #: Pairs of files with identical decoded audio and their splits (a warning).
         self.identical: list[dict] = []
+        #: Fixed training windows and keyed validation windows (set by the LightningModule
+        #: caching a frozen backbone's embeddings; see the module docstring).
+        self.fixed_train_windows = False
 
     @property
     def classes(self) -> list[str]:
@@ -263,12 +288,15 @@ class GenreDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         split = self._split("train")
-        ds = RandomChunks(split, self.chunk, self.train_chunks_per_clip, self._targets(split))
+        # Lightning's seed_everything seeds torch: the fixed windows are the seed's.
+        seed = torch.initial_seed() % 2**63 if self.fixed_train_windows else None
+        ds = RandomChunks(split, self.chunk, self.train_chunks_per_clip, self._targets(split), seed)
         return self._loader(ds, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         split = self._split("val")
-        return self._loader(TrackChunks(split, self.chunk, self.hop, self._targets(split)), self.eval_batch_size)
+        windows = TrackChunks(split, self.chunk, self.hop, self._targets(split), with_start=self.fixed_train_windows)
+        return self._loader(windows, self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
         split = self._split("test")

@@ -6,6 +6,9 @@ exactly as in training). Track accuracy, macro-F1, the per-class report and the 
 matrix are logged to a new MLflow run tagged `evaluated_run_id` (the training run, when the
 model came from one).
 
+`pooling` (mean, max, logmean) and `tta_shifts` (windows also at hop/N offsets) choose how
+window probabilities become a track's (`genre_lab.audio.windows`); both are logged as params.
+
 The dataset is any `conf/data` config; without one, the data the run was trained on. Its sample
 rate and chunk length are replaced by the model's, which the model cannot run without.
 """
@@ -41,7 +44,7 @@ from genre_lab.training.quiet import quiet_third_party
 from genre_lab.reporting.split_report import log_test_report
 from genre_lab.models.network import GenreNet
 from genre_lab.audio import perturb
-from genre_lab.audio.windows import chunk_starts, track_probabilities
+from genre_lab.audio.windows import check_pooling, shifted_starts, track_probabilities
 from genre_lab.inference import robustness
 
 log = logging.getLogger(__name__)
@@ -116,7 +119,7 @@ def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: 
 
 @torch.inference_mode()
 def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str,
-                     progress: bool = True) -> dict[str, float]:
+                     progress: bool = True, pooling: str = "mean") -> dict[str, float]:
     """Chunk and track accuracy / macro-F1 of the ensemble and of each member on the same
     windows (`<split>/...` and `<member label>/<split>/...`, the label naming the member's source
     run, safe as a metric key: `EnsembleClassifier.sources`): the gain is one table."""
@@ -139,7 +142,7 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str,
     for i, store in enumerate(probs):
         prefix = split if i == 0 else f"{model.sources[i - 1]}/{split}"
         chunk = torch.cat(store)
-        track, track_y = track_probabilities(chunk, y, clip)
+        track, track_y = track_probabilities(chunk, y, clip, pooling)
         for level, (p, t) in (("chunk", (chunk, y)), ("track", (track, track_y))):
             metrics[f"{prefix}/{level}_acc"] = float(multiclass_accuracy(p, t, n, average="micro"))
             metrics[f"{prefix}/{level}_f1"] = float(multiclass_f1_score(p, t, n, average="macro"))
@@ -193,12 +196,27 @@ def _robustness(client: MlflowClient, run_id: str, split: AudioSplit, perturbati
     return robustness.metric_items(found)
 
 
+def test_time_choices(cfg: DictConfig) -> tuple[str | None, int]:
+    """`pooling` (None: the model's own) and `tta_shifts` of the config, checked (an
+    EvaluationError naming the setting)."""
+    try:
+        pooling = None if cfg.get("pooling") is None else check_pooling(str(cfg.pooling))
+    except ValueError as err:
+        raise EvaluationError(str(err)) from None
+    shifts = cfg.get("tta_shifts")
+    shifts = 1 if shifts is None else shifts
+    if isinstance(shifts, bool) or not isinstance(shifts, int) or shifts < 1:
+        raise EvaluationError(f"tta_shifts must be an integer >= 1, got {shifts!r}")
+    return pooling, shifts
+
+
 def evaluate(cfg: DictConfig) -> EvaluationResult:
     """Evaluate `cfg.run` (checkpoint, run id or URI) on `cfg.split` of the dataset; log a run."""
     if cfg.split not in SPLITS:
         raise EvaluationError(f"split must be one of {SPLITS}, got '{cfg.split}'")
     quiet_third_party()  # Lightning's tips, torch's deprecations, MLflow's INFO lines and bars
     progress = bool(cfg.get("progress", True))
+    pooling, shifts = test_time_choices(cfg)
     uri = cfg.get("tracking_uri") or tracking.tracking_uri()
     loaded = load_model(str(cfg.run), uri)  # first: a model that is not there creates no store
     client = tracking.open_client(uri)
@@ -215,14 +233,18 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     except ValueError as err:
         raise EvaluationError(str(err)) from None
     lightning_model = None if isinstance(model, EnsembleClassifier) else GenreClassifier.from_network(model)
+    if lightning_model is not None and pooling is not None:
+        lightning_model.pooling = pooling
+    pooled = lightning_model.pooling if lightning_model is not None else pooling or "mean"
 
     def score(clips: AudioSplit, show: bool) -> dict[str, float]:
-        """`<split>/<metric>` of the model on `clips` (windows at the evaluation hop); for an
-        ensemble also each member's, under its name."""
-        windows = TrackChunks(clips, datamodule.chunk, datamodule.hop, targets(clips, len(model.classes), multilabel))
+        """`<split>/<metric>` of the model on `clips` (windows at the evaluation hop, and shifted
+        by `tta_shifts`, pooled by `pooling`); for an ensemble also each member's, under its name."""
+        windows = TrackChunks(clips, datamodule.chunk, datamodule.hop, targets(clips, len(model.classes), multilabel),
+                              shifts)
         loader = DataLoader(windows, batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers)
         if lightning_model is None:
-            return ensemble_metrics(model, loader, cfg.split, show)
+            return ensemble_metrics(model, loader, cfg.split, show, pooled)
         trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
                              enable_model_summary=False, enable_progress_bar=show)
         (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)
@@ -246,10 +268,10 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         tags["evaluated_run_id"] = source.run_id
     run_name = cfg.get("run_name") or f"eval-{tags['model']}-{tags['dataset']}-{cfg.split}"
     with tracking.tracked_run(client, experiment, run_name, tags) as run_id:
-        resolved = {"run": source.spec, "split": cfg.split, "data": data_cfg}
+        resolved = {"run": source.spec, "split": cfg.split, "pooling": pooled, "tta_shifts": shifts, "data": data_cfg}
         if perturbations:
             resolved["perturb"] = {p.kind: [perturb.level_name(v) for v in p.levels] for p in perturbations}
-        windows = sum(len(chunk_starts(len(w), datamodule.chunk, datamodule.hop)) for w in split.waves)
+        windows = sum(len(shifted_starts(len(w), datamodule.chunk, datamodule.hop, shifts)) for w in split.waves)
         params = {"tracks": len(split), "windows": windows, **tracking.flatten(resolved)}
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")

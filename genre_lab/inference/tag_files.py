@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from genre_lab.audio.decode import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
+from genre_lab.audio.windows import POOLINGS
 from genre_lab.data.files import find_audio_entries
 from genre_lab.inference.limits import MIN_SEGMENT_SECONDS
 from genre_lab.models.loading import ModelSourceError
@@ -54,6 +55,10 @@ class PredictOptions:
     #: Files whose header declares more audio than this many seconds get an error row, before
     #: anything is decoded (`--max-seconds`; see `genre_lab.audio.decode.DEFAULT_MAX_SECONDS`).
     max_seconds: float = DEFAULT_MAX_SECONDS
+    #: How window probabilities become a song's (`genre_lab.audio.windows.POOLINGS`).
+    pooling: str | None = None  # None: the model's own (mean; a linear probe's: mean logits)
+    #: Test-time augmentation: the window grid also shifted by hop/N, 2 hop/N, ... (1: none).
+    tta_shifts: int = 1
 
 
 def collect_audio_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -94,6 +99,10 @@ def check_options(opts: PredictOptions) -> None:
     # `not >=` also refuses NaN.
     if opts.segments is not None and not opts.segments >= MIN_SEGMENT_SECONDS:
         raise UsageError(f"--segments must be at least {MIN_SEGMENT_SECONDS} s, got {opts.segments}")
+    if opts.pooling is not None and opts.pooling not in POOLINGS:
+        raise UsageError(f"--pooling must be one of {', '.join(POOLINGS)}, got '{opts.pooling}'")
+    if opts.tta_shifts < 1:
+        raise UsageError(f"--tta-shifts must be an integer >= 1, got {opts.tta_shifts}")
     if not opts.max_seconds > 0:
         raise UsageError(f"--max-seconds must be a positive number of seconds, got {opts.max_seconds}")
     if opts.output is not None and opts.output.is_dir():
@@ -136,7 +145,8 @@ def run_predict(opts: PredictOptions) -> int:
         if not files:
             raise UsageError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {', '.join(map(str, opts.paths))}")
         tagger = Tagger.load(opts.model, tracking_uri=opts.tracking_uri, hop_seconds=opts.hop,
-                             batch_size=opts.batch_size, device=opts.device, max_seconds=opts.max_seconds)
+                             batch_size=opts.batch_size, device=opts.device, max_seconds=opts.max_seconds,
+                             pooling=opts.pooling, tta_shifts=opts.tta_shifts)
     except (UsageError, ModelSourceError) as err:
         # Paths and store text in the message are data: escaped, never read as rich markup.
         stderr.print(f"[red]error:[/red] {escape(' '.join(str(err).split()))}", highlight=False, soft_wrap=True)

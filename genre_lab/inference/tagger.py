@@ -3,7 +3,8 @@
 A song of any length is decoded at the model's sample rate and cut into windows of the training
 chunk length, by default as far apart as the model's validation and test windows
 (`data.eval_hop_seconds` at training, else one chunk), the last one aligned to the song's end;
-the softmax of every window is averaged into the song's genre distribution (a multi-label
+the softmax of every window is averaged (or pooled by `pooling`, with `tta_shifts` shifted
+windows added: `genre_lab.audio.windows`) into the song's genre distribution (a multi-label
 model's sigmoids into independent tag probabilities, whose top k are the song's tags). Windows and averaging
 are the ones `python -m genre_lab.evaluate` uses (`genre_lab.audio.windows`), so a
 file gets the same distribution from both. Optionally the windows are also grouped into
@@ -31,7 +32,7 @@ import torch
 from genre_lab.audio.decode import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
 from genre_lab.audio.content import SILENCE_DBFS, measure_content
 from genre_lab.machine import cores
-from genre_lab.audio.windows import average_windows, chunk_starts, samples, window
+from genre_lab.audio.windows import TRACK_POOLING, check_pooling, pool_windows, samples, shifted_starts, window
 from genre_lab.models.loading import ModelSourceError, load_model
 from genre_lab.models.network import GenreNet, for_inference
 from genre_lab.inference.limits import LimitError, check_sample_rate, check_segment_seconds
@@ -119,6 +120,8 @@ class Tagger:
         silence_dbfs: float = SILENCE_DBFS,
         source: str | None = None,
         max_seconds: float | None = DEFAULT_MAX_SECONDS,
+        pooling: str | None = None,
+        tta_shifts: int = 1,
     ) -> None:
         try:
             spec = model.spec
@@ -129,6 +132,14 @@ class Tagger:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        #: How window probabilities become the song's (None: the model's own, `TRACK_POOLING`:
+        #: their mean, or for a linear probe's network the softmax of the mean logits), and the
+        #: shifted window grids added.
+        own = TRACK_POOLING.get(str(getattr(spec, "track_average", "probabilities")), "mean")
+        self.pooling = own if pooling is None else check_pooling(pooling)
+        if isinstance(tta_shifts, bool) or not isinstance(tta_shifts, int) or tta_shifts < 1:
+            raise ValueError(f"tta_shifts must be an integer >= 1, got {tta_shifts!r}")
+        self.tta_shifts = tta_shifts
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds}")
         #: Files whose header declares more audio than this are refused before decoding.
@@ -140,9 +151,6 @@ class Tagger:
         self.classes: list[str] = list(model.classes)
         #: Tags (independent probabilities, `task=multilabel`) rather than one genre distribution.
         self.multilabel = bool(getattr(spec, "multilabel", False))
-        #: How window probabilities become the song's (`genre_lab.audio.windows.average_windows`):
-        #: their mean, or for a linear probe's network the softmax of the mean logits.
-        self.track_average = str(getattr(spec, "track_average", "probabilities"))
         self.sample_rate = spec.sample_rate
         self.chunk_seconds = spec.chunk_seconds
         self.chunk = samples(self.chunk_seconds, self.sample_rate)
@@ -180,7 +188,8 @@ class Tagger:
     def window_probabilities(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
         """(windows, classes) softmax of every window (a multi-label model: the sigmoid of every
         tag, each independent) and the windows' start samples."""
-        starts = chunk_starts(len(wave), self.chunk, self.hop)  # a short song: one zero-padded window
+        # A short song: one zero-padded window.
+        starts = shifted_starts(len(wave), self.chunk, self.hop, self.tta_shifts)
         scale = torch.sigmoid if self.multilabel else (lambda logits: logits.softmax(1))
         # One batch of windows at a time: all windows of a 2-hour song stacked at once took
         # 0.9 GB (twice the song, windows overlapping by half).
@@ -239,9 +248,10 @@ class Tagger:
                                      f"{len(probs)} window(s): its weights are damaged")
         duration = len(x) / self.sample_rate
         segments = self._segments(probs, starts, len(x), segment_seconds, k) if segment_seconds else None
-        # The song is one clip: the mean of its window probabilities (or of their logits), as
-        # evaluation's `track_probabilities` computes per clip.
-        track = average_windows(probs, getattr(self, "track_average", "probabilities"))
+        # The song is one clip: its window probabilities pooled as evaluation's
+        # `track_probabilities` pools them per clip.
+        one = torch.zeros(len(probs), dtype=torch.long)
+        track = pool_windows(probs, one, 1, self.pooling, not self.multilabel)[0]
         return TagResult(
             path=None if name == "<waveform>" else name,
             genres=top_k(track, self.classes, k),
@@ -372,6 +382,7 @@ class Tagger:
         for a in range(0, length, span):
             b = min(a + span, length)
             hit = (begin < b) & (end > a)
-            average = average_windows(probs[hit], getattr(self, "track_average", "probabilities"))
-            out.append(Segment(a / sr, b / sr, top_k(average, self.classes, k)))
+            pooled = pool_windows(probs[hit], torch.zeros(int(hit.sum()), dtype=torch.long), 1, self.pooling,
+                                  not self.multilabel)[0]
+            out.append(Segment(a / sr, b / sr, top_k(pooled, self.classes, k)))
         return out

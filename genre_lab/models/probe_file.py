@@ -103,7 +103,7 @@ def probe_network(embedding: GenreNet, head: ProbeHead, eval_hop_seconds: float 
 
     Its spec says `model.track_average: logits`: a track's distribution is the softmax of
     its windows' mean logits, which for a linear head is the head applied to the mean
-    embedding, i.e. exactly the probe's decision (`genre_lab.audio.windows.average_windows`;
+    embedding, i.e. exactly the probe's decision (`genre_lab.audio.windows.TRACK_POOLING`;
     the Tagger, the served pyfunc and `evaluate` follow it).
 
     Why a folded head rather than a network that pools a track's windows first: everything

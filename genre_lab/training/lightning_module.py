@@ -1,6 +1,11 @@
 """The one LightningModule: features -> backbone -> linear head, with loss, metrics and
 optimiser from config. Validation and test report chunk-level metrics and track-level
-metrics (mean of chunk probabilities over the whole clip).
+metrics (mean of chunk probabilities over the whole clip; `pooling` picks another,
+`genre_lab.audio.windows.POOLINGS`).
+
+With `model.freeze=backbone` training runs the frozen front end and backbone once per window
+and reuses their embeddings (`genre_lab.training.frozen_cache`: no augmentation on the frozen
+part, mixup on the embeddings).
 
 `task="multiclass"`: one genre per clip, softmax and cross-entropy. `task="multilabel"`: any
 set of tags per clip (multi-hot targets), independent sigmoids and binary cross-entropy.
@@ -35,9 +40,10 @@ from genre_lab.models.model_file import CONFIG_KEY, ModelSpec, lightning_keys
 from genre_lab.features import FrontEnd, SpecAugment, learned, mixup
 from genre_lab.training.freeze import apply as apply_freeze
 from genre_lab.training.freeze import frozen_modules as freeze_modules
+from genre_lab.training import frozen_cache
 from genre_lab.training.metrics import LOCAL, classification_metrics, multilabel_metrics
 from genre_lab.models.network import GenreNet
-from genre_lab.audio.windows import track_probabilities
+from genre_lab.audio.windows import TRACK_POOLING, shifted_starts, track_probabilities
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
 #: torchmetrics' own cross-rank sync would count each of them once per rank again.
@@ -75,6 +81,7 @@ class GenreClassifier(pl.LightningModule):
         backbone_lr_scale: float = 1.0,
         task: str = "multiclass",
         head_warmup_epochs: int = 0,
+        frozen_cache_mb: float = frozen_cache.DEFAULT_LIMIT_MB,
     ) -> None:
         super().__init__()
         #: The network inference runs (front end, backbone, head, and what they were trained on).
@@ -95,6 +102,12 @@ class GenreClassifier(pl.LightningModule):
         #: The parts held by the warm-up in the current epoch (`on_train_epoch_start`).
         self._warming: list[nn.Module] = []
         self._warm_params: list[nn.Parameter] = []
+        self._freeze, self.frozen_cache_mb = freeze, float(frozen_cache_mb)
+        #: The frozen part's embeddings by window, during a fit with `freeze=backbone` (`setup`).
+        self.frozen_cache: frozen_cache.EmbeddingCache | None = None
+        #: How evaluation pools a track's window probabilities (`genre_lab.audio.windows`): the
+        #: model's own (`TRACK_POOLING`: mean; a linear probe's network, its mean logits).
+        self.pooling = TRACK_POOLING.get(self.net.track_average, "mean")
         n = len(classes)
         self.train_acc = MultilabelAccuracy(n, average="macro") if self.multilabel else MulticlassAccuracy(n, average="micro")
         self.chunk_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/chunk_", self.multilabel) for s in ("val", "test")})
@@ -131,6 +144,7 @@ class GenreClassifier(pl.LightningModule):
             backbone_lr_scale=float((spec.model.get("optimizer") or {}).get("backbone_lr_scale", 1.0)),
             task=spec.task,
             head_warmup_epochs=spec.model.get("head_warmup_epochs") or 0,
+            frozen_cache_mb=frozen_cache.limit_mb(spec.model.get("frozen_cache_mb", frozen_cache.DEFAULT_LIMIT_MB)),
         )
 
     @classmethod
@@ -199,13 +213,61 @@ class GenreClassifier(pl.LightningModule):
             return F.binary_cross_entropy_with_logits(logits, target.float())
         return F.cross_entropy(logits, target)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        wave, y = batch
-        x = self.augment(self.frontend(wave))
+    # -- a frozen backbone's embeddings (genre_lab.training.frozen_cache) --------------------
+    def embedding_path(self) -> bool:
+        """Whether only the head trains (`freeze=backbone`, nothing of the front end or backbone
+        unfrozen since): training then works on the frozen part's embeddings."""
+        return self._freeze == "backbone" and not any(
+            p.requires_grad for m in (self.frontend, self.backbone) for p in m.parameters())
+
+    def _frozen_embedding(self, wave: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.backbone(self.frontend(wave))
+
+    def embed_frozen(self, split: str, batch: Any) -> torch.Tensor:
+        """The frozen part's embeddings of a batch's windows: from the cache when the batch
+        carries (clip, start) keys and a cache is on, else computed."""
+        wave = batch[0]
+        if self.frozen_cache is None or len(batch) < 4:
+            return self._frozen_embedding(wave)
+        clips, starts = batch[-2], batch[-1]
+        return self.frozen_cache.embed(self._frozen_embedding, wave, frozen_cache.keys(split, clips, starts))
+
+    def setup(self, stage: str) -> None:
+        """Before fitting with `freeze=backbone`: a cache for the frozen part's embeddings, and
+        fixed training windows from the DataModule, when they fit `model.frozen_cache_mb`."""
+        self.frozen_cache = None
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage != "fit" or not self.embedding_path() or not hasattr(datamodule, "fixed_train_windows"):
+            return
+        datamodule.setup(stage)
+        train, val = datamodule.splits["train"], datamodule.splits["val"]
+        n = len(train) * datamodule.train_chunks_per_clip + sum(
+            len(shifted_starts(len(w), datamodule.chunk, datamodule.hop)) for w in val.waves)
+        if frozen_cache.fits(n, int(self.backbone.out_dim), self.frozen_cache_mb):
+            datamodule.fixed_train_windows = True
+            self.frozen_cache = frozen_cache.EmbeddingCache(self.frozen_cache_mb * 2**20)
+
+    def on_train_epoch_start(self) -> None:
+        if self.frozen_cache is not None:
+            self.frozen_cache.hits = self.frozen_cache.misses = 0
+
+    def on_train_epoch_end(self) -> None:
+        cache = self.frozen_cache
+        if cache is not None and cache.hits + cache.misses:
+            self.log("train/frozen_cache_hit_rate", cache.hits / (cache.hits + cache.misses))
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        wave, y = batch[0], batch[1]
+        embedded = self.embedding_path()
+        if not embedded and self.frozen_cache is not None:  # unfrozen since: its embeddings are stale
+            self.frozen_cache = None
+        # Frozen backbone: its embeddings (no augmentation on the frozen part); else the spectrogram.
+        x = self.embed_frozen("train", batch) if embedded else self.augment(self.frontend(wave))
         target = y.float() if self.multilabel else F.one_hot(y, len(self.classes)).float()
         if self.mixup_alpha > 0:
             x, target = mixup(x, target, self.mixup_alpha)
-        logits = self.head(self.backbone(x))
+        logits = self.head(x if embedded else self.backbone(x))
         if self.multilabel:
             loss = F.binary_cross_entropy_with_logits(logits, target)
             self.train_acc(logits.sigmoid(), (target > 0.5).long())
@@ -217,8 +279,11 @@ class GenreClassifier(pl.LightningModule):
         return loss
 
     def _eval_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
-        wave, y, clip = batch
-        logits = self(wave)
+        wave, y, clip = batch[:3]
+        if stage == "val" and self.frozen_cache is not None and self.embedding_path():
+            logits = self.head(self.embed_frozen("val", batch))
+        else:
+            logits = self(wave)
         self.log(f"{stage}/loss", self._loss(logits, y), on_epoch=True, prog_bar=stage == "val", sync_dist=True)
         # float32 whatever the trainer precision: track sums accumulate into float32.
         self._outputs.append((self.probabilities(logits).detach(), y, clip))
@@ -231,6 +296,7 @@ class GenreClassifier(pl.LightningModule):
             total = len(self._eval_dataset(stage))
             probs, labels, clips = (unshard(self.all_gather(t), total) for t in (probs, labels, clips))
         track_probs, track_labels = track_probabilities(probs, labels, clips, self.net.track_average)
+        track_probs, track_labels = track_probabilities(probs, labels, clips, self.pooling, not self.multilabel)
         if self.multilabel:  # torchmetrics' multilabel metrics take integer multi-hot targets
             labels, track_labels = labels.long(), track_labels.long()
         self.log_dict(self.chunk_metrics[stage](probs, labels))

@@ -73,7 +73,7 @@ def test_folded_head_on_each_window_is_the_probe_on_the_mean_embedding() -> None
     probe's distribution from the window softmaxes."""
     import torch
 
-    from genre_lab.audio.windows import average_windows
+    from genre_lab.audio.windows import TRACK_POOLING, pool_windows
 
     probe = head(n=4, dim=6, pooling=("mean",))
     weight, bias = probe.folded()
@@ -82,10 +82,12 @@ def test_folded_head_on_each_window_is_the_probe_on_the_mean_embedding() -> None
     expected = probe.probabilities(windows.mean(0, keepdims=True))[0]
     mean_logits = logits.mean(0)
     assert np.allclose(np.exp(mean_logits) / np.exp(mean_logits).sum(), expected, atol=1e-5)
-    track = average_windows(torch.from_numpy(logits).float().softmax(1), "logits")
+    probs = torch.from_numpy(logits).float().softmax(1)
+    one = torch.zeros(len(probs), dtype=torch.long)
+    track = pool_windows(probs, one, 1, TRACK_POOLING["logits"])[0]
     assert np.allclose(track.numpy(), expected, atol=1e-5)
     # The arithmetic mean of window probabilities is another distribution.
-    assert not np.allclose(average_windows(torch.from_numpy(logits).float().softmax(1)).numpy(), expected, atol=1e-3)
+    assert not np.allclose(pool_windows(probs, one, 1, "mean")[0].numpy(), expected, atol=1e-3)
 
 
 @pytest.mark.parametrize(("layer", "pooling", "setting"), [
