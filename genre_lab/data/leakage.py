@@ -110,14 +110,19 @@ def identical_audio(
 
 
 def log_identical(dataset: str, pairs: Sequence[Mapping[str, Any]]) -> None:
-    """One warning line for every pair of identical recordings (all in the scan report)."""
+    """One warning line for every pair of identical recordings (all in the scan report); when
+    a pair crosses splits, the line says that `data.on_leak=error` refuses it (the DataModule
+    acts on it: `check_leaks`)."""
     if not pairs:
         return
     shown = "; ".join(f"{p['first']['path']} ({p['first']['split']}) = {p['second']['path']} ({p['second']['split']})"
                       for p in pairs[:_SHOWN])
     more = f" and {len(pairs) - _SHOWN} more" if len(pairs) > _SHOWN else ""
+    leaks = len(cross_split(pairs))
+    hint = (f"; {leaks} of them across splits leak into evaluation, data.on_leak=error refuses such a split"
+            if leaks else "")
     log.warning("%s: %d pair(s) of files hold identical audio, all listed in data/scan_report.json "
-                "(identical_audio): %s%s", dataset, len(pairs), shown, more)
+                "(identical_audio): %s%s%s", dataset, len(pairs), shown, more, hint)
 
 
 def cross_split(pairs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -127,8 +132,9 @@ def cross_split(pairs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 def check_leaks(dataset: str, pairs: Sequence[Mapping[str, Any]], on_leak: str) -> None:
     """Act on identical audio in two splits (`data.on_leak`): `error` raises LeakageError with
-    one line naming the first pair's files and splits (and how many more there are), `warn`
-    logs that line as a warning. Nothing when no pair crosses splits."""
+    one line naming the first pair's files and splits (and how many more there are); `warn` goes
+    on, the source having logged its one line for them (`log_identical`). Nothing when no pair
+    crosses splits."""
     if on_leak not in ON_LEAK:
         raise ValueError(f"data.on_leak must be one of {', '.join(ON_LEAK)}, got {on_leak!r}")
     leaks = cross_split(pairs)
@@ -141,7 +147,6 @@ def check_leaks(dataset: str, pairs: Sequence[Mapping[str, Any]], on_leak: str) 
             "into its own evaluation")
     if on_leak == "error":
         raise LeakageError(f"{line}; remove one copy (data.on_leak=warn trains anyway)")
-    log.warning("%s; data.on_leak=error refuses such a split", line)
 
 
 def _row(entry: Entry, split: str) -> dict[str, str]:

@@ -42,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from genre_lab import registry
-from genre_lab.audio.windows import TRACK_AVERAGES
+from genre_lab.audio.windows import TRACK_POOLING
 from genre_lab.models import bounds
 from genre_lab.features.frontend import settings_for_device
 from genre_lab.registry import ConfigSecurityError
@@ -94,7 +94,7 @@ class ModelSpec:
 
     @property
     def track_average(self) -> str:
-        """How window outputs become a track's (`genre_lab.audio.windows.TRACK_AVERAGES`):
+        """How window outputs become a track's (`genre_lab.audio.windows.TRACK_POOLING`):
         `probabilities` (every trained model) or `logits` (a linear probe's network)."""
         return str(self.model.get("track_average", "probabilities"))
 
@@ -150,8 +150,8 @@ class ModelSpec:
         if task not in TASKS:
             raise ConfigSecurityError(f"task={task!r} must be one of {', '.join(TASKS)}")
         average = model.get("track_average", "probabilities")
-        if average not in TRACK_AVERAGES or (average == "logits" and task != "multiclass"):
-            raise ConfigSecurityError(f"model.track_average={average!r} must be one of {', '.join(TRACK_AVERAGES)} "
+        if average not in TRACK_POOLING or (average == "logits" and task != "multiclass"):
+            raise ConfigSecurityError(f"model.track_average={average!r} must be one of {', '.join(TRACK_POOLING)} "
                                       "(logits: multiclass models only)")
         # Every size in range, and what they add up to, before anything is built from them.
         bounds.check(features, model, rate, chunk, len(classes))

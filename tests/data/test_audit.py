@@ -249,5 +249,6 @@ def test_datamodule_on_leak_warns_in_one_line_or_refuses(tree, caplog) -> None:
     # Seven genres have no clip in this small tree: refused by the class check, after the leak's.
     with caplog.at_level("WARNING", logger="genre_lab.data.leakage"), pytest.raises(ValueError, match="no usable clip"):
         datamodule("warn").setup()
-    leaks = [r.getMessage() for r in caplog.records if "data.on_leak=error refuses" in r.getMessage()]
-    assert len(leaks) == 1 and f"{copy}.au (test)" in leaks[0] and "\n" not in leaks[0]
+    lines = [r.getMessage() for r in caplog.records if "identical audio" in r.getMessage()]
+    assert len(lines) == 1 and "data.on_leak=error refuses" in lines[0], lines  # one line, not two
+    assert f"{copy}.au (test)" in lines[0] and "\n" not in lines[0]
