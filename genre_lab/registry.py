@@ -78,7 +78,7 @@ class LazyTable(MutableMapping[str, Callable[..., Any]]):
         return len(set(self._names) | set(self._added))
 
 
-_DATA_NAMES = ("GenreDataModule", "SyntheticSource", "FolderSource", "GTZANSource", "ManifestSource")
+_DATA_NAMES = ("GenreDataModule", "SyntheticSource", "FolderSource", "GTZANSource", "ManifestSource", "ShardSource", "ShardDataModule")
 _CALLBACKS = ("ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "RichProgressBar", "TQDMProgressBar")
 
 

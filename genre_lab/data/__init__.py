@@ -13,6 +13,7 @@ from typing import Any
 _HOMES = {
     "SPLITS": "clips", "AudioSplit": "clips", "ClipSource": "clips", "GenreDataModule": "datamodule",
     "FolderSource": "folder", "GTZANSource": "gtzan", "ManifestSource": "manifest", "SyntheticSource": "sources",
+    "ShardSource": "shards", "ShardDataModule": "shards",
 }
 
 __all__ = sorted(_HOMES)
