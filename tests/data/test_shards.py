@@ -12,7 +12,7 @@ import pytest
 from torch.utils.data import DistributedSampler
 
 from genre_lab import registry
-from genre_lab.cli import shards as shards_cli
+from genre_lab.cli import make_shards as shards_cli
 from genre_lab.config import compose
 from genre_lab.data.shards import ShardDataModule, ShardError, StreamedChunks, read_index, read_split
 from omegaconf import OmegaConf
