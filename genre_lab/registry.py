@@ -79,7 +79,7 @@ class LazyTable(MutableMapping[str, Callable[..., Any]]):
 
 
 _DATA_NAMES = ("GenreDataModule", "SyntheticSource", "FolderSource", "GTZANSource", "ManifestSource",
-               "FMASource", "MTATSource", "JamendoSource")
+               "FMASource", "MTATSource", "JamendoSource", "ShardSource", "ShardDataModule")
 _CALLBACKS = ("ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "RichProgressBar", "TQDMProgressBar")
 
 

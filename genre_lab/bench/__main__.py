@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tf-python", default=None,
                         help="Python of a side venv with TensorFlow + musicnn: `tag` adds the original musicnn tagger "
                              "against the port (default: $GENRE_LAB_TF_PYTHON)")
+    parser.add_argument("--sizes", default=None, help="file counts for `scale`, e.g. 1000,10000 (default 1000,10000,100000)")
     parser.add_argument("--musicnn-songs", type=int, default=4, help="songs the two musicnn taggers tag (default 4)")
     args = parser.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
     for suite in args.suites or list(DEFAULT_SUITES):
         run_suite(suite, quick=args.quick, repeats=args.repeats, songs=args.songs, max_songs=args.max_songs,
-                  serve_requests=args.serve_requests, tf_python=args.tf_python, musicnn_songs=args.musicnn_songs)
+                  serve_requests=args.serve_requests, tf_python=args.tf_python, musicnn_songs=args.musicnn_songs,
+                  sizes=args.sizes)
     return 0
 
 

@@ -49,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     "embed": Command("genre_lab.cli.embed", "embeddings of songs from a trained model", hydra=False),
     "probe": Command("genre_lab.cli.probe", "linear probe of a model's embeddings on a dataset (transfer baseline)", hydra=False),
     "audit": Command("genre_lab.cli.audit", "a dataset's duplicates, near-duplicates, leaks, balance, unused files", hydra=False),
+    "shards": Command("genre_lab.cli.make_shards", "write a dataset as streamable WebDataset shards (data=shards reads them)", hydra=False),
     "pretrained": Command("genre_lab.cli.pretrained", "convert pretrained music networks (musicnn) to weights", hydra=False),
 }
 

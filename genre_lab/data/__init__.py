@@ -14,6 +14,7 @@ _HOMES = {
     "SPLITS": "clips", "AudioSplit": "clips", "ClipSource": "clips", "GenreDataModule": "datamodule",
     "FolderSource": "folder", "GTZANSource": "gtzan", "ManifestSource": "manifest", "SyntheticSource": "sources",
     "FMASource": "fma", "MTATSource": "mtat", "JamendoSource": "jamendo",
+    "ShardSource": "shards", "ShardDataModule": "shards",
 }
 
 __all__ = sorted(_HOMES)

@@ -102,10 +102,16 @@ def identical_audio(
     pairs = []
     for members in groups.values():
         while len(members) > 1:
+            # One pass splits the rest into copies of the first and the others (filtering the rest
+            # by membership in the copies compared every entry with every copy: quadratic in a
+            # group of many identical files, e.g. thousands of copies of one jingle).
             (first, split), rest = members[0], members[1:]
-            same = [(e, s) for e, s in rest if np.array_equal(waves[str(first.path)], waves[str(e.path)])]
+            same: list[tuple[Entry, str]] = []
+            others: list[tuple[Entry, str]] = []
+            for e, s in rest:
+                (same if np.array_equal(waves[str(first.path)], waves[str(e.path)]) else others).append((e, s))
             pairs += [{"first": _row(first, split), "second": _row(e, s)} for e, s in same]
-            members = [m for m in rest if m not in same]
+            members = others
     return pairs
 
 

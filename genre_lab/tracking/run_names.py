@@ -24,7 +24,7 @@ from genre_lab.tracking.stores import store_lock
 #: MLflow's tag for the role of a dataset input (shown beside the dataset in the UI).
 CONTEXT_TAG = "mlflow.data.context"
 #: Data settings that say where the files are; a dataset without one is generated.
-_LOCATION_KEYS = ("manifest", "root")
+_LOCATION_KEYS = ("manifest", "root", "url")
 
 
 def _location(cfg: DictConfig) -> str | None:
