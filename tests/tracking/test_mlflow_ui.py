@@ -6,13 +6,14 @@ metrics; and in headless Chromium, the headline view of the runs page."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,26 @@ from genre_lab.tracking.mlflow_runs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from genre_lab.training.fit import fit_and_test
 
 from tests.conftest import TINY
+
+
+@contextlib.contextmanager
+def mlflow_server(uri: str, folder: Path) -> Iterator[str]:
+    """A real `mlflow server` on loopback over `uri`, answering /health (slow to start on a busy
+    machine: up to 240 s); yields its address, stops it (its whole session) after the block."""
+    port = free_port()
+    log = folder / "server.log"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_ready(proc, f"http://127.0.0.1:{port}/health", log, limit=240)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_session(proc)
 
 
 @pytest.mark.parametrize("overrides, name", [
@@ -155,27 +176,7 @@ def test_ui_endpoints_show_kind_name_datasets_and_logged_model(mlflow_uri: str, 
                    f"paths.root_dir={tmp_path}"], output_dir=tmp_path / "out")
     result = fit_and_test(cfg)
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", mlflow_uri, "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(f"{url}/health", timeout=10).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # still starting (slow on a busy machine)
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(1)
+    with mlflow_server(mlflow_uri, tmp_path) as url:
         api = f"{url}/ajax-api/2.0/mlflow"
         assert "<html" in requests.get(url, timeout=30).text.lower()  # the UI itself is served
 
@@ -204,8 +205,6 @@ def test_ui_endpoints_show_kind_name_datasets_and_logged_model(mlflow_uri: str, 
         assert metrics["test/track_acc"]["value"] == pytest.approx(result.metrics["test/track_acc"])
         assert metrics["test/track_acc"]["dataset_digest"] == inputs["test"]["digest"]
         assert metrics["val/loss"]["dataset_digest"] == inputs["val"]["digest"]
-    finally:
-        stop_session(proc)
 
 
 def _chromium() -> str:
@@ -239,18 +238,8 @@ def test_browser_shows_the_headline_view(mlflow_uri: str, tmp_path: Path) -> Non
     client = MlflowClient(mlflow_uri)
     run = client.get_run(result.run_id)
 
-    port = free_port()
-    log = tmp_path / "server.log"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", mlflow_uri, "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        wait_ready(proc, f"http://127.0.0.1:{port}/health", log, limit=240)
-        url = f"http://127.0.0.1:{port}/{view_link(run.info.experiment_id)}"
+    with mlflow_server(mlflow_uri, tmp_path) as server:
+        url = f"{server}/{view_link(run.info.experiment_id)}"
         dom = _browse(chromium, url, tmp_path / "profile", "--dump-dom")
         assert dom.returncode == 0, dom.stderr[-2000:]
         page = dom.stdout
@@ -261,5 +250,3 @@ def test_browser_shows_the_headline_view(mlflow_uri: str, tmp_path: Path) -> Non
         shot = _browse(chromium, url, tmp_path / "profile", f"--screenshot={png}", "--hide-scrollbars")
         assert shot.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot.stderr[-2000:]
         assert png.stat().st_size > 20_000  # a rendered page, not a blank one
-    finally:
-        stop_session(proc)
