@@ -10,12 +10,9 @@ import json
 import os
 import shutil
 import struct
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 from mlflow import MlflowClient
@@ -23,10 +20,10 @@ from mlflow import MlflowClient
 from genre_lab.models import model_file as checkpoint
 from genre_lab.audio.decode import AudioDecodeError, load_audio
 from genre_lab.bench.tag import default_model
-from genre_lab.config import PROJECT_ROOT
 from genre_lab.data import FolderSource, GenreDataModule, ManifestSource
 from genre_lab.data.synthetic import render_clip
 from genre_lab.cli.predict import main as predict_main
+from tests import training_procs
 
 SR = 8000
 
@@ -216,14 +213,12 @@ def test_train_cli_on_a_folder_with_a_name_that_is_not_utf8(tmp_path: Path, mlfl
         "data=folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.sample_rate=8000",
         "data.chunk_seconds=0.5", "data.eval_hop_seconds=0.5", "data.val_fraction=0.2", "data.test_fraction=0.2",
         "model=cnn", "trainer.max_epochs=1", "callbacks.progress_bar=null", "throughput_seconds=0",
-        f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
+        f"paths.root_dir={tmp_path}",
     ]
-    proc = subprocess.run([sys.executable, "-m", "genre_lab.cli.train", *args], cwd=PROJECT_ROOT,
-                          env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True,
-                          timeout=600)
+    proc = training_procs.run(args, tmp_path / "run", mlflow_uri, 600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(mlflow_uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("genre_lab").experiment_id])
+    run = client.get_run(training_procs.only_run(client))
     assert run.info.status == "FINISHED" and "data/skipped_files" not in run.data.metrics  # logged when non-zero
     report = json.loads(Path(client.download_artifacts(run.info.run_id, "data/scan_report.json", str(tmp_path))).read_text())
     assert sum(split["clips"] for split in report.values()) == 7

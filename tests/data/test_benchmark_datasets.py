@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
@@ -21,11 +18,12 @@ import pytest
 import soundfile as sf
 from mlflow import MlflowClient
 
-from genre_lab.config import PROJECT_ROOT, compose
+from genre_lab.config import compose
 from genre_lab.data import FMASource, JamendoSource, MTATSource
 from genre_lab.data.clips import DataConfigError
 from genre_lab.data.synthetic import render_clip
 from genre_lab.training.fit import fit_and_test
+from tests import training_procs
 
 SR = 16000
 SECONDS = 2.0
@@ -347,13 +345,10 @@ def test_configs_compose_with_their_settings() -> None:
 def test_train_command_on_fma_small(tmp_path: Path, mlflow_uri: str) -> None:
     root = tmp_path / "fma"
     _fma_tree(root)
-    args = ["data=fma", f"data.root={root}", *_common(tmp_path), f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.run([sys.executable, "-m", "genre_lab.cli.train", *args], cwd=PROJECT_ROOT,
-                          env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, capture_output=True, text=True,
-                          timeout=600)
+    proc = training_procs.run(["data=fma", f"data.root={root}", *_common(tmp_path)], tmp_path / "run", mlflow_uri, 600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(mlflow_uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("genre_lab").experiment_id])
+    run = client.get_run(training_procs.only_run(client))
     assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "fma"
     report = json.loads(Path(client.download_artifacts(run.info.run_id, "data/scan_report.json", str(tmp_path))).read_text())
     assert {name: report[name]["clips"] for name in ("train", "val", "test")} == {"train": 11, "val": 4, "test": 4}
