@@ -295,7 +295,6 @@ class GenreClassifier(pl.LightningModule):
             # A clip's chunks are spread over the ranks: the per-track mean needs all of them.
             total = len(self._eval_dataset(stage))
             probs, labels, clips = (unshard(self.all_gather(t), total) for t in (probs, labels, clips))
-        track_probs, track_labels = track_probabilities(probs, labels, clips, self.net.track_average)
         track_probs, track_labels = track_probabilities(probs, labels, clips, self.pooling, not self.multilabel)
         if self.multilabel:  # torchmetrics' multilabel metrics take integer multi-hot targets
             labels, track_labels = labels.long(), track_labels.long()
