@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from genre_lab.cli.refusals import error_line
 from genre_lab.cli.options import add_tracking_uri_option, command_parser
 
 #: Rows of each finding spelt out in the terminal; audit.json lists them all.
@@ -36,7 +37,6 @@ def parser():
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    err = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Imported here: `genre-lab audit --help` needs neither Hydra nor torch.
     from hydra.errors import HydraException
@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.tracking_uri = a.tracking_uri
         result = run_audit(cfg, a.model, a.near_threshold, a.output)
     except refusals as error:  # LeakageError (one file listed twice) and DataConfigError are ValueErrors
-        err.print(f"[red]error:[/red] {escape(' '.join(str(error).split()))}", highlight=False, soft_wrap=True)
-        return 2
+        return error_line(error)
     print_report(Console(), result.report)
     Console().print(f"written to {escape(str(result.path))}; MLflow run {result.run_id}", highlight=False)
     return 0

@@ -12,9 +12,12 @@ import logging
 from rich.console import Console
 from rich.markup import escape
 
+from genre_lab.cli.options import command_parser
+from genre_lab.cli.refusals import error_line
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genre-lab shards", description=__doc__.splitlines()[0])
+    p = command_parser("shards", __doc__)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="Hydra overrides of the dataset: data=<dataset>, data.root=..., data.sample_rate=...")
     p.add_argument("--output", required=True, help="an empty (or new) folder for the shards and index.json")
@@ -26,7 +29,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    err = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Imported here: `genre-lab shards --help` needs neither Hydra nor torch.
     from hydra.errors import HydraException
@@ -45,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         index = write_shards(datamodule.splits, datamodule.classes, datamodule.sample_rate, a.output,
                              a.shard_size, a.dtype, datamodule.source.name)
     except (HydraException, OmegaConfBaseException, ValueError, OSError, registry.ConfigSecurityError) as error:
-        err.print(f"[red]error:[/red] {escape(' '.join(str(error).split()))}", highlight=False, soft_wrap=True)
-        return 2
+        return error_line(error)
     sizes = ", ".join(f"{name} {len(s['ids'])} clips in {len(s['shards'])} shard(s)" for name, s in index["splits"].items())
     Console().print(f"{escape(a.output)}: {sizes}; {len(index['classes'])} classes at {index['sample_rate']} Hz "
                     f"({index['dtype']}). Train on them: data=shards data.url={escape(a.output)} "

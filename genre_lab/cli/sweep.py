@@ -10,6 +10,7 @@ import sys
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genre_lab.cli.hydra_command import hydra_command
@@ -19,7 +20,8 @@ from genre_lab.sweep.space import SweepConfigError
 
 
 def print_summary(result: SweepResult) -> None:
-    table = Table(title=f"Sweep {result.study_name}  (MLflow parent run {result.parent_run_id})")
+    # The study name, parameter paths and rerun command come from a shared Optuna storage: escaped.
+    table = Table(title=f"Sweep {escape(result.study_name)}  (MLflow parent run {result.parent_run_id})")
     table.add_column("")
     table.add_column("value", justify="right")
     for state, n in result.counts.items():
@@ -29,14 +31,14 @@ def print_summary(result: SweepResult) -> None:
         table.add_row("best trial", str(result.best_trial))
         table.add_row("best value", f"{result.best_value:.4f}")
         for path, value in result.best_params.items():
-            table.add_row(f"  {path}", f"{value:.4g}" if isinstance(value, float) else str(value))
+            table.add_row(f"  {escape(path)}", f"{value:.4g}" if isinstance(value, float) else escape(str(value)))
     table.add_row("wall time (this worker)", f"{result.wall_seconds:.1f} s")
-    table.add_row("storage", result.storage)
+    table.add_row("storage", escape(result.storage))
     console = Console()
     console.print(table)
     console.print(f"MLflow parent run: {result.parent_run_id}", soft_wrap=True)
     if result.rerun_command:
-        console.print(f"Re-run the best config:\n  {result.rerun_command}", soft_wrap=True)
+        console.print(f"Re-run the best config:\n  {escape(result.rerun_command)}", soft_wrap=True)
 
 
 @hydra_command("sweep")

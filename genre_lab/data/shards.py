@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from genre_lab.audio.decode import DEFAULT_MAX_SECONDS
 from genre_lab.audio.windows import window
 from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource, DataConfigError
 from genre_lab.data.datamodule import GenreDataModule
@@ -58,6 +59,8 @@ FORMAT = "genre_lab-shards"
 VERSION = 1
 DTYPES = {"float32": np.float32, "int16": np.int16}
 #: Largest index.json read (ids and labels of every clip: ~100 bytes each).
+#: The longest clip a shard may hold, as decoding accepts it (`audio.decode.DEFAULT_MAX_SECONDS`).
+MAX_CLIP_SECONDS = int(DEFAULT_MAX_SECONDS)
 MAX_INDEX_BYTES = 256 * 2**20
 #: Largest `.json` member (a clip's id and labels).
 MAX_META_BYTES = 64 * 2**10
@@ -181,7 +184,7 @@ def read_index(url: str | Path) -> ShardIndex:
         data = json.loads(raw)
     except ShardError:
         raise
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: JSON nested too deep
         raise ShardError(f"{where} cannot be read as a shard index: {err}") from None
 
     def need(ok: bool, what: str) -> None:
@@ -194,9 +197,11 @@ def read_index(url: str | Path) -> ShardIndex:
     need(isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)
          and len(set(classes)) == len(classes), "classes must be a list of distinct names")
     rate, dtype, max_frames = data.get("sample_rate"), data.get("dtype"), data.get("max_frames")
-    need(type(rate) is int and rate >= 4000, "sample_rate must be an integer >= 4000")
+    need(type(rate) is int and 4000 <= rate <= 384_000, "sample_rate must be an integer in [4000, 384000]")
     need(dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}")
-    need(type(max_frames) is int and 0 < max_frames <= 2**31, "max_frames must be a positive integer")
+    # The index is untrusted too: one clip is at most what decoding accepts (4 h at its rate).
+    need(type(max_frames) is int and 0 < max_frames <= MAX_CLIP_SECONDS * rate,
+         f"max_frames must be a positive integer of at most {MAX_CLIP_SECONDS} s of samples")
     splits = data.get("splits")
     need(isinstance(splits, dict) and all(s in splits for s in SPLITS), f"splits must hold {', '.join(SPLITS)}")
     shards, ids, tags = {}, {}, {}
@@ -257,18 +262,18 @@ def read_shard(index: ShardIndex, split: str, shard: int) -> Iterator[Clip]:
                 if not member.isreg() or not match or match.group(1) != split:
                     raise fail(f"member {member.name!r} is not a {split}-NNNNNNNN.npy/.json file")
                 position, kind = int(match.group(2)), match.group(3)
-                if not first <= position < first + count:
-                    raise fail(f"member {member.name!r} is not one of this shard's clips")
                 limit = npy_limit if kind == "npy" else MAX_META_BYTES
                 if member.size > limit:
                     raise fail(f"member {member.name!r} has {member.size} bytes, more than {limit}")
                 if pending and pending["position"] != position:
                     raise fail(f"clip {pending['position']} lacks its {'json' if 'wave' in pending else 'npy'} member")
+                if position != first + seen:  # written in order: a repeated or missing clip is corrupt
+                    raise fail(f"member {member.name!r} is not clip {first + seen}, the next of this shard's clips")
                 handle = tar.extractfile(member)
                 assert handle is not None
                 data = handle.read()
                 pending["position"] = position
-                if kind in pending or ("wave" in pending and kind == "npy"):
+                if ("wave" if kind == "npy" else "json") in pending:
                     raise fail(f"member {member.name!r} appears twice")
                 if kind == "npy":
                     pending["wave"] = _wave(data, index, fail, member.name)
@@ -307,7 +312,7 @@ def _meta(data: bytes, index: ShardIndex, split: str, position: int, fail: Calla
           name: str) -> tuple[str, tuple[int, ...]]:
     try:
         meta = json.loads(data)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise fail(f"member {name!r} is not JSON ({err})") from None
     tags = _labels(meta.get("tags"), len(index.classes)) if isinstance(meta, dict) else None
     if tags is None or meta.get("label") != tags[0]:

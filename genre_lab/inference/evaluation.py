@@ -44,7 +44,7 @@ from genre_lab.training.quiet import quiet_third_party
 from genre_lab.reporting.split_report import log_test_report
 from genre_lab.models.network import GenreNet
 from genre_lab.audio import perturb
-from genre_lab.audio.windows import check_pooling, shifted_starts, track_probabilities
+from genre_lab.audio.windows import TRACK_POOLING, check_pooling, shifted_starts, track_probabilities
 from genre_lab.inference import robustness
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,12 @@ def align_classes(split: AudioSplit, dataset_classes: list[str], model_classes: 
 
 @torch.inference_mode()
 def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str,
-                     progress: bool = True, pooling: str = "mean") -> dict[str, float]:
+                     progress: bool = True, pooling: str | None = None) -> dict[str, float]:
     """Chunk and track accuracy / macro-F1 of the ensemble and of each member on the same
     windows (`<split>/...` and `<member label>/<split>/...`, the label naming the member's source
-    run, safe as a metric key: `EnsembleClassifier.sources`): the gain is one table."""
+    run, safe as a metric key: `EnsembleClassifier.sources`): the gain is one table. `pooling`
+    None: the ensemble's windows by their mean, each member's as it pools alone (`TRACK_POOLING`:
+    a linear probe's network by its mean logits), so a member scores as `evaluate` scores it."""
     model.eval()
     probs: list[list[torch.Tensor]] = [[] for _ in range(len(model.members) + 1)]
     labels, clips = [], []
@@ -142,7 +144,8 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str,
     for i, store in enumerate(probs):
         prefix = split if i == 0 else f"{model.sources[i - 1]}/{split}"
         chunk = torch.cat(store)
-        track, track_y = track_probabilities(chunk, y, clip, pooling)
+        own = "mean" if i == 0 else TRACK_POOLING.get(model.members[i - 1].track_average, "mean")
+        track, track_y = track_probabilities(chunk, y, clip, pooling or own)
         for level, (p, t) in (("chunk", (chunk, y)), ("track", (track, track_y))):
             metrics[f"{prefix}/{level}_acc"] = float(multiclass_accuracy(p, t, n, average="micro"))
             metrics[f"{prefix}/{level}_f1"] = float(multiclass_f1_score(p, t, n, average="macro"))
@@ -182,7 +185,8 @@ def _robustness(client: MlflowClient, run_id: str, split: AudioSplit, perturbati
     from genre_lab.reporting.plots import degradation_figure
 
     def strip(metrics: dict[str, float]) -> dict[str, float]:
-        return {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{prefix}/")}
+        """The model's own `<split>/<metric>` (never an ensemble member's `<name>/<split>/...`)."""
+        return {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{prefix}/") and k.count("/") == 1}
 
     with terminal_progress(progress) as bar:
         task = bar.add_task("Perturbed evaluations", total=sum(len(p.levels) for p in perturbations))
@@ -235,7 +239,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     lightning_model = None if isinstance(model, EnsembleClassifier) else GenreClassifier.from_network(model)
     if lightning_model is not None and pooling is not None:
         lightning_model.pooling = pooling
-    pooled = lightning_model.pooling if lightning_model is not None else pooling or "mean"
+    pooled = lightning_model.pooling if lightning_model is not None else pooling or "members-own"
 
     def score(clips: AudioSplit, show: bool) -> dict[str, float]:
         """`<split>/<metric>` of the model on `clips` (windows at the evaluation hop, and shifted
@@ -244,7 +248,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
                               shifts)
         loader = DataLoader(windows, batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers)
         if lightning_model is None:
-            return ensemble_metrics(model, loader, cfg.split, show, pooled)
+            return ensemble_metrics(model, loader, cfg.split, show, pooling)
         trainer = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
                              enable_model_summary=False, enable_progress_bar=show)
         (row,) = trainer.test(lightning_model, dataloaders=loader, verbose=False)

@@ -165,10 +165,13 @@ class EmbeddingCache:
                         "embedding again", entry, size, need)
             return None
         try:
-            expected = json.loads(record.read_text())
+            with record.open("rb") as f:  # a record is a few dozen bytes: read no more than 4 KiB
+                expected = json.loads(f.read(4096))
             shape, crc = (int(expected["windows"]), int(expected["dim"])), int(expected["crc32"])
             value = np.load(entry, allow_pickle=False)
-        except (OSError, ValueError, TypeError, KeyError, EOFError) as err:
+            if not isinstance(value, np.ndarray):  # an .npz archive of the right size
+                raise ValueError("not a plain .npy array")
+        except (OSError, ValueError, TypeError, KeyError, EOFError, RecursionError) as err:
             log.warning("ignoring embedding cache entry %s (%s); embedding again", entry, " ".join(str(err).split()))
             return None
         if value.dtype != np.float32 or value.shape != (n_windows, dim) or shape != (n_windows, dim):

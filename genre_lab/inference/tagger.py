@@ -6,7 +6,7 @@ chunk length, by default as far apart as the model's validation and test windows
 the softmax of every window is averaged (or pooled by `pooling`, with `tta_shifts` shifted
 windows added: `genre_lab.audio.windows`) into the song's genre distribution (a multi-label
 model's sigmoids into independent tag probabilities, whose top k are the song's tags). Windows and averaging
-are the ones `python -m genre_lab.evaluate` uses (`genre_lab.audio.windows`), so a
+are the ones `genre-lab evaluate` uses (`genre_lab.audio.windows`), so a
 file gets the same distribution from both. Optionally the windows are also grouped into
 fixed-length segments for a timeline. Songs shorter than one window are zero-padded to one window.
 

@@ -150,7 +150,7 @@ class ModelSpec:
         if task not in TASKS:
             raise ConfigSecurityError(f"task={task!r} must be one of {', '.join(TASKS)}")
         average = model.get("track_average", "probabilities")
-        if average not in TRACK_POOLING or (average == "logits" and task != "multiclass"):
+        if not isinstance(average, str) or average not in TRACK_POOLING or (average == "logits" and task != "multiclass"):
             raise ConfigSecurityError(f"model.track_average={average!r} must be one of {', '.join(TRACK_POOLING)} "
                                       "(logits: multiclass models only)")
         # Every size in range, and what they add up to, before anything is built from them.

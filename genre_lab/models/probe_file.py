@@ -177,8 +177,8 @@ def read_probe(path: str | Path) -> ProbeHead:
     try:
         classes, pooling = json.loads(meta["classes"]), json.loads(meta["pooling"])
         c = float(meta.get("C", "1.0"))
-    except (KeyError, ValueError) as err:
-        raise ProbeFileError(f"{path}: metadata 'classes', 'pooling' or 'C' missing or not valid ({err})") from err
+    except (KeyError, ValueError, RecursionError) as err:
+        raise ProbeFileError(f"{path}: metadata 'classes', 'pooling' or 'C' missing or not valid ({err})") from None
     if not (isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES and all(isinstance(x, str) for x in classes)
             and len(set(classes)) == len(classes)):
         raise ProbeFileError(f"{path}: metadata 'classes' must be 2..{MAX_CLASSES} distinct names")

@@ -248,10 +248,6 @@ class GenreClassifier(pl.LightningModule):
             datamodule.fixed_train_windows = True
             self.frozen_cache = frozen_cache.EmbeddingCache(self.frozen_cache_mb * 2**20)
 
-    def on_train_epoch_start(self) -> None:
-        if self.frozen_cache is not None:
-            self.frozen_cache.hits = self.frozen_cache.misses = 0
-
     def on_train_epoch_end(self) -> None:
         cache = self.frozen_cache
         if cache is not None and cache.hits + cache.misses:
@@ -374,7 +370,10 @@ class GenreClassifier(pl.LightningModule):
         with a new head (`init_from` without a probe): a random head's first gradients would
         otherwise flow into, and disturb, the features it is meant to learn to read. The
         parameters stay in the optimizer throughout (without a gradient it skips them), so the
-        schedule and the learning-rate groups are those of the whole run."""
+        schedule and the learning-rate groups are those of the whole run. Also starts the frozen
+        cache's hit count afresh: `train/frozen_cache_hit_rate` is each epoch's own."""
+        if self.frozen_cache is not None:
+            self.frozen_cache.hits = self.frozen_cache.misses = 0
         warming = self.current_epoch < self.head_warmup_epochs
         if warming and not self._warming:
             self._warming = [m for m in (self.frontend, self.backbone) if m not in self._frozen]

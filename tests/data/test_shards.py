@@ -159,6 +159,9 @@ HOSTILE = {
     "oversized member": (lambda n, d: [(n, _npy(np.zeros(10**6, np.float32)) if n.endswith(".npy") else d)],
                          "more than"),
     "truncated": (lambda n, d: [(n, d)] if n.endswith(".json") else [], "lacks its npy member|complete clips"),
+    # Clip 0 twice where clip 1 should be: every member is valid on its own, the index's count holds.
+    "repeated clip": (lambda n, d: [(n.replace("-00000001.", "-00000000."), d)], "is not clip 1, the next"),
+    "nested JSON": (lambda n, d: [(n, b"[" * 60000 if n.endswith(".json") else d)], "is not JSON"),
 }
 
 
