@@ -8,7 +8,6 @@ composes them; the work is `genre_lab.inference.data_audit` (a table here, `audi
 
 from __future__ import annotations
 
-import logging
 
 from rich.console import Console
 from rich.markup import escape
@@ -37,7 +36,6 @@ def parser():
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Imported here: `genre-lab audit --help` needs neither Hydra nor torch.
     from hydra.errors import HydraException
     from omegaconf import open_dict

@@ -7,7 +7,6 @@ split, sample rate and short-clip rule."""
 from __future__ import annotations
 
 import argparse
-import logging
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,7 +28,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Imported here: `genre-lab shards --help` needs neither Hydra nor torch.
     from hydra.errors import HydraException
     from omegaconf import OmegaConf

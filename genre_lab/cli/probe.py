@@ -9,7 +9,6 @@ MODEL is anything `load_model` takes but an ensemble (run id, checkpoint, `model
 from __future__ import annotations
 
 import argparse
-import logging
 
 from rich.console import Console
 from rich.markup import escape
@@ -44,7 +43,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Imported here: `genre-lab probe --help` needs neither Hydra nor torch.
     from hydra.errors import HydraException
     from omegaconf import open_dict

@@ -154,13 +154,13 @@ def _download(tracking_uri: str, **where: str) -> Path:
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+    from genre_lab.tracking.mlflow_runs import using_tracking_uri
 
     try:
         dst = download_folder(tracking_uri, **where)
         # A logged model (`runs:/<id>/model`, `models:/m-...`) is looked up through the
         # process-wide tracking URI whatever URI is passed (MLflow 3.17): point it at this store.
-        with _use_tracking_uri(tracking_uri):
+        with using_tracking_uri(tracking_uri):
             return Path(mlflow.artifacts.download_artifacts(tracking_uri=tracking_uri, dst_path=str(dst), **where))
     except (MlflowException, OSError) as err:
         target = where.get("artifact_uri") or f"run {where.get('run_id')} artifact {where.get('artifact_path')}"

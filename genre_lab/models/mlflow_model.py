@@ -30,7 +30,7 @@ import soundfile as sf
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.models import ModelSignature
-from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+from genre_lab.tracking.mlflow_runs import using_tracking_uri
 from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
 from packaging.requirements import Requirement
@@ -210,7 +210,7 @@ def log_tagger_model(
         config = export_weights(source, weights)
         # log_model writes through the process-wide tracking URI: point it at this run's store
         # for the call (MLflow's own context manager, which restores an unset URI as unset).
-        with _use_tracking_uri(client.tracking_uri):
+        with using_tracking_uri(client.tracking_uri):
             mlflow.pyfunc.log_model(name=PYFUNC_PATH, model_id=logged.model_id,
                                     **_model_arguments(weights, config, run_id))
     client.log_outputs(run_id, models=[LoggedModelOutput(logged.model_id, step=0)])

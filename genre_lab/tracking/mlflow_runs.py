@@ -52,6 +52,23 @@ def tracking_uri(root: str | Path | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
 
 
+@contextmanager
+def using_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to `uri` for a block (some lookups, such as a
+    logged model's, go through it whatever URI is passed), then put back as it was, with
+    `MLFLOW_TRACKING_URI` too: MLflow's own `_use_tracking_uri` unsets that variable on the way
+    out when no URI had been set in code, and every later command would then miss its store."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(uri):
+            yield
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
 def open_client(uri: str | None = None) -> MlflowClient:
     """An MlflowClient on `uri` (default `tracking_uri()`) whose store exists: created and
     migrated under `store_lock` if new. MLflow keeps one store per URI in a process, so later

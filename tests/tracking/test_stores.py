@@ -122,6 +122,20 @@ def test_training_evaluation_and_sweep_started_together(tmp_path: Path) -> None:
     client = MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
-    kinds = [r.data.tags.get("run_type") or r.data.tags.get("sweep_role") or "training" for r in runs]
+    kinds = [r.data.tags.get("sweep_role") or r.data.tags.get("run_type") or "training" for r in runs]
     # training, evaluation, and the sweep's parent and its one trial
     assert sorted(kinds) == ["evaluation", "parent", "training", "trial"], kinds
+
+
+def test_a_borrowed_tracking_uri_gives_the_environment_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's `_use_tracking_uri` unsets MLFLOW_TRACKING_URI on the way out; after loading a
+    model from a run, the command's summary then looked for its run in another store."""
+    import mlflow
+
+    from genre_lab.tracking.mlflow_runs import tracking_uri, using_tracking_uri
+
+    mine = f"sqlite:///{tmp_path / 'mine.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mine)
+    with using_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}"):
+        assert mlflow.get_tracking_uri().endswith("other.db")
+    assert tracking_uri() == mine and mlflow.get_tracking_uri() == mine
