@@ -61,6 +61,9 @@ class MTATSource(ListedSource):
             raise DataConfigError(f"{file}: expected a tab-separated header clip_id, <tags>, mp3_path "
                                   f"(MagnaTagATune's annotations_final.csv), got {'|'.join(header[:3])[:80]!r}...")
         tags = [check_tag(t, f"{file}, header") for t in header[1:-1]]
+        twice = sorted({t for t in tags if tags.count(t) > 1})
+        if twice:  # a class name twice would give a clip the same class index twice
+            raise DataConfigError(f"{file}: tag column(s) {', '.join(twice)[:200]} appear more than once in the header")
         table = []
         for line, row in enumerate(rows[1:], start=2):
             where = f"{file}, line {line}"

@@ -252,6 +252,10 @@ def test_mtat_malformed_annotations_name_the_file_and_line(tmp_path: Path) -> No
     (root / "annotations_final.csv").write_text("clip_id,guitar,mp3_path\n2,1,f/a.mp3\n")  # commas: not MTAT's
     with pytest.raises(DataConfigError, match=r"expected a tab-separated header clip_id, <tags>, mp3_path"):
         MTATSource(root).classes
+    twice = "\t".join(['"clip_id"', '"guitar"', '"guitar"', '"mp3_path"'])
+    (root / "annotations_final.csv").write_text(f'{twice}\n"2"\t"1"\t"1"\t"f/a.mp3"\n')
+    with pytest.raises(DataConfigError, match=r"tag column\(s\) guitar appear more than once"):
+        MTATSource(root).classes
 
 
 # ------------------------------------------------------------------------------ MTG-Jamendo
