@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from mlflow import MlflowClient
 
@@ -59,3 +60,18 @@ def only_run(client: MlflowClient, experiment: str = "genre_lab", exclude: Seque
 
 def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def train_in_own_store(root: Path, overrides: Sequence[str], out: str = "out") -> tuple[Any, str]:
+    """(TrainResult, store URI) of a tiny training in `root`'s own sqlite store: the module-scoped
+    trained-model fixtures of the inference and transfer tests."""
+    import pytest
+
+    from genre_lab.config import compose
+    from genre_lab.training.fit import fit_and_test
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        cfg = compose([*TINY, *overrides, f"paths.root_dir={root}"], output_dir=root / out)
+        return fit_and_test(cfg), uri

@@ -19,14 +19,14 @@ import torch
 
 from genre_lab import Tagger
 from genre_lab.audio.decode import AudioDecodeError
-from genre_lab.config import PROJECT_ROOT, compose
+from genre_lab.config import PROJECT_ROOT
 from genre_lab.data.synthetic import render_clip
 from genre_lab.inference import TaggingError, resolve
 from genre_lab.inference.tag_files import collect_audio_files
 from genre_lab.training.lightning_module import CONFIG_KEY
 from genre_lab.cli.predict import main as predict_main
-from genre_lab.training.fit import TrainResult, fit_and_test
-from tests.conftest import TINY
+from genre_lab.training.fit import TrainResult
+from tests.training_procs import train_in_own_store
 
 SR = 22050  # files are written at another rate than the model's 16 kHz: tagging resamples
 
@@ -34,13 +34,8 @@ SR = 22050  # files are written at another rate than the model's 16 kHz: tagging
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, str]:
     """A CNN trained for two epochs on tiny synthetic data, tracked in its own store."""
-    root = tmp_path_factory.mktemp("predict_model")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        cfg = compose([*TINY, "model=cnn", "trainer.max_epochs=2", "throughput_seconds=0", f"paths.root_dir={root}"],
-                      output_dir=root / "out")
-        result = fit_and_test(cfg)
+    result, uri = train_in_own_store(tmp_path_factory.mktemp("predict_model"),
+                                     ["model=cnn", "trainer.max_epochs=2", "throughput_seconds=0"])
     assert result.best_checkpoint
     return result, uri
 

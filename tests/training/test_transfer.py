@@ -17,18 +17,14 @@ from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.training.fit import fit_and_test
 from genre_lab.training.transfer import initialise_from
 from tests.conftest import TINY
+from tests.training_procs import train_in_own_store
 
 
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
     """A CNN trained on the synthetic genres (dataset A)."""
     root = tmp_path_factory.mktemp("transfer")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        cfg = compose([*TINY, "model=cnn", "trainer.max_epochs=3", "throughput_seconds=0", f"paths.root_dir={root}"],
-                      output_dir=root / "parent")
-        result = fit_and_test(cfg)
+    result, uri = train_in_own_store(root, ["model=cnn", "trainer.max_epochs=3", "throughput_seconds=0"], "parent")
     return result.run_id, uri, root
 
 
