@@ -131,11 +131,13 @@ def test_a_borrowed_tracking_uri_gives_the_environment_back(tmp_path: Path, monk
     """MLflow's `_use_tracking_uri` unsets MLFLOW_TRACKING_URI on the way out; after loading a
     model from a run, the command's summary then looked for its run in another store."""
     import mlflow
+    from mlflow.tracking._tracking_service import utils
 
     from genre_lab.tracking.mlflow_runs import tracking_uri, using_tracking_uri
 
     mine = f"sqlite:///{tmp_path / 'mine.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mine)
+    before = utils._tracking_uri  # MLflow's process-wide URI as set in code, if an earlier test set one
     with using_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}"):
         assert mlflow.get_tracking_uri().endswith("other.db")
-    assert tracking_uri() == mine and mlflow.get_tracking_uri() == mine
+    assert tracking_uri() == mine and utils._tracking_uri == before
