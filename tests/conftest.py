@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -56,6 +57,24 @@ def write_tone(path: Path, seconds: float = 1.0, sr: int = 22050, channels: int 
 @pytest.fixture(autouse=True)
 def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONWARNINGS", os.environ.get("PYTHONWARNINGS", "ignore"))
+
+
+@pytest.fixture(autouse=True)
+def _logging_put_back():
+    """Each test leaves logging as it found it. A command run in-process through Hydra
+    configures the root logger with a handler bound to the sys.stdout of that moment (pytest's
+    capture), which is closed after the test; a later test's INFO line would then print a
+    `--- Logging error ---` traceback into the stderr it checks."""
+    loggers = [logging.root, *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    saved = {lg: (list(lg.handlers), lg.level, lg.propagate) for lg in loggers}
+    yield
+    for lg, (handlers, level, propagate) in saved.items():
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+    for lg in logging.root.manager.loggerDict.values():  # loggers made during the test
+        if isinstance(lg, logging.Logger) and lg not in saved:
+            lg.handlers.clear()
 
 
 def postgres_binaries() -> Path | None:
