@@ -29,6 +29,7 @@ from genre_lab.tracking.run_names import describe_results, describe_run
 from genre_lab.tracking.liveness import Heartbeat, process_tags, sigterm_as_interrupt
 from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.training.quiet import quiet_third_party
+from genre_lab.training.speed import SpeedMeter
 from genre_lab.reporting.split_report import log_test_report
 from genre_lab.training.resume import ResumePoint
 from genre_lab.training.resume.run_config import task_overrides
@@ -100,7 +101,8 @@ def fit_and_test(
     all_callbacks = [_build(cfg, f"callbacks.{name}", registry.LIGHTNING)
                      for name, c in (cfg.get("callbacks") or {}).items() if c]
     interrupt = resume.InterruptCheckpoint()
-    all_callbacks += [best_epoch, resume.ResumeState(), interrupt, *callbacks]
+    speed = SpeedMeter()
+    all_callbacks += [best_epoch, resume.ResumeState(), interrupt, speed, *callbacks]
     trainer: pl.Trainer = _build(cfg, "trainer", registry.LIGHTNING, callbacks=all_callbacks, logger=logger,
                                  plugins=[resume.AtomicCheckpointIO()])
     # Under DDP every rank runs this function; only rank 0 writes to MLflow (Lightning gives the
@@ -148,6 +150,11 @@ def fit_and_test(
                     metrics.update({k: float(v) for k, v in row.items()})
                 if rank_zero:
                     log_test_report(client, run_id, model, "test")
+            if rank_zero:
+                test = datamodule.splits["test"] if cfg.get("test", True) and datamodule.splits else None
+                test_audio = sum(len(w) for w in test.waves) / datamodule.sample_rate if test else None
+                for key, value in speed.metrics(test_audio).items():
+                    client.log_metric(run_id, key, value)
             if rank_zero:
                 describe_results(client, run_id, cfg, datamodule.source.name, metrics)  # scores in the description
             if rank_zero and best:

@@ -40,6 +40,8 @@ def test_each_model_learns_and_is_tracked(model: str, mlflow_uri: str, tiny_over
     for key in ("train/loss", "train/acc", "val/loss", "val/track_acc", "test/track_acc",
                 "test/track_f1", "test/chunk_acc", "frontend/audio_sec_per_sec"):
         assert key in run.data.metrics, key
+    # Cost beside accuracy: training windows per second, and test audio tagged per second.
+    assert run.data.metrics["speed/train_examples_per_s"] > 0 and run.data.metrics["speed/test_audio_s_per_s"] > 0
     assert run.data.metrics["test/track_acc"] == pytest.approx(result.metrics["test/track_acc"])
     # One value per epoch for the curves compared in the UI.
     history = client.get_metric_history(result.run_id, "val/loss")
