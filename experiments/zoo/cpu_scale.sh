@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The zoo at CPU scale: every architecture of experiment=zoo with its paper's input (front end,
+# sample rate, window length) but narrower layers and less data, so that the 30 runs fit in about
+# an hour on two CPU cores. The widths below are the only change to the architectures; what
+# they give is a comparison of the architectures' shapes at a small size, not of the papers'
+# models (those are `genre-lab train experiment=zoo`, for a GPU).
+#
+#   bash experiments/zoo/cpu_scale.sh            # trains, then writes experiments/zoo/README.md
+#   SEEDS=0 MODELS="cnn fcn" bash experiments/zoo/cpu_scale.sh   # a subset
+#
+# Runs go to the MLflow experiment zoo_cpu of the usual store (GENRE_LAB_HOME or the working
+# directory); extra arguments are passed to every `genre-lab train`.
+set -euo pipefail
+
+MODELS=${MODELS:-"cnn crnn fcn shortchunk shortchunk_res samplecnn samplecnn_se harmoniccnn cnnsa ast"}
+SEEDS=${SEEDS:-"0,1,2"}
+GENRE_LAB=${GENRE_LAB:-genre-lab}  # e.g. ".venv/bin/python -m genre_lab"
+
+# Per model: the widths at CPU scale (the papers' widths are in conf/model/<name>.yaml).
+declare -A WIDTH=(
+  [cnn]=""
+  [crnn]=""
+  [fcn]="model.backbone.channels=[32,64,64,64,32]"
+  [shortchunk]="model.backbone.width=16"
+  [shortchunk_res]="model.backbone.width=16"
+  [samplecnn]="model.backbone.widths=[16,16,16,32,32,32,32,32,32,64,64]"
+  [samplecnn_se]="model.backbone.widths=[16,16,16,32,32,32,32,32,32,64,64]"
+  [harmoniccnn]="model.backbone.width=16"
+  [cnnsa]="model.backbone.width=16 model.backbone.dim=32 model.backbone.heads=4 model.backbone.ff_dim=128"
+  [ast]="model.backbone.dim=64 model.backbone.layers=2 model.backbone.heads=4 model.backbone.ff_dim=128 model.backbone.stride=16"
+)
+
+# The same data for every run: the hard synthetic level, 10 s clips (data seed 0); FCN's 29.1 s
+# window sees each clip zero-padded to its length (data.short_clips=pad).
+DATA=(
+  "data.source.clip_seconds=10.0"
+  "data.source.clips_per_class={train: 10, val: 3, test: 5}"
+  "data.train_chunks_per_clip=3"
+  "data.short_clips=pad"
+  "trainer.max_epochs=4"
+  "callbacks.progress_bar=null"
+  "logger.mlflow.experiment_name=zoo_cpu"
+)
+
+for model in $MODELS; do
+  # shellcheck disable=SC2086  # the command and the widths are split into words
+  $GENRE_LAB train experiment=zoo "hydra.sweeper.params.model=$model" "hydra.sweeper.params.seed='$SEEDS'" \
+    "${DATA[@]}" ${WIDTH[$model]} "$@"
+done
+
+$GENRE_LAB report zoo_cpu --group-by model \
+  --metric test/track_acc --metric test/track_auroc --metric model/params \
+  --metric speed/train_examples_per_s --metric speed/test_audio_s_per_s \
+  --readme "$(dirname "$0")/README.md"
