@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
+from safetensors.numpy import load_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import StandardScaler
@@ -25,7 +26,7 @@ from genre_lab.inference.linear_probe import (EmbeddingCache, WindowEmbedder, ch
                                               model_digest, pool, run_probe)
 from genre_lab.models import model_file as checkpoint
 from genre_lab.models.loading import load_model
-from genre_lab.models.probe_file import read_probe
+from genre_lab.models.probe_file import is_probe_file
 from genre_lab.training.lightning_module import GenreClassifier
 from tests.conftest import TINY
 
@@ -109,8 +110,10 @@ def test_run_reads_back_with_training_metric_names(first, store: tuple[Path, str
     assert run.data.metrics["test/track_acc"] == pytest.approx(first.metrics["test/track_acc"])
     assert run.data.params["probe.layer"] == "penultimate" and run.data.params["model"] == MODEL
     assert float(run.data.params["probe.C"]) in GRID
-    # The fitted probe, read back as data, gives the run's test predictions.
-    head = read_probe(client.download_artifacts(first.run_id, "probe/probe.safetensors", str(tmp_path)))
+    # The fitted probe is logged as a probe file holding its head.
+    path = client.download_artifacts(first.run_id, "probe/probe.safetensors", str(tmp_path))
+    head = first.folds[0].head
+    assert is_probe_file(path) and np.array_equal(load_file(path)["coef"], head.coef)
     assert head.classes == tuple(GENRES) and head.pooling == ("mean", "std", "max") and head.coef.shape == (10, 600)
     assert head.model_digest == run.data.params["model_digest"]
 
