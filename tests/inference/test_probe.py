@@ -29,6 +29,7 @@ from genre_lab.models.loading import load_model
 from genre_lab.models.probe_file import is_probe_file
 from genre_lab.training.lightning_module import GenreClassifier
 from tests.conftest import TINY
+from tests.training_procs import train_in_own_store
 
 MODEL = "pretrained:musicnn-msd"
 RATE = 16000
@@ -214,12 +215,8 @@ def test_pooling_written_with_bare_commas_is_a_list() -> None:
 def test_probe_of_a_training_run_uses_its_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MODEL a run id and no data=: the run's own dataset (its config.yaml), the run's experiment,
     the probe linked to the run; a tiny CNN's embedding separates the easy genres."""
-    from genre_lab.training.fit import fit_and_test
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trained, uri = train_in_own_store(tmp_path, ["model=cnn", "trainer.max_epochs=2", "throughput_seconds=0"])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    trained = fit_and_test(compose([*TINY, "model=cnn", "trainer.max_epochs=2", "throughput_seconds=0",
-                                    f"paths.root_dir={tmp_path}"], output_dir=tmp_path / "out"))
     cfg = compose([f"paths.root_dir={tmp_path}", f"tracking_uri={uri}"], config_name="probe")
     cfg.embedding_model = trained.run_id
     result = run_probe(cfg)

@@ -32,6 +32,7 @@ from genre_lab.training.fit import fit_and_test
 from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.training.transfer import initialise_from
 from tests.conftest import TINY
+from tests.training_procs import train_in_own_store
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +58,11 @@ class Store:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     root = tmp_path_factory.mktemp("probe_model")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
-        trained = fit_and_test(compose([*CNN, "trainer.max_epochs=2", f"paths.root_dir={root}"],
-                                       output_dir=root / "train")).run_id
+        result, uri = train_in_own_store(root, ["model=cnn", "throughput_seconds=0", "trainer.max_epochs=2"], "train")
+        trained = result.run_id
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
         cfg = compose([f"paths.root_dir={root}", f"tracking_uri={uri}", "probe.pooling=[mean]", "probe.device=cpu"],
                       config_name="probe")
         cfg.embedding_model = trained
