@@ -1,4 +1,5 @@
-"""Real `python -m genre_lab.train` processes for the crash, signal and DDP tests."""
+"""Real `python -m genre_lab.train` processes for the crash, signal and DDP tests, and the tiny
+in-process training behind the trained-model fixtures (`train_in_own_store`)."""
 
 from __future__ import annotations
 
