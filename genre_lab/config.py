@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra import initialize_config_dir
@@ -78,6 +79,21 @@ def group_options(group: str, dirs: Sequence[str | Path] = ()) -> set[str]:
     include, not options."""
     return {p.stem for d in (CONF_DIR, *map(Path, dirs)) if (Path(d) / group).is_dir()
             for p in (Path(d) / group).glob("*.yaml") if not p.name.startswith("_")}
+
+
+def config_items(tree: Any, prefix: str = "", lists: bool = False,
+                 whole: Callable[[Any], bool] = lambda value: False) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every node of a config read as plain containers
+    (`OmegaConf.to_container`), a parent before its children: a mapping's entries and, with
+    `lists`, a list's items by index (`a.0`). A value for which `whole` is true is not entered
+    (a search-space entry is one setting). The keys are Hydra's override paths, for the
+    did-you-mean of a misspelt setting and for listing a config's settings."""
+    entries = tree.items() if isinstance(tree, dict) else enumerate(tree) if lists and isinstance(tree, list) else ()
+    for key, value in entries:
+        path = f"{prefix}{key}"
+        yield path, value
+        if not whole(value):
+            yield from config_items(value, f"{path}.", lists, whole)
 
 
 #: Hydra's compose API keeps global state: threads (a sweep worker's `n_jobs`) take turns.

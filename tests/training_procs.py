@@ -1,4 +1,5 @@
-"""Real `python -m genre_lab.train` processes for the crash, signal and DDP tests."""
+"""Real `python -m genre_lab.train` processes for the crash, signal and DDP tests, and the tiny
+in-process training behind the trained-model fixtures (`train_in_own_store`)."""
 
 from __future__ import annotations
 
@@ -62,16 +63,20 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, floa
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
-def train_in_own_store(root: Path, overrides: Sequence[str], out: str = "out") -> tuple[Any, str]:
-    """(TrainResult, store URI) of a tiny training in `root`'s own sqlite store: the module-scoped
-    trained-model fixtures of the inference and transfer tests."""
+def train_in_own_store(root: Path, overrides: Sequence[str], out: str = "out",
+                       without: Sequence[str] = ()) -> tuple[Any, str]:
+    """(TrainResult, store URI) of a tiny training (TINY, less its settings starting with one of
+    `without`, then `overrides`) in `root`'s own sqlite store, its Hydra output in `root / out`:
+    the module-scoped trained-model fixtures of the inference and transfer tests. Called again
+    with the same `root`, it trains another run into the same store."""
     import pytest
 
     from genre_lab.config import compose
     from genre_lab.training.fit import fit_and_test
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    tiny = [o for o in TINY if not o.startswith(tuple(without))]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
-        cfg = compose([*TINY, *overrides, f"paths.root_dir={root}"], output_dir=root / out)
+        cfg = compose([*tiny, *overrides, f"paths.root_dir={root}"], output_dir=root / out)
         return fit_and_test(cfg), uri

@@ -13,10 +13,10 @@ Test-time choices for the track decision (`evaluate pooling=... tta_shifts=...`,
 - `tta_shifts=N`: the windows at offsets 0, hop/N, ..., (N-1)hop/N of the hop grid, all pooled
   together (N=1: the grid alone). Measured in docs/benchmarks.md.
 
-A model's own default pooling comes from its spec (`TRACK_POOLING`): `mean`, except for a
-linear probe logged as a network (`genre_lab.models.probe_file.probe_network`), whose spec says
-`model.track_average: logits`: its track distribution is the softmax of its windows' mean logits,
-the probe's own decision on the mean embedding. From the window probabilities that is their
+A model's own default pooling comes from its spec (`own_pooling`, by `TRACK_POOLING`): `mean`,
+except for a linear probe logged as a network (`genre_lab.models.probe_file.probe_network`),
+whose spec says `model.track_average: logits`: its track distribution is the softmax of its
+windows' mean logits, the probe's own decision on the mean embedding. From the window probabilities that is their
 normalised geometric mean with no floor (`logits`, not offered on the command line): softmax(mean
 log p) = softmax(mean logits), the per-window log-partition being a shift common to every class.
 """
@@ -75,6 +75,12 @@ LOG_FLOOR = 1e-7
 _TINY = 1e-38
 #: A model spec's `model.track_average` -> the pooling it implies (see the module docstring).
 TRACK_POOLING = {"probabilities": "mean", "logits": "logits"}
+
+
+def own_pooling(model: object) -> str:
+    """The pooling `model` (a network or its spec) implies by its `track_average`
+    (`TRACK_POOLING`): `mean` for one that names none (an ensemble: its members' mean)."""
+    return TRACK_POOLING.get(str(getattr(model, "track_average", "probabilities")), "mean")
 
 
 def check_pooling(pooling: str, setting: str = "pooling") -> str:

@@ -220,21 +220,16 @@ def _unknown_key(key: str, cause: Any, reading: bool = False) -> str:
 
 
 def _config_keys(cause: Any) -> list[str]:
+    """Every key of the config holding the node an error names (groups and settings)."""
     from omegaconf import DictConfig, OmegaConf
+
+    from genre_lab.config import config_items
 
     node = getattr(cause, "parent_node", None)
     if not isinstance(node, DictConfig):
         return []
     root = node._get_root()
-    return list(_paths(OmegaConf.to_container(root, resolve=False, throw_on_missing=False)))
-
-
-def _paths(tree: Any, prefix: str = "") -> Iterator[str]:
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            path = f"{prefix}{key}"
-            yield path
-            yield from _paths(value, f"{path}.")
+    return [key for key, _ in config_items(OmegaConf.to_container(root, resolve=False, throw_on_missing=False))]
 
 
 def _missing_value(key: str, choices: dict[str, Any] | None) -> str:
@@ -250,8 +245,10 @@ def _missing(cfg: Any, choices: dict[str, Any]) -> str | None:
     Read as written: a setting that interpolates a missing one (data.source.root) is not listed."""
     from omegaconf import OmegaConf
 
+    from genre_lab.config import config_items
+
     tree = OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False)
-    keys = sorted(key for key, value in _all_leaves(tree) if value == "???")
+    keys = sorted(key for key, value in config_items(tree, lists=True) if value == "???")
     return "; ".join(_missing_value(k, choices) for k in keys) or None
 
 
@@ -437,6 +434,8 @@ def _setting_lines(command: str, cfg: Any) -> list[str]:
     resolved: no store is opened for a `${genre_lab_tracking_uri:...}`)."""
     from omegaconf import OmegaConf
 
+    from genre_lab.config import config_items
+
     rows: list[tuple[str, str]] = []
     for key, what in COMMON.get(command, []):
         if key.endswith(".*"):  # the settings under a node: the first few
@@ -444,7 +443,8 @@ def _setting_lines(command: str, cfg: Any) -> list[str]:
             if node is None:
                 continue
             tree = OmegaConf.to_container(node, resolve=False, throw_on_missing=False)
-            leaves = [(f"{key[:-2]}.{k}", v) for k, v in _leaves(tree) if not k.split(".")[-1].startswith("_")]
+            leaves = [(f"{key[:-2]}.{k}", v) for k, v in config_items(tree, whole=_one_setting)
+                      if _one_setting(v) and not k.split(".")[-1].startswith("_")]
             rows += [(f"{k}={_show(v)}", what if i == 0 else "") for i, (k, v) in enumerate(leaves[:6])]
             if len(leaves) > 6:
                 rows.append((f"{key[:-2]}....", f"(--cfg job lists all {len(leaves)})"))
@@ -466,28 +466,10 @@ def _setting_lines(command: str, cfg: Any) -> list[str]:
     return lines
 
 
-def _all_leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            yield from _all_leaves(value, f"{prefix}{key}.")
-    elif isinstance(tree, list):
-        for i, value in enumerate(tree):
-            yield from _all_leaves(value, f"{prefix}{i}.")
-    else:
-        yield prefix.rstrip("."), tree
-
-
-def _leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, value) of every setting under `tree`; a search-space entry (a mapping with
-    a `type`) is one setting."""
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            if isinstance(value, dict) and "type" not in value:
-                yield from _leaves(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}", value
-    else:
-        yield prefix.rstrip("."), tree
+def _one_setting(value: Any) -> bool:
+    """Whether a config value is one setting: not a mapping of settings (a search-space entry,
+    a mapping with a `type`, is one)."""
+    return not isinstance(value, dict) or "type" in value
 
 
 def _show(value: Any) -> str:

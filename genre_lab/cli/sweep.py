@@ -6,6 +6,7 @@ Start it again to resume the study; start several (`make sweep-workers N=2`) to 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -15,8 +16,12 @@ from rich.table import Table
 
 from genre_lab.cli.hydra_command import hydra_command
 from genre_lab.cli.refusals import refuse
-from genre_lab.sweep.runner import SweepResult, run_sweep
-from genre_lab.sweep.space import SweepConfigError
+
+if TYPE_CHECKING:
+    from genre_lab.sweep.runner import SweepResult
+
+# Optuna, Lightning and MLflow are imported inside `main`: `--help` and a bad override are
+# answered from `conf/` before any of them loads.
 
 
 def print_summary(result: SweepResult) -> None:
@@ -43,6 +48,9 @@ def print_summary(result: SweepResult) -> None:
 
 @hydra_command("sweep")
 def main(cfg: DictConfig) -> float | None:
+    from genre_lab.sweep.runner import run_sweep
+    from genre_lab.sweep.space import SweepConfigError
+
     hydra_cfg = HydraConfig.get()
     try:
         result = run_sweep(hydra_cfg.overrides.task, hydra_cfg.runtime.output_dir, cfg=cfg)

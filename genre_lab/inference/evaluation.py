@@ -44,7 +44,7 @@ from genre_lab.training.quiet import quiet_third_party
 from genre_lab.reporting.split_report import log_test_report
 from genre_lab.models.network import GenreNet
 from genre_lab.audio import perturb
-from genre_lab.audio.windows import TRACK_POOLING, check_pooling, shifted_starts, track_probabilities
+from genre_lab.audio.windows import check_pooling, own_pooling, shifted_starts, track_probabilities
 from genre_lab.inference import robustness
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str,
     """Chunk and track accuracy / macro-F1 of the ensemble and of each member on the same
     windows (`<split>/...` and `<member label>/<split>/...`, the label naming the member's source
     run, safe as a metric key: `EnsembleClassifier.sources`): the gain is one table. `pooling`
-    None: the ensemble's windows by their mean, each member's as it pools alone (`TRACK_POOLING`:
+    None: the ensemble's windows by their mean, each member's as it pools alone (`own_pooling`:
     a linear probe's network by its mean logits), so a member scores as `evaluate` scores it."""
     model.eval()
     probs: list[list[torch.Tensor]] = [[] for _ in range(len(model.members) + 1)]
@@ -144,7 +144,7 @@ def ensemble_metrics(model: EnsembleClassifier, loader: DataLoader, split: str,
     for i, store in enumerate(probs):
         prefix = split if i == 0 else f"{model.sources[i - 1]}/{split}"
         chunk = torch.cat(store)
-        own = "mean" if i == 0 else TRACK_POOLING.get(model.members[i - 1].track_average, "mean")
+        own = own_pooling(model if i == 0 else model.members[i - 1])
         track, track_y = track_probabilities(chunk, y, clip, pooling or own)
         for level, (p, t) in (("chunk", (chunk, y)), ("track", (track, track_y))):
             metrics[f"{prefix}/{level}_acc"] = float(multiclass_accuracy(p, t, n, average="micro"))

@@ -32,7 +32,7 @@ import torch
 from genre_lab.audio.decode import DEFAULT_MAX_SECONDS, AudioDecodeError, load_audio, resample
 from genre_lab.audio.content import SILENCE_DBFS, measure_content
 from genre_lab.machine import cores
-from genre_lab.audio.windows import TRACK_POOLING, check_pooling, pool_windows, samples, shifted_starts, window
+from genre_lab.audio.windows import check_pooling, own_pooling, pool_windows, samples, shifted_starts, window
 from genre_lab.models.loading import ModelSourceError, load_model
 from genre_lab.models.network import GenreNet, for_inference
 from genre_lab.inference.limits import LimitError, check_sample_rate, check_segment_seconds
@@ -132,11 +132,10 @@ class Tagger:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        #: How window probabilities become the song's (None: the model's own, `TRACK_POOLING`:
+        #: How window probabilities become the song's (None: the model's own, `own_pooling`:
         #: their mean, or for a linear probe's network the softmax of the mean logits), and the
         #: shifted window grids added.
-        own = TRACK_POOLING.get(str(getattr(spec, "track_average", "probabilities")), "mean")
-        self.pooling = own if pooling is None else check_pooling(pooling)
+        self.pooling = own_pooling(spec) if pooling is None else check_pooling(pooling)
         if isinstance(tta_shifts, bool) or not isinstance(tta_shifts, int) or tta_shifts < 1:
             raise ValueError(f"tta_shifts must be an integer >= 1, got {tta_shifts!r}")
         self.tta_shifts = tta_shifts

@@ -5,11 +5,11 @@ embedding network's window embeddings pooled per track (mean, std, max); this fi
 the fit learnt, as a safetensors file (plain tensors, no pickle): `mean` and `scale` (the
 standardiser fitted on the training split), `coef` (classes x features) and `intercept`, and in
 its metadata the classes, the embedding layer, the pooling order, the source model (as given)
-and the digest of its weights. The embedding network itself is not copied: it is named by the
-source model and checked by the digest.
+and the digest of its weights. The embedding network itself is not copied: the source model
+and the digest name it.
 
-Reading validates every field (sizes within bounds, shapes consistent, values finite), so a
-probe file from a store is data, never code.
+The file is the run's record of the fit; nothing loads it back as a model (`load_model`
+recognises one by its header, `is_probe_file`, and asks for the probe's run instead).
 
 A probe of the penultimate layer pooled by the mean alone is also an ordinary network
 (`probe_network`): the standardiser folded into the linear head, the embedding network's front
@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genre_lab.models.bounds import MAX_CLASSES
-
 if TYPE_CHECKING:
     from genre_lab.models.network import GenreNet
 
@@ -39,12 +37,6 @@ POOLINGS = ("mean", "std", "max")
 #: Embedding layers: the backbone's output (the penultimate layer before the genre head) or,
 #: for musicnn, its mid-end features pooled over time (mean and max, 2 x 753).
 LAYERS = ("penultimate", "midend")
-#: The widest feature vector a probe file may declare (3 poolings of a 4096-unit layer).
-MAX_FEATURES = 3 * 4096
-
-
-class ProbeFileError(ValueError):
-    """A file that is not a usable probe; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +130,7 @@ def probe_network(embedding: GenreNet, head: ProbeHead, eval_hop_seconds: float 
 
 
 def write_probe(path: str | Path, head: ProbeHead) -> None:
+    """`head` as a safetensors file: its four arrays in float32, the rest in the metadata."""
     from safetensors.numpy import save_file
 
     metadata = {
@@ -160,46 +153,3 @@ def is_probe_file(path: str | Path) -> bool:
             return (f.metadata() or {}).get("format") == PROBE_FORMAT
     except (SafetensorError, OSError, ValueError):
         return False
-
-
-def read_probe(path: str | Path) -> ProbeHead:
-    """The probe in `path`, every field validated; a ProbeFileError naming the field otherwise."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ProbeFileError(f"{path}: not a readable probe file ({err})") from err
-    if meta.get("format") != PROBE_FORMAT or meta.get("version") != PROBE_VERSION:
-        raise ProbeFileError(f"{path}: not a {PROBE_FORMAT} file of version {PROBE_VERSION}")
-    try:
-        classes, pooling = json.loads(meta["classes"]), json.loads(meta["pooling"])
-        c = float(meta.get("C", "1.0"))
-    except (KeyError, ValueError, RecursionError) as err:
-        raise ProbeFileError(f"{path}: metadata 'classes', 'pooling' or 'C' missing or not valid ({err})") from None
-    if not (isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES and all(isinstance(x, str) for x in classes)
-            and len(set(classes)) == len(classes)):
-        raise ProbeFileError(f"{path}: metadata 'classes' must be 2..{MAX_CLASSES} distinct names")
-    if not (isinstance(pooling, list) and pooling and all(p in POOLINGS for p in pooling) and len(set(pooling)) == len(pooling)):
-        raise ProbeFileError(f"{path}: metadata 'pooling' must be distinct names among {POOLINGS}")
-    if meta.get("layer") not in LAYERS:
-        raise ProbeFileError(f"{path}: metadata 'layer' must be one of {LAYERS}")
-    if set(tensors) != {"mean", "scale", "coef", "intercept"}:
-        raise ProbeFileError(f"{path}: tensors must be exactly mean, scale, coef, intercept (found {sorted(tensors)})")
-    n, coef = len(classes), tensors["coef"]
-    if coef.ndim != 2 or coef.shape[0] != n or not 0 < coef.shape[1] <= MAX_FEATURES or coef.shape[1] % len(pooling):
-        raise ProbeFileError(f"{path}: 'coef' must be ({n} classes, features divisible by {len(pooling)} poolings), "
-                             f"got {coef.shape}")
-    d = coef.shape[1]
-    for name, shape in (("mean", (d,)), ("scale", (d,)), ("intercept", (n,))):
-        if tensors[name].shape != shape:
-            raise ProbeFileError(f"{path}: '{name}' must have shape {shape}, got {tensors[name].shape}")
-    for name, value in tensors.items():
-        if value.dtype != np.float32 or not np.isfinite(value).all():
-            raise ProbeFileError(f"{path}: '{name}' must hold finite float32 values")
-    if not (tensors["scale"] > 0).all() or not np.isfinite(c) or c <= 0:
-        raise ProbeFileError(f"{path}: 'scale' and 'C' must be positive")
-    return ProbeHead(tuple(classes), meta["layer"], tuple(pooling), tensors["mean"], tensors["scale"], coef,
-                     tensors["intercept"], meta.get("source_model", ""), meta.get("model_digest", ""), c)

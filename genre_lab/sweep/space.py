@@ -25,6 +25,8 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from genre_lab.config import config_items
+
 #: Keys each distribution accepts (`type` aside).
 _KEYS = {
     "float": {"low", "high", "log", "step"},
@@ -203,17 +205,9 @@ def _distribution(where: str, spec: Any, errors: list[str]) -> optuna.distributi
 
 
 def _leaf_paths(cfg: DictConfig) -> list[str]:
-    out: list[str] = []
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, DictConfig):
-            for key in node.keys():
-                walk(node._get_node(key), f"{prefix}.{key}" if prefix else str(key))
-        else:
-            out.append(prefix)
-
-    walk(cfg, "")
-    return out
+    """The keys of `cfg`'s settings (its groups left out), interpolations unresolved."""
+    tree = OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False)
+    return [key for key, value in config_items(tree) if not isinstance(value, dict)]
 
 
 def _check_path(where: str, path: str, train_cfg: DictConfig, errors: list[str]) -> None:

@@ -43,7 +43,7 @@ from genre_lab.training.freeze import frozen_modules as freeze_modules
 from genre_lab.training import frozen_cache
 from genre_lab.training.metrics import LOCAL, classification_metrics, multilabel_metrics
 from genre_lab.models.network import GenreNet
-from genre_lab.audio.windows import TRACK_POOLING, shifted_starts, track_probabilities
+from genre_lab.audio.windows import own_pooling, shifted_starts, track_probabilities
 
 #: Evaluation metrics are fed the outputs of every rank, gathered (see `_eval_epoch_end`):
 #: torchmetrics' own cross-rank sync would count each of them once per rank again.
@@ -106,8 +106,8 @@ class GenreClassifier(pl.LightningModule):
         #: The frozen part's embeddings by window, during a fit with `freeze=backbone` (`setup`).
         self.frozen_cache: frozen_cache.EmbeddingCache | None = None
         #: How evaluation pools a track's window probabilities (`genre_lab.audio.windows`): the
-        #: model's own (`TRACK_POOLING`: mean; a linear probe's network, its mean logits).
-        self.pooling = TRACK_POOLING.get(self.net.track_average, "mean")
+        #: model's own (`own_pooling`: mean; a linear probe's network, its mean logits).
+        self.pooling = own_pooling(self.net)
         n = len(classes)
         self.train_acc = MultilabelAccuracy(n, average="macro") if self.multilabel else MulticlassAccuracy(n, average="micro")
         self.chunk_metrics = nn.ModuleDict({s: _metrics(n, f"{s}/chunk_", self.multilabel) for s in ("val", "test")})

@@ -46,8 +46,8 @@ def no_outputs(home: Path) -> None:
     assert not (home / "outputs").exists(), sorted(str(p.relative_to(home)) for p in (home / "outputs").rglob("*"))
 
 
-# Found by Hydra while composing, before the task runs: the command module's heavy imports are
-# the only cost.
+# Found by Hydra while composing, before the task runs (and before the command imports torch,
+# Lightning or MLflow: `test_a_bad_override_is_refused_without_heavy_imports`).
 @pytest.mark.parametrize("args, expected", [
     (["train", "trainer.max_epoch=2"], "error: no setting trainer.max_epoch; did you mean trainer.max_epochs?"),
     (["train", "model=crn"], "error: no option model=crn; did you mean model=crnn? model is one of ast, cnn, cnnsa, crnn, fcn, "),
@@ -165,10 +165,27 @@ def test_help_lists_groups_and_common_settings_without_heavy_imports(tmp_path: P
         assert text in proc.stdout, (text, proc.stdout)
     for private in ("_chunking", "_files", "_files_source", "_base"):
         assert private not in proc.stdout
-    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert imported and not imported & {"torch", "lightning", "mlflow", "optuna", "torchaudio", "pandas"}, \
-        sorted(imported & {"torch", "lightning", "mlflow", "optuna", "torchaudio", "pandas"})
+    assert heavy_imports(proc) == []
     assert list(tmp_path.iterdir()) == []  # asking for help writes nothing
+
+
+HEAVY = {"torch", "lightning", "mlflow", "optuna", "torchaudio", "pandas"}
+
+
+def heavy_imports(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """The HEAVY packages a `python -X importtime` process imported (it must have imported some)."""
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert imported, proc.stderr[-2000:]
+    return sorted(imported & HEAVY)
+
+
+@pytest.mark.parametrize("args", [["train", "trainer.max_epoch=2"], ["evaluate", "run=x", "spilt=val"],
+                                  ["sweep", "sweep.n_trial=3"]])
+def test_a_bad_override_is_refused_without_heavy_imports(tmp_path: Path, args: list[str]) -> None:
+    """The command's module imports torch, Lightning, MLflow and Optuna only when its task runs."""
+    proc = genre_lab(*args, cwd=tmp_path, flags=("-X", "importtime"))
+    assert proc.returncode == 2 and "error: no setting" in proc.stderr, proc.stderr[-2000:]
+    assert heavy_imports(proc) == []
 
 
 def test_help_follows_the_choices_and_refuses_a_bad_one(tmp_path: Path) -> None:

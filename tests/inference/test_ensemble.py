@@ -28,9 +28,9 @@ from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.models.network import GenreNet
 from genre_lab.cli.predict import main as predict_main
 from genre_lab.tracking.servers import free_port, stop_session, wait_ready
-from genre_lab.training.fit import fit_and_test
 from genre_lab.training.transfer import initialise_from
 from tests.conftest import TINY
+from tests.training_procs import train_in_own_store
 from tests.serving.test_serving import _wav_base64
 
 MEMBERS = (["model=cnn"], ["model=crnn"], ["model=cnn", "data.sample_rate=22050", "seed=7"])
@@ -39,15 +39,13 @@ MEMBERS = (["model=cnn"], ["model=crnn"], ["model=cnn", "data.sample_rate=22050"
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str], Path]:
     root = tmp_path_factory.mktemp("ensemble")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     ids = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
         for i, extra in enumerate(MEMBERS):
-            cfg = compose([*TINY, *extra, "trainer.max_epochs=4", "throughput_seconds=0", f"paths.root_dir={root}",
-                           "logger.mlflow.experiment_name=members"], output_dir=root / f"out{i}")
-            ids.append(fit_and_test(cfg).run_id)
+            result, uri = train_in_own_store(root, [*extra, "trainer.max_epochs=4", "throughput_seconds=0",
+                                                    "logger.mlflow.experiment_name=members"], f"out{i}")
+            ids.append(result.run_id)
     return uri, ids, root
 
 

@@ -21,8 +21,8 @@ from genre_lab.data.datamodule import chunk_starts
 from genre_lab.inference.evaluation import align_classes, evaluate
 from genre_lab.inference import Tagger
 from genre_lab.training.lightning_module import CONFIG_KEY, GenreClassifier
-from genre_lab.training.fit import TrainResult, fit_and_test
-from tests.conftest import TINY
+from genre_lab.training.fit import TrainResult
+from tests.training_procs import train_in_own_store
 
 #: The trained model's test split; evaluation below regenerates the same clips.
 TEST_SPLIT = {"train": 12, "val": 4, "test": 3}
@@ -31,15 +31,11 @@ CLIP_SECONDS = 4.0
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, str]:
-    root = tmp_path_factory.mktemp("evaluate_model")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     clips = "{" + ", ".join(f"{k}: {v}" for k, v in TEST_SPLIT.items()) + "}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        tiny = [o for o in TINY if not o.startswith("data.eval_hop_seconds")]
-        cfg = compose([*tiny, "model=cnn", "trainer.max_epochs=2", "throughput_seconds=0", f"paths.root_dir={root}",
-                       f"data.source.clips_per_class={clips}", "data.eval_hop_seconds=1.0"], output_dir=root / "out")
-        return fit_and_test(cfg), uri
+    return train_in_own_store(tmp_path_factory.mktemp("evaluate_model"),
+                              ["model=cnn", "trainer.max_epochs=2", "throughput_seconds=0",
+                               f"data.source.clips_per_class={clips}", "data.eval_hop_seconds=1.0"],
+                              without=("data.eval_hop_seconds",))
 
 
 def _by_hand(checkpoint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,8 +17,8 @@ from genre_lab.config import compose
 from genre_lab.cli.explain import main as explain_main
 from genre_lab.inference import Tagger
 from genre_lab.inference.attribution import Explainer, band_hz
-from genre_lab.training.fit import fit_and_test
 from tests.conftest import TINY
+from tests.training_procs import train_in_own_store
 
 SR = 16000
 BAND = (2000.0, 4000.0)
@@ -53,15 +53,11 @@ def band_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
             if label == "band":
                 wave = wave + _band_noise(rng, len(wave))
             sf.write(root / "music" / label / f"{label}{i:02d}.wav", wave.astype(np.float32), SR)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    tiny = [o for o in TINY if not o.startswith("data.source")]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        cfg = compose([*tiny, "data=folder", f"data.root={root / 'music'}", "data.sample_rate=16000",
-                       "data.val_fraction=0.2", "data.test_fraction=0.2", f"data.cache_dir={root / 'cache'}",
-                       "model=cnn", "trainer.max_epochs=8", "data.train_chunks_per_clip=8", "throughput_seconds=0", f"paths.root_dir={root}"],
-                      output_dir=root / "out")
-        result = fit_and_test(cfg)
+    result, _ = train_in_own_store(root, ["data=folder", f"data.root={root / 'music'}", "data.sample_rate=16000",
+                                          "data.val_fraction=0.2", "data.test_fraction=0.2",
+                                          f"data.cache_dir={root / 'cache'}", "model=cnn", "trainer.max_epochs=8",
+                                          "data.train_chunks_per_clip=8", "throughput_seconds=0"],
+                                   without=("data.source",))
     assert result.metrics["test/track_acc"] >= 0.9, result.metrics  # two classes: chance is 0.5
     return result.best_checkpoint, root
 

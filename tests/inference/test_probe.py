@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
+from safetensors.numpy import load_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import StandardScaler
@@ -25,9 +26,10 @@ from genre_lab.inference.linear_probe import (EmbeddingCache, WindowEmbedder, ch
                                               model_digest, pool, run_probe)
 from genre_lab.models import model_file as checkpoint
 from genre_lab.models.loading import load_model
-from genre_lab.models.probe_file import read_probe
+from genre_lab.models.probe_file import is_probe_file
 from genre_lab.training.lightning_module import GenreClassifier
 from tests.conftest import TINY
+from tests.training_procs import train_in_own_store
 
 MODEL = "pretrained:musicnn-msd"
 RATE = 16000
@@ -109,8 +111,10 @@ def test_run_reads_back_with_training_metric_names(first, store: tuple[Path, str
     assert run.data.metrics["test/track_acc"] == pytest.approx(first.metrics["test/track_acc"])
     assert run.data.params["probe.layer"] == "penultimate" and run.data.params["model"] == MODEL
     assert float(run.data.params["probe.C"]) in GRID
-    # The fitted probe, read back as data, gives the run's test predictions.
-    head = read_probe(client.download_artifacts(first.run_id, "probe/probe.safetensors", str(tmp_path)))
+    # The fitted probe is logged as a probe file holding its head.
+    path = client.download_artifacts(first.run_id, "probe/probe.safetensors", str(tmp_path))
+    head = first.folds[0].head
+    assert is_probe_file(path) and np.array_equal(load_file(path)["coef"], head.coef)
     assert head.classes == tuple(GENRES) and head.pooling == ("mean", "std", "max") and head.coef.shape == (10, 600)
     assert head.model_digest == run.data.params["model_digest"]
 
@@ -211,12 +215,8 @@ def test_pooling_written_with_bare_commas_is_a_list() -> None:
 def test_probe_of_a_training_run_uses_its_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MODEL a run id and no data=: the run's own dataset (its config.yaml), the run's experiment,
     the probe linked to the run; a tiny CNN's embedding separates the easy genres."""
-    from genre_lab.training.fit import fit_and_test
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trained, uri = train_in_own_store(tmp_path, ["model=cnn", "trainer.max_epochs=2", "throughput_seconds=0"])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    trained = fit_and_test(compose([*TINY, "model=cnn", "trainer.max_epochs=2", "throughput_seconds=0",
-                                    f"paths.root_dir={tmp_path}"], output_dir=tmp_path / "out"))
     cfg = compose([f"paths.root_dir={tmp_path}", f"tracking_uri={uri}"], config_name="probe")
     cfg.embedding_model = trained.run_id
     result = run_probe(cfg)

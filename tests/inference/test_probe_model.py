@@ -23,16 +23,16 @@ from genre_lab.audio.windows import windows
 from genre_lab.cli import main as genre_lab_main
 from genre_lab.config import compose
 from genre_lab.inference.evaluation import evaluate, training_data_config
-from genre_lab.inference.linear_probe import WindowEmbedder, pool, run_probe
+from genre_lab.inference.linear_probe import ProbeResult, WindowEmbedder, pool, run_probe
 from genre_lab.inference.tagger import Tagger
 from genre_lab.models.ensemble import EnsembleClassifier
 from genre_lab.models.loading import ModelSourceError, load_model
 from genre_lab.models.network import GenreNet
-from genre_lab.models.probe_file import read_probe
 from genre_lab.training.fit import fit_and_test
 from genre_lab.training.lightning_module import GenreClassifier
 from genre_lab.training.transfer import initialise_from
 from tests.conftest import TINY
+from tests.training_procs import train_in_own_store
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +41,13 @@ CNN = [*TINY, "model=cnn", "throughput_seconds=0"]
 
 class Store:
     """The module's MLflow store: a tiny trained CNN, a mean-pooled probe of it, the probe's
-    head read back, and the probe's test tracks."""
+    fitted head, and the probe's test tracks."""
 
-    def __init__(self, root: Path, uri: str, trained: str, probe: str, model_uri: str) -> None:
-        self.root, self.uri, self.trained, self.probe, self.model_uri = root, uri, trained, probe, model_uri
+    def __init__(self, root: Path, uri: str, trained: str, probe: ProbeResult) -> None:
+        self.root, self.uri, self.trained, self.probe, self.model_uri = root, uri, trained, probe.run_id, probe.model_uri
         client = MlflowClient(uri)
-        self.head = read_probe(client.download_artifacts(probe, "probe/probe.safetensors", str(root)))
-        datamodule = registry.build(training_data_config(client, probe), registry.DATA, "data")
+        self.head = probe.folds[0].head
+        datamodule = registry.build(training_data_config(client, self.probe), registry.DATA, "data")
         datamodule.setup()
         self.rate, self.chunk, self.hop = datamodule.sample_rate, datamodule.chunk, datamodule.hop
         test = datamodule.splits["test"]
@@ -58,18 +58,17 @@ class Store:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     root = tmp_path_factory.mktemp("probe_model")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
-        trained = fit_and_test(compose([*CNN, "trainer.max_epochs=2", f"paths.root_dir={root}"],
-                                       output_dir=root / "train")).run_id
+        result, uri = train_in_own_store(root, ["model=cnn", "throughput_seconds=0", "trainer.max_epochs=2"], "train")
+        trained = result.run_id
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
         cfg = compose([f"paths.root_dir={root}", f"tracking_uri={uri}", "probe.pooling=[mean]", "probe.device=cpu"],
                       config_name="probe")
         cfg.embedding_model = trained
         result = run_probe(cfg)
     assert result.model_uri is not None
-    return Store(root, uri, trained, result.run_id, result.model_uri)
+    return Store(root, uri, trained, result)
 
 
 @pytest.fixture()

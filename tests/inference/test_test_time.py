@@ -10,10 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from mlflow import MlflowClient
 
 from genre_lab.audio.windows import shifted_starts
@@ -22,22 +20,17 @@ from genre_lab.config import PROJECT_ROOT, compose
 from genre_lab.data.synthetic import render_clip
 from genre_lab.inference import Tagger
 from genre_lab.inference.evaluation import EvaluationError, evaluate
-from genre_lab.training.fit import TrainResult, fit_and_test
-from tests.conftest import TINY
+from genre_lab.training.fit import TrainResult
+from tests.training_procs import train_in_own_store
 
 SPLIT = "data.source.clips_per_class={train: 8, val: 2, test: 2}"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, str]:
-    root = tmp_path_factory.mktemp("test_time")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    tiny = [o for o in TINY if not o.startswith("data.source.clips_per_class")]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        cfg = compose([*tiny, SPLIT, "model=cnn", "trainer.max_epochs=1", "throughput_seconds=0", "log_model=false",
-                       f"paths.root_dir={root}"], output_dir=root / "out")
-        return fit_and_test(cfg), uri
+    return train_in_own_store(tmp_path_factory.mktemp("test_time"),
+                              [SPLIT, "model=cnn", "trainer.max_epochs=1", "throughput_seconds=0", "log_model=false"],
+                              without=("data.source.clips_per_class",))
 
 
 def _evaluation_runs(uri: str) -> list:
