@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from genre_lab.models.bounds import MAX_CLASSES
+from genre_lab.models.embedding_layers import LAYERS
 
 if TYPE_CHECKING:
     from genre_lab.models.network import GenreNet
@@ -36,9 +37,6 @@ PROBE_FORMAT = "genre_lab_probe"
 PROBE_VERSION = "1"
 #: Pooling of window embeddings into one track vector, concatenated in the order given.
 POOLINGS = ("mean", "std", "max")
-#: Embedding layers: the backbone's output (the penultimate layer before the genre head) or,
-#: for musicnn, its mid-end features pooled over time (mean and max, 2 x 753).
-LAYERS = ("penultimate", "midend")
 #: The widest feature vector a probe file may declare (3 poolings of a 4096-unit layer).
 MAX_FEATURES = 3 * 4096
 
@@ -113,7 +111,8 @@ def probe_network(embedding: GenreNet, head: ProbeHead, eval_hop_seconds: float 
     averages its members' window probabilities (arithmetically, before the track average),
     so a probe member contributes the mean of its window softmaxes there, not its exact
     track decision; LP-FT fine-tunes per window as training always does. Probes with std/max
-    pooling or musicnn's mid-end features are no per-window head and are refused."""
+    pooling or of another layer (musicnn's front end or mid-end, the taggram) are no
+    per-window head on the embedding and are refused."""
     import torch
 
     from genre_lab.models.model_file import ModelSpec
