@@ -49,6 +49,7 @@ def _meta(**changes: str) -> dict[str, str]:
     (_tensors(head()), _meta(classes='["a", "a", "b"]'), "'classes'"),
     (_tensors(head()), _meta(classes="{not json"), "'classes'"),
     (_tensors(head()), _meta(layer="../../etc"), "'layer'"),
+    (_tensors(head()), _meta(layer="auto"), "'layer'"),  # a probe file names the layer it was fitted on
     (_tensors(head()), _meta(format="pickle"), "genre_lab_probe"),
     ({**_tensors(head()), "extra": np.zeros(1, np.float32)}, _meta(), "exactly"),
 ])
@@ -94,6 +95,8 @@ def test_folded_head_on_each_window_is_the_probe_on_the_mean_embedding() -> None
     ("penultimate", ("mean", "std"), "probe.pooling=mean,std"),
     ("penultimate", ("max",), "probe.pooling=max"),
     ("midend", ("mean",), "probe.layer=midend"),
+    ("frontend", ("mean",), "probe.layer=frontend"),
+    ("taggram", ("mean",), "probe.layer=taggram"),
 ])
 def test_probes_that_are_no_per_window_head_are_refused_naming_the_setting(layer: str, pooling: tuple, setting: str) -> None:
     base = head(dim=4, pooling=pooling)
