@@ -5,8 +5,9 @@ Every track of the dataset is cut into the model's windows (the evaluation windo
 ones tagging and `evaluate` use), each window is embedded (`probe.layer`, one of the network's
 layers: `genre_lab.models.embedding_layers`; `auto`, the default, is the measured-best layer of
 a pretrained model and the penultimate of any other), the window embeddings of a track are
-pooled (`probe.pooling`: mean, std and max, concatenated in the order given), standardised (fitted on the training split only), and a
-scikit-learn `LogisticRegression` is fitted on the training split for each C of `probe.C_grid`;
+pooled (`probe.pooling`: mean, std and max, concatenated in the order given), standardised
+(fitted on the training split only), and a scikit-learn `LogisticRegression` is fitted on the
+training split for each C of `probe.C_grid`;
 the C with the best validation accuracy (ties: the lower validation log loss) is kept and its
 test metrics are logged under the names training uses (`test/track_acc`,
 `test/track_balanced_acc`, `test/track_f1`, `test/track_auroc`, `test/track_ece`, ...).
