@@ -1,4 +1,4 @@
-"""`genre-lab bench [features|train|tag|gpu|quant|frozen|pooling|zoo|scale ...] [--quick]`: run benchmarks, print
+"""`genre-lab bench [features|train|tag|gpu|quant|frozen|pooling|probe|zoo|scale ...] [--quick]`: run benchmarks, print
 tables, log each suite as a run in the MLflow experiment `benchmarks`."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from genre_lab.data.synthetic import render_clip
-from genre_lab.bench import architectures, features, frozen, gpu, pooling, quant, scale, serve, tag, train
+from genre_lab.bench import architectures, features, frozen, gpu, pooling, probe_layers, quant, scale, serve, tag, train
 from genre_lab.bench import musicnn_reference as musicnn
 from genre_lab.bench.common import Result, environment_tags, report
 
@@ -100,6 +100,14 @@ def _pooling(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result
     return pooling.run(**params), params
 
 
+def _probe(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
+    # One musicnn window per clip (2.976 s): eight embeddings of 300 clips stay within a few CPU minutes.
+    params = dict(models=probe_layers.MODELS[:1] if quick else probe_layers.MODELS,
+                  layers=("midend", "taggram") if quick else probe_layers.LAYERS, per_genre=3 if quick else 30,
+                  seconds=probe_layers.WINDOW_SECONDS, folds=3 if quick else 5)
+    return probe_layers.run(**params), {**params, "difficulty": "hard"}
+
+
 def _scale(quick: bool, repeats: int | None, sizes: str | None = None, **_: object) -> tuple[list[Result], dict]:
     chosen = tuple(int(n) for n in sizes.split(",")) if sizes else (100, 1000) if quick else (1000, 10000, 100000)
     return scale.run(chosen), {"sizes": ",".join(map(str, chosen)), "seconds_per_file": scale.SECONDS}
@@ -107,7 +115,7 @@ def _scale(quick: bool, repeats: int | None, sizes: str | None = None, **_: obje
 
 SUITES: dict[str, Callable[..., tuple[list[Result], dict]]] = {
     "features": _features, "train": _train, "tag": _tag, "gpu": _gpu, "quant": _quant, "zoo": _zoo, "frozen": _frozen,
-    "pooling": _pooling, "scale": _scale}
+    "pooling": _pooling, "probe": _probe, "scale": _scale}
 #: What `python -m genre_lab.bench` runs with no suite named (`gpu` is asked for by name).
 DEFAULT_SUITES = ("features", "train", "tag")
 

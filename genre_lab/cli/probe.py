@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="run id, checkpoint, models:/ or runs:/ URI, or pretrained:musicnn-msd|mtt")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="Hydra overrides: data=<dataset> (required unless MODEL is a training run), "
-                        "probe.layer=penultimate|midend, probe.pooling=mean,std,max, data.folds=K, ...")
+                        "probe.layer=auto|frontend|midend|penultimate|taggram, probe.pooling=mean,std,max, data.folds=K, ...")
     add_tracking_uri_option(p)
     return p
 

@@ -1,11 +1,12 @@
 """Embeddings of songs: the work behind `genre-lab embed`.
 
-One pooled embedding per file (the mean of the backbone's output over the file's windows, the
-same windows tagging uses), and every window's too. The model is any single genre_lab network,
-or a pretrained one (`pretrained:musicnn-msd`: its 200-unit penultimate layer); an ensemble has
-no one embedding space and is refused. The `.npz` (`Embeddings.save`) holds `paths`,
-`embeddings` (files x dim), `failed` / `reasons` for files that could not be embedded, and with
-per-window output `window_embeddings`, `window_file` (row into `paths`) and `window_start`
+One pooled embedding per file (the mean over the file's windows, the same windows tagging
+uses), and every window's too, at one layer of the network (`--layer`, the names and the
+`auto` default of `probe.layer`: `genre_lab.models.embedding_layers`; `penultimate` is the
+backbone's output). The model is any single genre_lab network, or a pretrained one
+(`pretrained:musicnn-msd`); an ensemble has no one embedding space and is refused. The `.npz`
+(`Embeddings.save`) holds `layer`, `paths`, `embeddings` (files x dim), `failed` / `reasons`
+for files that could not be embedded, and with per-window output `window_embeddings`, `window_file` (row into `paths`) and `window_start`
 (seconds). A linear probe on these is the classic transfer-learning baseline.
 """
 
@@ -22,21 +23,22 @@ from genre_lab.audio.decode import AudioDecodeError
 from genre_lab.audio.windows import windows
 from genre_lab.inference.tag_files import model_and_songs
 from genre_lab.inference.tagger import Tagger
+from genre_lab.models.embedding_layers import AUTO, choose_layer, layer_output
 
 
 @dataclass
 class Embedder:
-    """The front end and backbone of a model prepared for inference (a Tagger's), cutting a
-    song into the Tagger's windows."""
+    """A model prepared for inference (a Tagger's) giving one of its layers (`layer_output`),
+    cutting a song into the Tagger's windows."""
 
     tagger: Tagger
+    layer: str = "penultimate"
 
     @torch.inference_mode()
     def windows(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
         """(windows, dim) embeddings of a mono wave at the model's rate, and the window starts."""
-        model = self.tagger.model
         batch, starts = windows(wave, self.tagger.chunk, self.tagger.hop)
-        parts = [model.backbone(model.frontend(part)).float() for part in batch.split(self.tagger.batch_size)]
+        parts = [layer_output(self.tagger.model, part, self.layer) for part in batch.split(self.tagger.batch_size)]
         return torch.cat(parts), starts
 
 
@@ -50,6 +52,7 @@ class Embeddings:
     window_file: list[np.ndarray] = field(default_factory=list)
     window_start: list[np.ndarray] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    layer: str = ""
 
     @property
     def dim(self) -> int:
@@ -59,6 +62,7 @@ class Embeddings:
         """The `.npz` described in the module docstring (its folder created)."""
         dim = self.dim
         arrays = {
+            "layer": np.array(self.layer, dtype=str),
             "paths": np.array(self.paths, dtype=str),
             "embeddings": np.stack(self.pooled) if self.pooled else np.zeros((0, dim), np.float32),
             "failed": np.array([p for p, _ in self.failed], dtype=str),
@@ -75,7 +79,7 @@ class Embeddings:
 def embed_files(embedder: Embedder, files: Sequence[Path]) -> Embeddings:
     """Embed each file; a file that cannot be decoded (or gives non-finite values) is listed in
     `failed` with its reason and the others go on."""
-    out = Embeddings()
+    out = Embeddings(layer=embedder.layer)
     rate = embedder.tagger.sample_rate
     for path in files:
         try:
@@ -96,10 +100,11 @@ def embed_files(embedder: Embedder, files: Sequence[Path]) -> Embeddings:
 
 
 def embed_songs(model: str, paths: Sequence[str | Path], output: Path, per_window: bool = False,
-                hop: float | None = None, tracking_uri: str | None = None) -> Embeddings:
-    """Embed the songs `paths` name with `model` and write `output`; raises ValueError (naming
-    the model or `--hop`) before anything is written when the model cannot be used."""
+                hop: float | None = None, tracking_uri: str | None = None, layer: str = AUTO) -> Embeddings:
+    """Embed the songs `paths` name with `model` at `layer` and write `output`; raises
+    ValueError (naming the model, `--hop` or `--layer`) before anything is written when the
+    model cannot be used."""
     tagger, files = model_and_songs(model, paths, tracking_uri, hop, one_model_for="embed")
-    result = embed_files(Embedder(tagger), files)
+    result = embed_files(Embedder(tagger, choose_layer(tagger.model, layer, str(model), "--layer")), files)
     result.save(output, per_window)
     return result

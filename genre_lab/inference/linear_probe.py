@@ -2,11 +2,12 @@
 `genre-lab probe MODEL data=...`.
 
 Every track of the dataset is cut into the model's windows (the evaluation windows: the same
-ones tagging and `evaluate` use), each window is embedded (`probe.layer`: the backbone's output,
-i.e. the penultimate layer before the genre head, or musicnn's mid-end features pooled over
-time), the window embeddings of a track are pooled (`probe.pooling`: mean, std and max,
-concatenated in the order given), standardised (fitted on the training split only), and a
-scikit-learn `LogisticRegression` is fitted on the training split for each C of `probe.C_grid`;
+ones tagging and `evaluate` use), each window is embedded (`probe.layer`, one of the network's
+layers: `genre_lab.models.embedding_layers`; `auto`, the default, is the measured-best layer of
+a pretrained model and the penultimate of any other), the window embeddings of a track are
+pooled (`probe.pooling`: mean, std and max, concatenated in the order given), standardised
+(fitted on the training split only), and a scikit-learn `LogisticRegression` is fitted on the
+training split for each C of `probe.C_grid`;
 the C with the best validation accuracy (ties: the lower validation log loss) is kept and its
 test metrics are logged under the names training uses (`test/track_acc`,
 `test/track_balanced_acc`, `test/track_f1`, `test/track_auroc`, `test/track_ece`, ...).
@@ -59,7 +60,8 @@ from genre_lab.inference.tagger import inference_device
 from genre_lab.models.loading import load_model
 from genre_lab.models.network import GenreNet, for_inference
 from genre_lab.models.mlflow_model import log_tagger_model
-from genre_lab.models.probe_file import LAYERS, POOLINGS, ProbeHead, probe_network, write_probe
+from genre_lab.models.embedding_layers import choose_layer, layer_output
+from genre_lab.models.probe_file import POOLINGS, ProbeHead, probe_network, write_probe
 from genre_lab.tracking import mlflow_runs as tracking
 from genre_lab.training.metrics import classification_metrics
 
@@ -92,36 +94,23 @@ def audio_digest(wave: np.ndarray, sample_rate: int) -> str:
     return h.hexdigest()
 
 
-def check_layer(network: GenreNet, layer: str) -> None:
-    """A ProbeError naming `probe.layer` unless `network` has that layer."""
-    if layer not in LAYERS:
-        raise ProbeError(f"probe.layer must be one of {', '.join(LAYERS)}, got {layer!r}")
-    if layer == "midend" and not hasattr(network.backbone, "features"):
-        name = network.config.get("model", {}).get("name", type(network.backbone).__name__)
-        raise ProbeError(f"probe.layer=midend needs a backbone exposing its mid-end features (musicnn); "
-                         f"model '{name}' has only the penultimate embedding (probe.layer=penultimate)")
-
-
 class WindowEmbedder:
-    """One model's window embeddings at one layer, prepared for inference on `device` (`auto`:
-    CUDA when there is one)."""
+    """One model's window embeddings at one of its layers (`layers_of`; not `auto`: resolve
+    it with `choose_layer` first), prepared for inference on `device` (`auto`: CUDA when there
+    is one)."""
 
     def __init__(self, network: GenreNet, layer: str, chunk: int, hop: int, batch_size: int = 16,
                  device: str | torch.device | None = "cpu") -> None:
-        check_layer(network, layer)
+        if choose_layer(network, layer, "", "probe.layer") != layer:  # `auto`: the caller resolves it
+            raise ProbeError("probe.layer=auto must be resolved (choose_layer) before embedding")
         self.device = inference_device(None if device in (None, "auto") else device)
-        prepared = for_inference(network, self.device)
-        self.frontend, self.backbone = prepared.frontend, prepared.backbone
+        self.network = for_inference(network, self.device)
         self.layer, self.chunk, self.hop, self.batch_size = layer, chunk, hop, max(1, int(batch_size))
         self.dim = int(self._embed(torch.zeros(1, chunk)).shape[1])
 
     @torch.inference_mode()
     def _embed(self, batch: torch.Tensor) -> torch.Tensor:
-        x = self.frontend(batch.to(self.device))
-        if self.layer == "midend":
-            found = self.backbone.features(x)
-            return torch.cat([found["mean_pool"], found["max_pool"]], dim=1).float().cpu()
-        return self.backbone(x).float().cpu()
+        return layer_output(self.network, batch.to(self.device), self.layer).cpu()
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """(windows, dim) float32 embeddings of every window of a track."""
@@ -268,7 +257,19 @@ class FoldFit:
 
 def fit_probe(data: EmbeddedSplits, pooling: Sequence[str], grid: Sequence[float], classes: list[str],
               layer: str, source_model: str, digest: str, max_iter: int = 2000) -> FoldFit:
-    """Standardise on train, fit a LogisticRegression per C on train, keep the best on val."""
+    """Standardise on train, fit a LogisticRegression per C on train, keep the best on val.
+
+    BLAS runs on one thread here: these matrices are small (tracks x a few thousand features),
+    too small to share out, and OpenBLAS's threads waiting for busy cores made every fit many
+    times slower (docs/benchmarks.md, "Probe layers")."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_probe(data, pooling, grid, classes, layer, source_model, digest, max_iter)
+
+
+def _fit_probe(data: EmbeddedSplits, pooling: Sequence[str], grid: Sequence[float], classes: list[str],
+               layer: str, source_model: str, digest: str, max_iter: int) -> FoldFit:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, log_loss
     from sklearn.preprocessing import StandardScaler
@@ -351,7 +352,7 @@ def run_probe(cfg: DictConfig) -> ProbeResult:
     loaded = load_model(str(cfg.embedding_model), uri, one_model_for="probe")
     network, source = loaded.network, loaded.source
     assert isinstance(network, GenreNet)
-    check_layer(network, str(settings.layer))
+    layer = choose_layer(network, settings.layer, source.spec, "probe.layer")
     client = tracking.open_client(uri)
     digest = model_digest(network, network.config)
     cache = EmbeddingCache(settings.get("cache_dir"))
@@ -372,7 +373,7 @@ def run_probe(cfg: DictConfig) -> ProbeResult:
         # The dataset's classes, in its order: the probe learns them, whatever the model's head was.
         classes = list(datamodule.classes)
         if embedder is None or (embedder.chunk, embedder.hop) != (datamodule.chunk, datamodule.hop):
-            embedder = WindowEmbedder(network, str(settings.layer), datamodule.chunk, datamodule.hop,
+            embedder = WindowEmbedder(network, layer, datamodule.chunk, datamodule.hop,
                                       int(settings.get("batch_size", 16)), settings.get("device", "auto"))
         data = embed_splits(datamodule, embedder, cache, digest)
         cached, computed = cached + data.cached, computed + data.computed
@@ -410,7 +411,7 @@ def run_probe(cfg: DictConfig) -> ProbeResult:
         "probed_model": source.spec,
         "model": str(network.config.get("model", {}).get("name", "?")),
         "dataset": dataset,
-        "probe_layer": str(settings.layer),
+        "probe_layer": layer,
         **tracking.source_tags(),
     }
     if source.run_id is not None:
@@ -421,7 +422,7 @@ def run_probe(cfg: DictConfig) -> ProbeResult:
         if isinstance(data_cfg.get("source"), dict):
             data_cfg["source"].pop("fold", None)
         resolved = {"model": source.spec, "model_digest": digest, "data": data_cfg,
-                    "probe": {"layer": str(settings.layer), "pooling": list(pooling), "C_grid": grid,
+                    "probe": {"layer": layer, "layer_setting": str(settings.layer), "pooling": list(pooling), "C_grid": grid,
                               "max_iter": int(settings.get("max_iter", 2000))}}
         chosen = {"probe.C": fits[0].C} if len(fits) == 1 else {f"probe.C.fold{k}": f.C for k, f in enumerate(fits)}
         tracking.log_params(client, run_id, {**tracking.flatten(resolved), **chosen, "folds": len(fits),

@@ -129,10 +129,16 @@ class MusiCNN(nn.Module):
             self.load_state_dict(musicnn_state_dict(weights))
             self.tag_names = MUSICNN_TAGS[weights]
 
+    #: Intermediate layers that are embeddings once pooled over time (`pooled_layers`), in the
+    #: network's order; `genre_lab.models.embedding_layers` offers them as `layer=` choices.
+    POOLED_LAYERS = ("frontend", "midend")
+
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Intermediate outputs named as in musicnn's extractor, for inspection and parity.
 
-        `mean_pool`/`max_pool`: (batch, 753) temporal pools; `penultimate`: (batch, 200)."""
+        `frontend`: (batch, 561, frames) the timbral and temporal maps (the first 561 of the
+        mid-end's channels); `mean_pool`/`max_pool`: (batch, 753) temporal pools of the
+        front end and the three mid-end layers; `penultimate`: (batch, 200)."""
         if x.dim() != 4 or x.shape[1] != 1:
             raise ValueError(f"MusiCNN expects (batch, 1, bins, frames), got shape {tuple(x.shape)}")
         x = self.input_bn(x)
@@ -145,7 +151,17 @@ class MusiCNN(nn.Module):
         # The original flattens a (channels, [max, mean]) array: the two pools interleave.
         pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)
         penultimate = self.dense_bn(F.relu(self.dense(self.dropout(self.pool_bn(pooled)))))
-        return {"mean_pool": mean_pool, "max_pool": max_pool, "penultimate": penultimate}
+        return {"frontend": front, "mean_pool": mean_pool, "max_pool": max_pool, "penultimate": penultimate}
+
+    def pooled_layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The `POOLED_LAYERS` of (batch, 1, bins, frames) input, each its mean then its max over
+        time, as the original extractor pools: `frontend` (batch, 2 x 561), the timbral and
+        temporal feature maps; `midend` (batch, 2 x 753), `mean_pool` and `max_pool` (the front
+        end and the mid-end together, as the original's back end sees them)."""
+        found = self.features(x)
+        front = found["frontend"]
+        return {"frontend": torch.cat([front.mean(dim=2), front.amax(dim=2)], dim=1),
+                "midend": torch.cat([found["mean_pool"], found["max_pool"]], dim=1)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.features(x)["penultimate"])

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+
 if TYPE_CHECKING:
     from genre_lab.models.network import GenreNet
 
@@ -34,9 +35,6 @@ PROBE_FORMAT = "genre_lab_probe"
 PROBE_VERSION = "1"
 #: Pooling of window embeddings into one track vector, concatenated in the order given.
 POOLINGS = ("mean", "std", "max")
-#: Embedding layers: the backbone's output (the penultimate layer before the genre head) or,
-#: for musicnn, its mid-end features pooled over time (mean and max, 2 x 753).
-LAYERS = ("penultimate", "midend")
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,8 @@ def probe_network(embedding: GenreNet, head: ProbeHead, eval_hop_seconds: float 
     averages its members' window probabilities (arithmetically, before the track average),
     so a probe member contributes the mean of its window softmaxes there, not its exact
     track decision; LP-FT fine-tunes per window as training always does. Probes with std/max
-    pooling or musicnn's mid-end features are no per-window head and are refused."""
+    pooling or of another layer (musicnn's front end or mid-end, the taggram) are no
+    per-window head on the embedding and are refused."""
     import torch
 
     from genre_lab.models.model_file import ModelSpec

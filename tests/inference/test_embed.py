@@ -35,8 +35,10 @@ def _rows(data: np.lib.npyio.NpzFile) -> dict[str, np.ndarray]:
 
 def test_pretrained_musicnn_embeddings_of_several_formats(songs: Path, tmp_path: Path) -> None:
     out = tmp_path / "emb.npz"
-    assert embed_main(["pretrained:musicnn-msd", str(songs), "--output", str(out), "--per-window"]) == 1
+    assert embed_main(["pretrained:musicnn-msd", str(songs), "--output", str(out), "--per-window",
+                       "--layer", "penultimate"]) == 1
     data = np.load(out)
+    assert str(data["layer"]) == "penultimate"
     rows = _rows(data)
     assert sorted(rows) == ["jazz.mp3", "jazz.ogg", "rock.flac", "rock.wav"]
     assert data["embeddings"].shape == (4, 200) and np.isfinite(data["embeddings"]).all()
@@ -60,13 +62,39 @@ def test_checkpoint_embeddings_are_the_backbone_output(songs: Path, tmp_path: Pa
     out = tmp_path / "cnn.npz"
     assert embed_main([str(ckpt), str(songs / "rock.wav"), "--output", str(out)]) == 0
     data = np.load(out)
-    assert data["embeddings"].shape == (1, model.backbone.out_dim)
+    # auto: a model that is not a pretrained reference embeds at its penultimate layer.
+    assert data["embeddings"].shape == (1, model.backbone.out_dim) and str(data["layer"]) == "penultimate"
     # The model may also be named `run=<model>`, as in every command that takes one.
     named = tmp_path / "named.npz"
     assert embed_main([str(songs / "rock.wav"), f"run={ckpt}", "--output", str(named)]) == 0
     assert np.array_equal(np.load(named)["embeddings"], data["embeddings"])
     assert embed_main(["pretrained:nope", str(songs), "--output", str(out)]) == 2
     assert embed_main([str(ckpt), str(songs), "--output", str(out), "--hop", "0"]) == 2
+
+
+def test_layers_of_pretrained_musicnn_and_auto(songs: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--layer` takes probe.layer's names; left out (`auto`), the pretrained model's measured-best
+    layer; the taggram is its 50 tag probabilities; a layer it lacks is one line, exit 2."""
+    from genre_lab.models.embedding_layers import BEST_LAYERS
+
+    song = str(songs / "rock.wav")
+    dims = {"frontend": 1122, "midend": 1506, "taggram": 50}
+    for layer, dim in dims.items():
+        out = tmp_path / f"{layer}.npz"
+        assert embed_main(["pretrained:musicnn-msd", song, "--output", str(out), "--layer", layer]) == 0
+        data = np.load(out)
+        assert data["embeddings"].shape == (1, dim) and str(data["layer"]) == layer
+    taggram = np.load(tmp_path / "taggram.npz")["embeddings"]
+    assert ((taggram > 0) & (taggram < 1)).all()
+    auto = tmp_path / "auto.npz"
+    assert embed_main(["pretrained:musicnn-msd", song, "--output", str(auto)]) == 0
+    assert str(np.load(auto)["layer"]) == BEST_LAYERS["pretrained:musicnn-msd"]
+    capsys.readouterr()
+    assert embed_main(["pretrained:musicnn-msd", song, "--output", str(tmp_path / "x.npz"), "--layer", "tags"]) == 2
+    err = capsys.readouterr().err
+    assert " ".join(err.split()) == ("error: --layer='tags' is not a layer; "
+                                     "choose from auto, frontend, midend, penultimate, taggram")
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_pretrained_musicnn_tags_songs_like_the_original_recipe(songs: Path, tmp_path: Path, capsys) -> None:

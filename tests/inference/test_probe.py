@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
+from safetensors import safe_open
 from safetensors.numpy import load_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
@@ -25,6 +26,7 @@ from genre_lab.data.synthetic import GENRES, synthetic_split
 from genre_lab.inference.linear_probe import (EmbeddingCache, WindowEmbedder, check_pooling, embed_splits,
                                               model_digest, pool, run_probe)
 from genre_lab.models import model_file as checkpoint
+from genre_lab.models.embedding_layers import BEST_LAYERS
 from genre_lab.models.loading import load_model
 from genre_lab.models.probe_file import is_probe_file
 from genre_lab.training.lightning_module import GenreClassifier
@@ -41,8 +43,10 @@ GRID = [0.001, 0.01, 0.1, 1.0]
 TRACKS = len(GENRES) * sum(CLIPS.values())
 
 
-def probe_config(root: Path, uri: str, *overrides: str):
-    cfg = compose([*DATA, f"paths.root_dir={root}", f"tracking_uri={uri}", f"probe.C_grid={GRID}", *overrides],
+def probe_config(root: Path, uri: str, *overrides: str, data: list[str] = DATA):
+    """The probe of MODEL on `data`, of its penultimate layer unless `overrides` name one."""
+    layer = [] if any(o.startswith("probe.layer=") for o in overrides) else ["probe.layer=penultimate"]
+    cfg = compose([*data, f"paths.root_dir={root}", f"tracking_uri={uri}", f"probe.C_grid={GRID}", *layer, *overrides],
                   config_name="probe")
     cfg.embedding_model = MODEL
     return cfg
@@ -153,7 +157,7 @@ def test_folds_of_a_folder_reuse_the_same_audio_embeddings(first, store: tuple[P
         sf.write(folder / f"{Path(clip).name}.wav", wave, RATE, subtype="FLOAT")
     code = genre_lab_main(["probe", MODEL, "data=folder", f"data.root={tmp_path / 'music'}", "data.folds=3",
                            f"data.cache_dir={tmp_path / 'audio'}", f"paths.root_dir={root}", f"probe.C_grid={GRID}",
-                           "--tracking-uri", uri])
+                           "probe.layer=penultimate", "--tracking-uri", uri])
     assert code == 0
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("genre_lab")
@@ -166,6 +170,47 @@ def test_folds_of_a_folder_reuse_the_same_audio_embeddings(first, store: tuple[P
     assert 0.0 <= m["test/track_acc"] <= 1.0 and "test/track_ece" in m
     names = {a.path for a in client.list_artifacts(run.info.run_id, "probe")}
     assert {f"probe/probe_fold{k}.safetensors" for k in range(3)} <= names
+
+
+#: Fewer, shorter clips for the probes of every layer: 40 tracks of one window each.
+SMALL = ["data=synthetic", "data.source.difficulty=hard", "data.source.clip_seconds=2.976",
+         "data.source.clips_per_class={train: 2, val: 1, test: 1}"]
+
+
+def test_probe_of_every_layer_caches_each_and_auto_is_the_measured_best(tmp_path: Path) -> None:
+    """Each layer probed once (its own cache entries: the key holds the layer), its width in the
+    probe file; then `auto` (the default) probes the table's layer from the cache."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    dims = {"frontend": 1122, "midend": 1506, "penultimate": 200, "taggram": 50}
+    tracks = len(GENRES) * 4
+    for i, (layer, dim) in enumerate(dims.items()):
+        result = run_probe(probe_config(tmp_path, uri, f"probe.layer={layer}", data=SMALL))
+        assert result.computed == tracks and result.tags["probe_layer"] == layer
+        assert result.folds[0].head.layer == layer and result.folds[0].head.coef.shape == (10, 3 * dim)
+        assert 0.0 <= result.metrics["test/track_acc"] <= 1.0
+        assert len(entries(tmp_path)) == (i + 1) * tracks
+    cfg = compose([*SMALL, f"paths.root_dir={tmp_path}", f"tracking_uri={uri}", f"probe.C_grid={GRID}"],
+                  config_name="probe")
+    assert cfg.probe.layer == "auto"
+    cfg.embedding_model = MODEL
+    auto = run_probe(cfg)
+    assert auto.computed == 0 and auto.tags["probe_layer"] == BEST_LAYERS[MODEL]
+    params = MlflowClient(uri).get_run(auto.run_id).data.params
+    assert params["probe.layer"] == BEST_LAYERS[MODEL] and params["probe.layer_setting"] == "auto"
+    # Read back, the probe file names the layer it was fitted on.
+    with safe_open(MlflowClient(uri).download_artifacts(auto.run_id, "probe/probe.safetensors", str(tmp_path)),
+                   framework="numpy") as f:
+        assert f.metadata()["layer"] == BEST_LAYERS[MODEL]
+
+
+def test_an_unknown_layer_is_refused_by_the_command_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = genre_lab_main(["probe", MODEL, *SMALL, "probe.layer=../../logits", f"paths.root_dir={tmp_path}",
+                           "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert " ".join(err.split()) == ("error: probe.layer='../../logits' is not a layer; "
+                                     "choose from auto, frontend, midend, penultimate, taggram")
+    assert not entries(tmp_path)  # refused before anything was embedded
 
 
 def test_midend_layer_of_musicnn_and_its_refusal_elsewhere(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -186,7 +231,8 @@ def test_midend_layer_of_musicnn_and_its_refusal_elsewhere(tmp_path: Path, capsy
                            "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
     err = capsys.readouterr().err
     (line,) = [line for line in err.splitlines() if "error:" in line]
-    assert code == 2 and "probe.layer=midend" in line and "Traceback" not in err
+    assert code == 2 and "Traceback" not in err
+    assert line == "error: probe.layer='midend' is not a layer of model 'cnn'; choose from auto, penultimate, taggram"
 
 
 @pytest.mark.gpu

@@ -69,6 +69,8 @@ def test_folded_head_on_each_window_is_the_probe_on_the_mean_embedding() -> None
     ("penultimate", ("mean", "std"), "probe.pooling=mean,std"),
     ("penultimate", ("max",), "probe.pooling=max"),
     ("midend", ("mean",), "probe.layer=midend"),
+    ("frontend", ("mean",), "probe.layer=frontend"),
+    ("taggram", ("mean",), "probe.layer=taggram"),
 ])
 def test_probes_that_are_no_per_window_head_are_refused_naming_the_setting(layer: str, pooling: tuple, setting: str) -> None:
     base = head(dim=4, pooling=pooling)
