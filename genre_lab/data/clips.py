@@ -26,7 +26,9 @@ class DataConfigError(ValueError):
 
 @dataclass
 class AudioSplit:
-    """Clips of one partition. `waves[i]` is float32 mono (may be a memory-mapped view)."""
+    """Clips of one partition. `waves[i]` is float32 mono: in memory, or a `cache.CachedWave`
+    (a reference to its decode-cache entry that reads the samples asked for; `len`, slicing and
+    `np.asarray` work on both)."""
 
     ids: list[str]
     labels: list[int]

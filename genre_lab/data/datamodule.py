@@ -79,14 +79,22 @@ class RandomChunks(Dataset):
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, Any, int, int]:
         # A clip whose audio became unreadable during the run gives way to the next readable one.
-        i = self.unreadable.next_readable(idx % len(self.split), len(self.split))
+        i, (chunk, start) = self.unreadable.first_readable(idx % len(self.split), len(self.split),
+                                                           lambda i: self._cut(i, idx // len(self.split)))
+        if self.fixed is not None:
+            return chunk, self.labels[i], i, start
+        return chunk, self.labels[i]
+
+    def _cut(self, i: int, k: int) -> tuple[torch.Tensor, int]:
+        """Clip `i`'s window (its `k`-th fixed one, or a random one) and its start; only those
+        samples are read."""
         wave = self.split.waves[i]
         if self.fixed is not None:
-            start = self.fixed[i][idx // len(self.split)]
-            return window(wave, start, self.chunk), self.labels[i], i, start
-        # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
-        start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
-        return window(wave, start, self.chunk), self.labels[i]
+            start = self.fixed[i][k]
+        else:
+            # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
+            start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
+        return window(wave, start, self.chunk), start
 
 
 class TrackChunks(Dataset):
@@ -109,9 +117,11 @@ class TrackChunks(Dataset):
     def __getitem__(self, idx: int) -> tuple:
         # A window of a clip that became unreadable during the run gives way to the next
         # readable window (of another clip, under that clip's own index and label).
-        idx = self.unreadable.next_readable(idx, len(self.index), lambda p: self.index[p][0])
+        idx, chunk = self.unreadable.first_readable(
+            idx, len(self.index), lambda p: window(self.split.waves[self.index[p][0]], self.index[p][1], self.chunk),
+            lambda p: self.index[p][0])
         i, s = self.index[idx]
-        item = window(self.split.waves[i], s, self.chunk), self.labels[i], i
+        item = chunk, self.labels[i], i
         return (*item, s) if self.with_start else item
 
 
