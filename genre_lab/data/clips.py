@@ -20,8 +20,9 @@ SPLITS = ("train", "val", "test")
 
 class DataConfigError(ValueError):
     """A dataset setting that points at no usable data (a folder or manifest that is missing,
-    empty or unreadable); the message names the setting (`data.root=...`), so the commands
-    print it as their one-line error."""
+    empty or unreadable), or a task the dataset's labels do not fit (`task=multiclass` on clips
+    carrying several tags); the message names the setting (`data.root=...`, `task=...`), so the
+    commands print it as their one-line error."""
 
 
 @dataclass
