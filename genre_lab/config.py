@@ -66,6 +66,16 @@ if not OmegaConf.has_resolver("genre_lab_tracking_uri"):
     OmegaConf.register_new_resolver("genre_lab_tracking_uri", _tracking_uri)
 
 
+def _multilabel_if(value: object, *multilabel_values: object) -> str:
+    return "multilabel" if value in multilabel_values else "multiclass"
+
+
+# `${genre_lab_multilabel_if:${data.labels},genres_all}`: `multilabel` when a dataset setting holds
+# one of the values that pick multi-label targets, else `multiclass` (`data.dataset_task` of FMA).
+if not OmegaConf.has_resolver("genre_lab_multilabel_if"):
+    OmegaConf.register_new_resolver("genre_lab_multilabel_if", _multilabel_if)
+
+
 def config_groups(dirs: Sequence[str | Path] = ()) -> set[str]:
     """Names of the config groups (`model`, `data`, ...): the folders of `conf/` and of `dirs`
     (a user's `--config-dir`)."""

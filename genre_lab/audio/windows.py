@@ -63,6 +63,8 @@ def window(wave: np.ndarray | torch.Tensor, start: int, chunk: int) -> torch.Ten
 
 def windows(wave: np.ndarray | torch.Tensor, chunk: int, hop: int) -> tuple[torch.Tensor, list[int]]:
     """Every window of a clip as a (windows, chunk) batch, and the windows' start samples."""
+    if not isinstance(wave, torch.Tensor):
+        wave = np.asarray(wave)  # read once: a cached clip's reference would read each window apart
     starts = chunk_starts(len(wave), chunk, hop)
     return torch.stack([window(wave, s, chunk) for s in starts]), starts
 

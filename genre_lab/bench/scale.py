@@ -3,10 +3,13 @@
 For each size a folder dataset of that many short tones (10 genre folders) is generated, then a
 fresh process runs the whole path a training run takes before its first step (`FolderSource`
 scan, screening through the decode cache, the seeded split, `GenreDataModule.setup`), twice:
-`cold` (empty cache: decode and write every entry) and `warm` (every entry a cache hit). Each
-phase reports its wall time, the process's peak RSS (`resource.getrusage`; `import_rss_mb` is its RSS after the imports), its open files at
-the end (`psutil`: memory-mapped cache entries hold a descriptor each) and the cache's size.
-A fresh process per phase keeps one size's peak memory from hiding the next one's.
+`cold` (empty cache: decode and write every entry) and `warm` (every entry a cache hit), then
+reads one training epoch (one random chunk per clip, batches of 256, no workers) and one pass
+of the validation windows, as the first epoch would. Each phase reports its wall time to the
+first step (`wall_s`), the epoch's (`epoch_s`), the process's peak RSS (`resource.getrusage`;
+`import_rss_mb` is its RSS after the imports), its open files after setup and the most seen
+during the epoch (`psutil`) and the cache's size. A fresh process per phase keeps one size's
+peak memory from hiding the next one's.
 
 The growth exponent of a phase, log(t2 / t1) / log(n2 / n1) between successive sizes, is 1 for
 linear cost and 2 for quadratic.
@@ -63,11 +66,19 @@ def probe(root: str, cache: str) -> dict[str, float]:
     datamodule = GenreDataModule(source, sample_rate=SAMPLE_RATE, chunk_seconds=0.1)
     datamodule.setup()
     done = time.perf_counter()
+    process = psutil.Process()
+    after_setup = process.num_fds()
+    datamodule.batch_size = datamodule.eval_batch_size = 256
+    during = 0
+    for loader in (datamodule.train_dataloader(), datamodule.val_dataloader()):
+        for _ in loader:
+            during = max(during, process.num_fds())
+    epoch = time.perf_counter()
     clips = sum(len(s) for s in datamodule.splits.values())
     cache_bytes = sum(f.stat().st_size for f in Path(cache).rglob("*") if f.is_file())
-    return {"scan_s": scanned - start, "wall_s": done - start, "clips": clips,
+    return {"scan_s": scanned - start, "wall_s": done - start, "epoch_s": epoch - done, "clips": clips,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "import_rss_mb": imported,
-            "open_files": psutil.Process().num_fds(), "cache_mb": cache_bytes / 2**20}
+            "open_files": after_setup, "open_files_epoch": during, "cache_mb": cache_bytes / 2**20}
 
 
 def _phase(root: Path, cache: Path) -> dict[str, float]:

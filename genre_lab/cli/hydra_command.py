@@ -325,7 +325,7 @@ COMMON: dict[str, list[tuple[str, str]]] = {
         ("features.frontend.*", "the chosen front end's settings (features=<option> picks it)"),
         ("init_from", "fine-tune from a run id, checkpoint, models:/ URI or pretrained:musicnn-msd"),
         ("resume", "continue an interrupted run: its MLflow run id or run folder"),
-        ("task", "multiclass | multilabel (data=mtat, data=jamendo, data=csv with ;-separated tags)"),
+        ("task", "multiclass | multilabel (unset: the dataset's; data=csv with ;-separated tags needs multilabel)"),
         ("logger.mlflow.experiment_name", "the MLflow experiment the run goes to"),
     ],
     "evaluate": [

@@ -20,13 +20,16 @@ SPLITS = ("train", "val", "test")
 
 class DataConfigError(ValueError):
     """A dataset setting that points at no usable data (a folder or manifest that is missing,
-    empty or unreadable); the message names the setting (`data.root=...`), so the commands
-    print it as their one-line error."""
+    empty or unreadable), or a task the dataset's labels do not fit (`task=multiclass` on clips
+    carrying several tags); the message names the setting (`data.root=...`, `task=...`), so the
+    commands print it as their one-line error."""
 
 
 @dataclass
 class AudioSplit:
-    """Clips of one partition. `waves[i]` is float32 mono (may be a memory-mapped view)."""
+    """Clips of one partition. `waves[i]` is float32 mono: in memory, or a `cache.CachedWave`
+    (a reference to its decode-cache entry that reads the samples asked for; `len`, slicing and
+    `np.asarray` work on both)."""
 
     ids: list[str]
     labels: list[int]

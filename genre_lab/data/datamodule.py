@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genre_lab.audio.windows import chunk_starts, samples, shifted_starts, window  # noqa: F401 (chunk_starts: tests import it here)
-from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource
+from genre_lab.data.clips import SPLITS, AudioSplit, ClipSource, DataConfigError
 from genre_lab.data.leakage import ON_LEAK, check_leaks
 from genre_lab.data.screen import SHORT_REASON, short_reason
 from genre_lab.data.unreadable import UnreadableClips
@@ -79,14 +79,22 @@ class RandomChunks(Dataset):
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, Any, int, int]:
         # A clip whose audio became unreadable during the run gives way to the next readable one.
-        i = self.unreadable.next_readable(idx % len(self.split), len(self.split))
+        i, (chunk, start) = self.unreadable.first_readable(idx % len(self.split), len(self.split),
+                                                           lambda i: self._cut(i, idx // len(self.split)))
+        if self.fixed is not None:
+            return chunk, self.labels[i], i, start
+        return chunk, self.labels[i]
+
+    def _cut(self, i: int, k: int) -> tuple[torch.Tensor, int]:
+        """Clip `i`'s window (its `k`-th fixed one, or a random one) and its start; only those
+        samples are read."""
         wave = self.split.waves[i]
         if self.fixed is not None:
-            start = self.fixed[i][idx // len(self.split)]
-            return window(wave, start, self.chunk), self.labels[i], i, start
-        # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
-        start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
-        return window(wave, start, self.chunk), self.labels[i]
+            start = self.fixed[i][k]
+        else:
+            # torch's RNG, not numpy's: Lightning seeds it per worker, so runs are reproducible.
+            start = int(torch.randint(0, max(len(wave) - self.chunk, 0) + 1, ()).item())
+        return window(wave, start, self.chunk), start
 
 
 class TrackChunks(Dataset):
@@ -109,9 +117,11 @@ class TrackChunks(Dataset):
     def __getitem__(self, idx: int) -> tuple:
         # A window of a clip that became unreadable during the run gives way to the next
         # readable window (of another clip, under that clip's own index and label).
-        idx = self.unreadable.next_readable(idx, len(self.index), lambda p: self.index[p][0])
+        idx, chunk = self.unreadable.first_readable(
+            idx, len(self.index), lambda p: window(self.split.waves[self.index[p][0]], self.index[p][1], self.chunk),
+            lambda p: self.index[p][0])
         i, s = self.index[idx]
-        item = window(self.split.waves[i], s, self.chunk), self.labels[i], i
+        item = chunk, self.labels[i], i
         return (*item, s) if self.with_start else item
 
 
@@ -129,12 +139,15 @@ class GenreDataModule(pl.LightningDataModule):
         short_clips: str = "skip",
         task: str = "multiclass",
         on_leak: str = "warn",
+        dataset_task: str = "multiclass",
         **dataset_settings: Any,
     ) -> None:
         """`dataset_settings` are the dataset's user-facing settings (`data.root`, ...): the
         data configs keep them at the top of the group and interpolate them into `source:`, so
         the source has them already. Each must be one the source declares (`source.settings`);
-        any other key is an error naming it, so a misspelt setting is never silently ignored."""
+        any other key is an error naming it, so a misspelt setting is never silently ignored.
+        `dataset_task` is the task the dataset's labels call for (its config's
+        `data.dataset_task`): `multilabel` refuses `task=multiclass` at setup."""
         super().__init__()
         unknown = [key for key in dataset_settings if key not in type(source).settings]
         if unknown:
@@ -148,6 +161,8 @@ class GenreDataModule(pl.LightningDataModule):
             raise ValueError(f"data.on_leak must be one of {', '.join(ON_LEAK)}, got {on_leak!r}")
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        if dataset_task not in TASKS:
+            raise ValueError(f"data.dataset_task must be one of {', '.join(TASKS)}, got {dataset_task!r}")
         if int(sample_rate) < 4000:
             raise ValueError(f"data.sample_rate must be an integer >= 4000 Hz, got {sample_rate}")
         if chunk_seconds <= 0:
@@ -166,6 +181,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.num_workers = int(num_workers)
         self.short_clips = short_clips
         self.task = task
+        self.dataset_task = dataset_task
         self.on_leak = on_leak
         self.splits: dict[str, AudioSplit] | None = None
         #: Files the source left out before making the splits (path, reason).
@@ -236,10 +252,13 @@ class GenreDataModule(pl.LightningDataModule):
         """Several labels on one clip need `task=multilabel`: a softmax head would learn only one."""
         if self.task == "multilabel":
             return
+        if self.dataset_task == "multilabel":
+            raise DataConfigError(f"task={self.task} does not fit dataset '{self.source.name}': its clips carry "
+                                  "several tags (data.dataset_task=multilabel); set task=multilabel or leave task unset")
         for name, split in splits.items():
             for clip, tags in zip(split.ids, split.tag_sets()):
                 if len(tags) > 1:
-                    raise ValueError(
+                    raise DataConfigError(
                         f"dataset '{self.source.name}': clip '{clip}' ({name}) has {len(tags)} labels "
                         f"({';'.join(self.classes[t] for t in tags)}); train with task=multilabel"
                     )

@@ -19,7 +19,7 @@ import numpy as np
 
 from genre_lab.audio.decode import DEFAULT_MAX_SECONDS
 from genre_lab.audio.content import SILENCE_DBFS, rms_dbfs
-from genre_lab.data.cache import decode_files
+from genre_lab.data.cache import Wave, decode_files
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ SHORT_REASON = "shorter than one chunk"
 class Screened:
     """Outcome of `screen`: the waves of the usable files and the reason for each other one."""
 
-    waves: dict[str, np.ndarray] = field(default_factory=dict)
+    waves: dict[str, Wave] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     #: CRC-32 of each usable wave (`cache.checksum`), for the identical-audio check.
     checksums: dict[str, int] = field(default_factory=dict)
@@ -64,8 +64,8 @@ def screen(
     decoded = decode_files(to_decode, sample_rate, cache_dir, workers, description, max_seconds)
     out.rejected.update(decoded.failed)
     for name, wave in decoded.waves.items():
-        # A copy of one clip at a time: the cached waves are read-only memory maps.
-        level = rms_dbfs(np.array(wave))
+        # One clip in memory at a time: a cached wave is a reference to its entry.
+        level = rms_dbfs(np.asarray(wave))
         if level < SILENCE_DBFS:
             out.rejected[name] = (
                 f"silent: RMS {level:.0f} dBFS, below the {SILENCE_DBFS:.0f} dBFS that tagging also refuses"

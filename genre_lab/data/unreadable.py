@@ -1,13 +1,14 @@
 """Clips whose audio stops being readable while a run is going are skipped, not fatal.
 
-What can happen after the scan, measured: the waves of file datasets are memory maps of
-decode-cache entries (in memory without a cache), so deleting a source file or an entry, or
-taking away their read permission, changes nothing (the map keeps the entry open), and the
-source files are never read again. An entry cut short in place by another program is the
-one case that kills a run: reading past its new end raises SIGBUS, not an exception.
+What can happen after the scan: the waves of file datasets are references to their decode-cache
+entries (`cache.CachedWave`, read a chunk at a time; in memory without a cache), and the source
+files are never read again, so deleting, truncating or locking a source file changes nothing.
+A cache entry that is deleted, made unreadable, cut short, or changed so that its samples no
+longer match their checksum makes reading that clip fail with an `AudioDecodeError` naming
+the entry (never a crash, never wrong samples used).
 
-`UnreadableClips` checks a clip's entry (`cache.check_mapped`, one fstat) before its samples
-are copied; a clip found cut short is warned about once and skipped for the rest of the run.
+`UnreadableClips` reads a clip's samples for the datasets; a clip whose read fails is warned
+about once and skipped for the rest of the run, and the next readable clip serves in its place.
 Marks live in shared memory, so DataLoader workers and the main process see the same ones and
 `count` is the run's total (`GenreDataModule` logs it as `data/unreadable_clips/<split>`).
 """
@@ -16,14 +17,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 from genre_lab.audio.decode import AudioDecodeError
-from genre_lab.data.cache import check_mapped
 from genre_lab.data.clips import AudioSplit
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class UnreadableClips:
@@ -38,24 +41,20 @@ class UnreadableClips:
     def count(self) -> int:
         return int(self.marks.sum())
 
-    def readable(self, i: int) -> bool:
-        """Whether clip `i` can still be read; the first time it cannot, warn and mark it."""
-        if self.marks[i]:
-            return False
-        try:
-            check_mapped(self.split.waves[i])
-        except AudioDecodeError as err:
-            self.marks[i] = True
-            log.warning("clip %s is skipped for the rest of the run: %s", self.split.ids[i], err)
-            return False
-        return True
-
-    def next_readable(self, pos: int, n: int, clip_at: Callable[[int], int] = int) -> int:
-        """The first of the positions `pos, pos + 1, ...` (mod `n`) whose clip, `clip_at(p)`,
-        is readable; an error only when no clip of the split is left."""
+    def first_readable(self, pos: int, n: int, read: Callable[[int], T],
+                       clip_at: Callable[[int], int] = int) -> tuple[int, T]:
+        """(p, read(p)) for the first of the positions `pos, pos + 1, ...` (mod `n`) whose clip,
+        `clip_at(p)`, is not marked and reads without an `AudioDecodeError`; the first time a
+        clip fails, it is warned about and marked. An error only when no clip of the split is left."""
         for k in range(n):
             p = (pos + k) % n
-            if self.readable(clip_at(p)):
-                return p
-        raise RuntimeError(f"none of the {len(self.split)} clips of this split can be read any more: "
-                           "their cache entries were cut short during the run (see the warnings above)")
+            i = clip_at(p)
+            if self.marks[i]:
+                continue
+            try:
+                return p, read(p)
+            except AudioDecodeError as err:
+                self.marks[i] = True
+                log.warning("clip %s is skipped for the rest of the run: %s", self.split.ids[i], err)
+        raise RuntimeError(f"none of the {len(self.split)} clips of this split can be read any more: their cache "
+                           "entries were deleted, cut short or changed during the run (see the warnings above)")

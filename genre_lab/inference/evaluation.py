@@ -229,7 +229,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     # A run's config.yaml is downloaded data: it may only name registered dataset classes.
     datamodule: GenreDataModule = registry.build(data_cfg, registry.DATA, "data")
     multilabel = bool(getattr(model, "multilabel", False))
-    datamodule.task = "multilabel" if multilabel else datamodule.task  # the model's task decides
+    datamodule.task = "multilabel" if multilabel else "multiclass"  # the model's task decides
     datamodule.setup()
     split = align_classes(datamodule.splits[cfg.split], datamodule.classes, model.classes)
     try:  # before any run exists: a bad kind or level is refused, naming the setting

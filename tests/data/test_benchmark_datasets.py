@@ -336,10 +336,28 @@ def test_jamendo_settings_and_missing_files_are_one_line_errors(tmp_path: Path) 
 def test_configs_compose_with_their_settings() -> None:
     fma = compose(["data=fma", "data.root=/fma", "data.subset=medium"])
     assert fma.data.source._target_ == "genre_lab.data.FMASource" and fma.data.source.subset == "medium"
-    mtat = compose(["data=mtat", "data.root=/mtat", "task=multilabel"])
+    mtat = compose(["data=mtat", "data.root=/mtat"])
     assert mtat.data.source.top_tags == 50 and mtat.data.task == "multilabel"
     jamendo = compose(["data=jamendo", "data.root=/j", "data.audio_dir=/a", "data.category=top50"])
     assert jamendo.data.source.category == "top50" and jamendo.data.source.audio_dir == "/a"
+
+
+@pytest.mark.parametrize("overrides, task", [
+    (["data=mtat", "data.root=/m"], "multilabel"),
+    (["data=jamendo", "data.root=/j", "data.audio_dir=/a"], "multilabel"),
+    (["data=fma", "data.root=/f", "data.labels=genres_all"], "multilabel"),
+    (["data=fma", "data.root=/f"], "multiclass"),
+    (["data=gtzan", "data.root=/g"], "multiclass"),
+    ([], "multiclass"),
+    # An explicit task wins where it fits (tags for single-label genres are still a valid model)...
+    (["data=fma", "data.root=/f", "task=multilabel"], "multilabel"),
+    (["data=mtat", "data.root=/m", "task=multilabel"], "multilabel"),
+    # ...and composes as given where it does not: setup refuses it (the train command test below).
+    (["data=mtat", "data.root=/m", "task=multiclass"], "multiclass"),
+])
+def test_the_dataset_implies_its_task(overrides: list[str], task: str) -> None:
+    cfg = compose(overrides)
+    assert cfg.task == task and cfg.data.task == task
 
 
 # ------------------------------------------------------------------------- tiny training runs
@@ -369,8 +387,37 @@ def test_multilabel_run_logs_roc_auc_and_pr_auc(tmp_path: Path, mlflow_uri: str,
     else:
         _jamendo_tree(root, tmp_path / "audio")
         data = ["data=jamendo", f"data.root={root}", f"data.audio_dir={tmp_path / 'audio'}"]
-    result = fit_and_test(compose([*data, "task=multilabel", *_common(tmp_path)], output_dir=tmp_path / "out"))
+    # No task=multilabel: the dataset implies it.
+    result = fit_and_test(compose([*data, *_common(tmp_path)], output_dir=tmp_path / "out"))
     run = MlflowClient(mlflow_uri).get_run(result.run_id)
     assert run.data.tags["dataset"] == dataset
     for name in ("test/track_auroc", "test/track_pr_auc", "val/track_auroc"):
         assert 0.0 <= run.data.metrics[name] <= 1.0, name
+
+
+@pytest.mark.slow
+def test_train_command_takes_the_task_of_a_multilabel_dataset(tmp_path: Path, mlflow_uri: str) -> None:
+    """Before: data=mtat (and data=fma data.labels=genres_all) without task=multilabel stopped
+    asking for it; now the dataset sets the task, and a contradicting task=multiclass is refused
+    in one line naming both settings, before any run exists."""
+    _mtat_tree(tmp_path / "mtat")
+    _fma_tree(tmp_path / "fma")
+    client = MlflowClient(mlflow_uri)
+    refused = training_procs.run(["data=mtat", f"data.root={tmp_path / 'mtat'}", "task=multiclass", *_common(tmp_path)],
+                                 tmp_path / "refused", mlflow_uri, 600)
+    assert refused.returncode != 0
+    lines = [line for line in refused.stderr.strip().splitlines() if line.strip()]
+    assert "task=multiclass does not fit dataset 'mtat'" in lines[-1] and "data.dataset_task=multilabel" in lines[-1]
+    assert "Traceback" not in refused.stderr
+    experiment = client.get_experiment_by_name("genre_lab")
+    assert experiment is None or not client.search_runs([experiment.experiment_id])
+
+    for name, data in (("mtat", ["data=mtat", f"data.root={tmp_path / 'mtat'}"]),
+                       ("fma", ["data=fma", f"data.root={tmp_path / 'fma'}", "data.labels=genres_all"])):
+        proc = training_procs.run([*data, *_common(tmp_path)], tmp_path / name, mlflow_uri, 600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = client.search_runs([client.get_experiment_by_name("genre_lab").experiment_id])
+    assert sorted(r.data.tags["dataset"] for r in runs) == ["fma", "mtat"]
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.params["task"] == "multilabel"
+        assert 0.0 <= run.data.metrics["test/track_auroc"] <= 1.0 and 0.0 <= run.data.metrics["test/track_pr_auc"] <= 1.0

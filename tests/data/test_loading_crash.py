@@ -1,10 +1,12 @@
-"""Audio that becomes unreadable after the scan never kills an epoch.
+"""Audio that becomes unreadable after the scan never kills an epoch, and is never used wrong.
 
 What can happen to a running training, made real here: source files deleted, truncated or
-made unreadable (harmless: their audio was decoded into the cache at setup), cache entries
-deleted or made unreadable (harmless: the memory maps keep them open) and cache entries cut
-short in place (before: the process died of SIGBUS, exit status 135, with no Python error;
-now those clips are skipped with a warning and counted in the run).
+made unreadable (harmless: their audio was decoded into the cache at setup); cache entries cut
+short in place (before, with memory maps: the process died of SIGBUS, exit status 135, with no
+Python error), deleted, or with samples overwritten in place (before: a memory map served the
+new bytes as audio). The datasets read each chunk from its entry (`cache.CachedWave`), so such a
+clip fails its read: it is skipped for the rest of the run with a warning and counted in the
+run; the epoch goes on.
 
 Everything runs in a child process, so that a regression kills the child, not pytest.
 """
@@ -51,7 +53,7 @@ DATASETS = """
     from pathlib import Path
     import numpy as np
     from torch.utils.data import DataLoader
-    from genre_lab.data.cache import decode_files
+    from genre_lab.data.cache import CachedWave, decode_files
     from genre_lab.data.clips import AudioSplit
     from genre_lab.data.datamodule import RandomChunks, TrackChunks
 
@@ -59,15 +61,18 @@ DATASETS = """
         files = sorted(root.rglob("*.wav"))
         result = decode_files(files, 8000, cache)
         waves = [result.waves[str(f)] for f in files]
-        assert all(isinstance(w, np.memmap) for w in waves)
+        assert all(isinstance(w, CachedWave) for w in waves)
         split = AudioSplit(ids=[f.name for f in files], labels=list(range(len(files))), waves=waves)
         train, evaluation = RandomChunks(split, 4000, per_clip=3), TrackChunks(split, 4000, 2000)
-        # After the scan: entries 0 and 1 cut short in place, 2 deleted, 3 made unreadable,
-        # source files 4 and 5 deleted and truncated.
-        os.truncate(waves[0].filename, 0)
-        os.truncate(waves[1].filename, os.path.getsize(waves[1].filename) // 2)
-        os.unlink(waves[2].filename)
-        os.chmod(waves[3].filename, 0)
+        # After the scan: entries 0 and 1 cut short in place, 2 deleted, 3 overwritten with NaN
+        # in place (same size), source files 4 and 5 deleted and truncated.
+        os.truncate(waves[0].path, 0)
+        os.truncate(waves[1].path, os.path.getsize(waves[1].path) // 2)
+        os.unlink(waves[2].path)
+        overwrite = np.load(waves[3].path, mmap_mode="r+")
+        overwrite[:] = np.nan
+        overwrite.flush()
+        del overwrite
         files[4].unlink()
         os.truncate(files[5], 100)
         seen = {"ids": split.ids}
@@ -95,18 +100,21 @@ def test_clips_cut_short_under_a_running_loader_are_skipped(tmp_path: Path) -> N
     for workers, seen in json.loads(proc.stdout.strip().splitlines()[-1]).items():
         names = seen["ids"]
         for stage in ("train", "eval"):
-            # Only the two entries cut short are lost; the deleted and unreadable ones still serve.
-            assert seen[stage]["count"] == 2 and seen[stage]["marked"] == names[:2], (workers, seen)
-            assert seen[stage]["labels"] == list(range(2, len(names))), (workers, seen)
+            # The four damaged entries are lost; the clips whose source files went still serve.
+            assert seen[stage]["count"] == 4 and seen[stage]["marked"] == names[:4], (workers, seen)
+            assert seen[stage]["labels"] == list(range(4, len(names))), (workers, seen)
         # Every item is still served (a readable clip in place of a skipped one): no short epoch.
         assert seen["train"]["items"] == 3 * len(names)
-    assert proc.stderr.count("is skipped for the rest of the run") >= 4
+    assert proc.stderr.count("is skipped for the rest of the run") >= 8
     assert "cache entry cut to 0 bytes during the run" in proc.stderr
+    assert "cache entry changed on disk during the run" in proc.stderr
+    assert "cache entry cannot be read: No such file or directory" in proc.stderr
 
 
 TRAINING = """
     import json, os, sys
     from pathlib import Path
+    import numpy as np
     from lightning.pytorch.callbacks import Callback
     from genre_lab.config import compose
     from genre_lab.training.fit import fit_and_test
@@ -118,11 +126,14 @@ TRAINING = """
 
         def on_train_start(self, trainer, pl_module):
             splits = trainer.datamodule.splits
-            cut = [splits["train"].waves[0], splits["train"].waves[1], splits["val"].waves[0], splits["test"].waves[0]]
+            cut = [splits["train"].waves[0], splits["val"].waves[0], splits["test"].waves[0]]
             for wave in cut:
-                os.truncate(wave.filename, os.path.getsize(wave.filename) // 3)
-            os.unlink(splits["train"].waves[2].filename)
-            os.chmod(splits["train"].waves[3].filename, 0)
+                os.truncate(wave.path, os.path.getsize(wave.path) // 3)
+            os.unlink(splits["train"].waves[1].path)
+            overwrite = np.load(splits["val"].waves[1].path, mmap_mode="r+")
+            overwrite[:] = np.nan
+            overwrite.flush()
+            del overwrite
             sources = sorted(root.rglob("*.wav"))
             sources[0].unlink()
             os.truncate(sources[1], 100)
@@ -150,11 +161,13 @@ def test_training_survives_audio_damaged_mid_run_and_counts_it(tmp_path: Path, m
     client = MlflowClient(mlflow_uri)
     run = client.get_run(out["run_id"])
     assert run.info.status == "FINISHED"
-    # The four entries cut short, one per split as damaged; deleted/unreadable files cost nothing.
+    # The entries cut short, deleted and overwritten, per split as damaged (two training clips
+    # lost, as before entries could be deleted or overwritten); the damaged sources cost nothing.
     assert run.data.metrics["data/unreadable_clips/train"] == 2
-    assert run.data.metrics["data/unreadable_clips/val"] == 1
+    assert run.data.metrics["data/unreadable_clips/val"] == 2
     assert run.data.metrics["data/unreadable_clips/test"] == 1
-    assert proc.stderr.count("is skipped for the rest of the run") >= 4
+    assert proc.stderr.count("is skipped for the rest of the run") >= 5
+    assert "changed on disk during the run" in proc.stderr
     # Three tones: chance is 1/3; the remaining test clips are still told apart.
     assert out["metrics"]["test/track_acc"] >= 0.8, out["metrics"]
 
