@@ -48,7 +48,7 @@ DATA=(
 for seed in $SEEDS; do
   for model in $MODELS; do
     # shellcheck disable=SC2086  # the command and the widths are split into words
-    $GENRE_LAB train experiment=zoo "hydra.sweeper.params.model=$model" "hydra.sweeper.params.seed=$seed" \
+    $GENRE_LAB train experiment=zoo "model=$model" "seed=$seed" \
       "${DATA[@]}" ${WIDTH[$model]} "$@"
   done
 done
