@@ -73,7 +73,8 @@ def _quick_songs(folder: Path) -> list[Path]:
 def _zoo(quick: bool, repeats: int | None, **_: object) -> tuple[list[Result], dict]:
     # 30 s synthetic clips: FCN's window is 29.1 s.
     extra = ["data.source.clips_per_class={train: 2, val: 1, test: 1}" if quick else
-             "data.source.clips_per_class={train: 8, val: 1, test: 1}", "data.source.clip_seconds=30.0"]
+             "data.source.clips_per_class={train: 8, val: 1, test: 1}", "data.source.clip_seconds=30.0",
+             *(["data.batch_size=4"] if quick else [])]  # quick: a smoke run, not a measurement
     params = dict(models=("cnn", "fcn", "samplecnn") if quick else architectures.ZOO, steps=3 if quick else 10,
                   song_seconds=30.0 if quick else 120.0, extra=extra)
     return architectures.run(**params), params

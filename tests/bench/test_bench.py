@@ -107,6 +107,7 @@ def test_musicnn_contender_names_a_missing_side_python(tmp_path, monkeypatch: py
         musicnn.run([tmp_path / "song.wav"], musicnn.tf_python())
 
 
+@pytest.mark.slow
 def test_zoo_bench_quick_times_each_model_against_the_cnn(mlflow_uri: str) -> None:
     assert main(["zoo", "--quick"]) == 0
     client = MlflowClient(mlflow_uri)

@@ -177,6 +177,7 @@ SMALL = ["data=synthetic", "data.source.difficulty=hard", "data.source.clip_seco
          "data.source.clips_per_class={train: 2, val: 1, test: 1}"]
 
 
+@pytest.mark.slow
 def test_probe_of_every_layer_caches_each_and_auto_is_the_measured_best(tmp_path: Path) -> None:
     """Each layer probed once (its own cache entries: the key holds the layer), its width in the
     probe file; then `auto` (the default) probes the table's layer from the cache."""

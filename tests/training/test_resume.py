@@ -162,6 +162,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_kill9_while_writing_never_leaves_a_truncated_checkpoint(tmp_path: Path) -> None:
     target = tmp_path / "last.ckpt"
     rng = random.Random(time.time_ns())
