@@ -35,6 +35,12 @@ from genre_lab.reporting.readme_block import replace_block
 from genre_lab.tracking import mlflow_runs as tracking
 
 
+#: Metrics that describe what a model costs, not how well it does: its size (`model/params`,
+#: the same for every seed) and its speed on the machine that ran it (`speed/...`, which moves
+#: with the machine's load). They are tabulated beside the scores but not tested pairwise.
+COSTS = ("model/", "speed/")
+
+
 @dataclass(frozen=True)
 class ReportRequest:
     """What `genre-lab report` was asked for (see its `--help` for each setting)."""
@@ -87,7 +93,7 @@ def build(client: MlflowClient, request: ReportRequest) -> Report:
         raise ValueError(f"--metric {', '.join(empty)}: no finished training run of experiment "
                          f"{request.experiment!r} logged it")
     tables = {m: comparison.summarise(obs) for m, obs in collected.observations.items()}
-    comparisons = {m: comparison.all_pairs(rows) for m, rows in tables.items()}
+    comparisons = {m: comparison.all_pairs(rows) for m, rows in tables.items() if not m.startswith(COSTS)}
     md = comparison.markdown(collected.columns, tables, comparisons)
     return Report(md, comparison.latex(collected.columns, tables), tables, comparisons, collected)
 

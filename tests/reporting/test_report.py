@@ -52,6 +52,25 @@ def store(tmp_path: Path) -> tuple[str, MlflowClient]:
     return uri, client
 
 
+def test_costs_are_tabulated_but_not_tested_pairwise(store, tmp_path: Path) -> None:
+    """A model's size and speed sit beside its scores; only the scores get paired tests."""
+    uri, client = store
+    experiment = client.get_experiment_by_name("compare").experiment_id
+    for run in client.search_runs([experiment]):
+        client.log_metric(run.info.run_id, "model/params", 1000.0 + len(run.data.tags["model"]))
+        client.log_metric(run.info.run_id, "speed/train_examples_per_s", 10.0 + run.data.metrics["test/track_acc"])
+    out = tmp_path / "report"
+    assert report.main(["compare", "--tracking-uri", uri, "--out", str(out), "--group-by", "model", "--latest",
+                        "--metric", "test/track_acc", "--metric", "model/params",
+                        "--metric", "speed/train_examples_per_s", "--no-log"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert {r["group"][0]: r["mean"] for r in data["tables"]["model/params"]}["crnn"] == 1004.0
+    assert set(data["comparisons"]) == {"test/track_acc"}
+    md = (out / "report.md").read_text()
+    assert "| model | n | test/track_acc | model/params | speed/train_examples_per_s |" in md
+    assert md.count("Paired differences") == 1
+
+
 def test_table_means_stds_and_paired_tests_match_hand_computation(store, tmp_path: Path) -> None:
     uri, client = store
     readme = tmp_path / "README.md"
