@@ -81,12 +81,14 @@ robustness() {
 }
 
 report() {
-  $GENRE_LAB report zoo_cpu --group-by model \
+  # --missing: runs logged before data.dataset_task existed recorded none (they were multiclass).
+  $GENRE_LAB report zoo_cpu --group-by model --missing data.dataset_task=multiclass \
     --metric test/track_acc --metric test/track_auroc --metric model/params \
     --metric speed/train_examples_per_s --metric speed/test_audio_s_per_s \
     --readme "$HERE/README.md"
   # The evaluations under perturbation, one per model (seed 0): accuracy at a few levels.
   $GENRE_LAB report zoo_cpu --include evaluations --filter "tags.run_type = 'evaluation'" --group-by model \
+    --missing data.dataset_task=multiclass \
     --ignore run --ignore perturb --latest --out "${GENRE_LAB_HOME:-.}/outputs/reports/zoo_cpu_robustness" \
     --metric perturb/white_noise/none/track_acc --metric perturb/white_noise/20/track_acc \
     --metric perturb/white_noise/10/track_acc --metric perturb/white_noise/0/track_acc \

@@ -94,6 +94,8 @@ def build(client: MlflowClient, request: ReportRequest) -> Report:
                          f"{request.experiment!r} logged it")
     tables = {m: comparison.summarise(obs) for m, obs in collected.observations.items()}
     comparisons = {m: comparison.all_pairs(rows) for m, rows in tables.items() if not m.startswith(COSTS)}
+    # No two groups share two seeds or folds (one run each): there is nothing to test.
+    comparisons = {m: pairs for m, pairs in comparisons.items() if any(c.n >= 2 for c in pairs)}
     md = comparison.markdown(collected.columns, tables, comparisons)
     return Report(md, comparison.latex(collected.columns, tables), tables, comparisons, collected)
 

@@ -69,6 +69,12 @@ def test_costs_are_tabulated_but_not_tested_pairwise(store, tmp_path: Path) -> N
     md = (out / "report.md").read_text()
     assert "| model | n | test/track_acc | model/params | speed/train_examples_per_s |" in md
     assert md.count("Paired differences") == 1
+    # One run per group (seed 1 only): no pair of groups shares two seeds, so nothing is tested.
+    assert report.main(["compare", "--tracking-uri", uri, "--out", str(out), "--group-by", "model", "--latest",
+                        "--filter", "params.seed = '1'", "--no-log"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert [r["n"] for r in data["tables"]["test/track_acc"]] == [1, 1, 1] and not data["comparisons"]
+    assert "Paired differences" not in (out / "report.md").read_text()
 
 
 def test_table_means_stds_and_paired_tests_match_hand_computation(store, tmp_path: Path) -> None:
