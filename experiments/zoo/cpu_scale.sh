@@ -51,7 +51,7 @@ train() {
   for seed in $SEEDS; do
     for model in $MODELS; do
       # shellcheck disable=SC2086  # the command and the widths are split into words
-      $GENRE_LAB train experiment=zoo "model=$model" "seed=$seed" "${DATA[@]}" ${WIDTH[$model]} "$@"
+      $GENRE_LAB train experiment=zoo "model=$model" "seed=$seed" "${DATA[@]}" ${WIDTH[$model]-} "$@"
     done
   done
 }
@@ -64,6 +64,9 @@ from mlflow import MlflowClient
 from genre_lab.tracking.mlflow_runs import tracking_uri
 client = MlflowClient(tracking_uri())
 experiment = client.get_experiment_by_name("zoo_cpu")
+if experiment is None:  # nothing trained into this store yet
+    print("")
+    sys.exit(0)
 runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1,
                           filter_string=f"tags.run_type = 'training' and tags.model = '{sys.argv[1]}' "
                                         "and params.seed = '0' and attributes.status = 'FINISHED'")

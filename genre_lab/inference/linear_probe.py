@@ -52,6 +52,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from genre_lab import registry
+from genre_lab.audio.decode import AudioDecodeError
 from genre_lab.audio.windows import chunk_starts, windows
 from genre_lab.data import SPLITS, AudioSplit, GenreDataModule
 from genre_lab.data.cache import checksum, replace_atomically
@@ -215,7 +216,12 @@ def embed_splits(datamodule: GenreDataModule, embedder: WindowEmbedder, cache: E
 def _embed_split(split: AudioSplit, embedder: WindowEmbedder, cache: EmbeddingCache, digest: str, rate: int,
                  counts: EmbeddedSplits, advance: Callable[[], None]) -> tuple[list[np.ndarray], np.ndarray]:
     rows = []
-    for wave in split.waves:
+    for clip, lazy in zip(split.ids, split.waves):
+        try:  # a decode-cache entry is read here; deleted or changed since the scan, it is refused
+            wave = np.asarray(lazy)
+        except AudioDecodeError as err:
+            raise ProbeError(f"clip {clip!r} could not be read again: {err}; run the probe again "
+                             "(the decode cache rebuilds the entry)") from None
         key = cache.key(digest, embedder.layer, rate, embedder.chunk, embedder.hop, audio_digest(wave, rate))
         n_windows = len(chunk_starts(len(wave), embedder.chunk, embedder.hop))
         found = cache.read(key, n_windows, embedder.dim)

@@ -153,7 +153,7 @@ def fit_and_test(
             if rank_zero:
                 test = datamodule.splits["test"] if cfg.get("test", True) and datamodule.splits else None
                 test_audio = sum(len(w) for w in test.waves) / datamodule.sample_rate if test else None
-                for key, value in speed.metrics(test_audio).items():
+                for key, value in speed.metrics(test_audio, trainer.world_size).items():
                     client.log_metric(run_id, key, value)
             if rank_zero:
                 describe_results(client, run_id, cfg, datamodule.source.name, metrics)  # scores in the description

@@ -45,6 +45,16 @@ class SpeedMeter(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._since = None
 
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Validation inside an epoch (trainer.val_check_interval < 1): not a training step's time.
+        if self._since is not None:
+            self.train_seconds += time.perf_counter() - self._since
+            self._since = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:  # training resumes (at an epoch end, the epoch ends next)
+            self._since = time.perf_counter()
+
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._test_start = time.perf_counter()
 
@@ -53,11 +63,13 @@ class SpeedMeter(pl.Callback):
             self.test_seconds += time.perf_counter() - self._test_start
             self._test_start = None
 
-    def metrics(self, test_audio_seconds: float | None) -> dict[str, float]:
-        """The rates measured so far (none for a part that did not run)."""
+    def metrics(self, test_audio_seconds: float | None, world_size: int = 1) -> dict[str, float]:
+        """The rates measured so far (none for a part that did not run). Under DDP this rank's
+        training rate times `world_size` (every rank steps through as many batches), so the
+        training rate is the job's, as the test rate (all test audio over the loop's time) is."""
         out = {}
         if self.train_seconds > 0 and self.train_examples:
-            out["speed/train_examples_per_s"] = self.train_examples / self.train_seconds
+            out["speed/train_examples_per_s"] = world_size * self.train_examples / self.train_seconds
         if test_audio_seconds and self.test_seconds > 0:
             out["speed/test_audio_s_per_s"] = test_audio_seconds / self.test_seconds
         return out
