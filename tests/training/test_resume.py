@@ -80,7 +80,8 @@ def test_kill9_then_resume_equals_uninterrupted_run(tmp_path: Path, mlflow_uri: 
         got, want = history(client, run_id, key), history(client, ref_id, key)
         assert len(got) == epochs and len({s for s, _ in got}) == epochs, (key, got)  # appended, not duplicated
         assert got == want, key  # bit-identical on CPU
-    differences = {k: abs(run.data.metrics[k] - v) for k, v in ref.data.metrics.items()}
+    # Every score bit for bit; the speeds (`speed/...`) are timings of two different processes.
+    differences = {k: abs(run.data.metrics[k] - v) for k, v in ref.data.metrics.items() if not k.startswith("speed/")}
     print(f"largest final-metric difference: {max(differences.values())}")
     assert max(differences.values()) == 0.0, differences
     for name in ("best.ckpt", "last.ckpt"):
