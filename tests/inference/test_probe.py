@@ -272,3 +272,24 @@ def test_probe_of_a_training_run_uses_its_data(tmp_path: Path, monkeypatch: pyte
     assert run.info.experiment_id == MlflowClient(uri).get_run(trained.run_id).info.experiment_id
     assert result.computed == len(GENRES) * (12 + 4 + 4)
     assert result.metrics["test/track_acc"] >= 0.5, result.metrics
+
+
+def test_a_cached_clip_deleted_mid_run_stops_the_probe_in_one_line_naming_it(tmp_path: Path) -> None:
+    """The decode cache hands the probe references, read when embedded: an entry deleted since
+    the scan is refused by name, not a traceback."""
+    from genre_lab.data import AudioSplit
+    from genre_lab.data.cache import AudioCache, CachedWave
+    from genre_lab.inference.linear_probe import EmbeddedSplits, ProbeError, _embed_split
+
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros(1600, dtype=np.float32), 16000)
+    cache = AudioCache(tmp_path / "cache", 16000)
+    key = cache.key(song, song.stat())
+    cache.write(key, np.linspace(-0.5, 0.5, 1600, dtype=np.float32))
+    wave, _ = cache.read_checked(key)
+    assert isinstance(wave, CachedWave)
+    cache.entry(key).unlink()
+    split = AudioSplit(ids=["blues/song.wav"], labels=[0], waves=[wave])
+    with pytest.raises(ProbeError, match="'blues/song.wav' could not be read again") as err:
+        _embed_split(split, None, None, "digest", 16000, EmbeddedSplits(), lambda: None)
+    assert "\n" not in str(err.value)
